@@ -1,0 +1,242 @@
+//! Backends chosen by Cargo feature, devices chosen at run time.
+//!
+//! burn 0.22 has no backend type parameter: a tensor's backend is its [`Device`]. The Cargo
+//! features `ndarray`, `flex` and `wgpu` decide which backends are compiled in; [`select_device`]
+//! picks one by name, from the `NETCALC_DEVICE` environment variable, or automatically (a real
+//! GPU through wgpu when one is present, else flex, else ndarray).
+
+use std::fmt;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Environment variable that overrides the automatic device choice (`ndarray`, `flex`, `wgpu`).
+pub const DEVICE_ENV: &str = "NETCALC_DEVICE";
+
+/// One of the backends netcalc knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn-ndarray: the classic pure-Rust CPU backend (deprecated upstream, still supported).
+    #[serde(rename = "ndarray")]
+    NdArray,
+    /// burn-flex: burn 0.22's pure-Rust CPU backend; the fastest CPU trainer here.
+    Flex,
+    /// burn-wgpu: GPUs through Vulkan/Metal/DX12, or lavapipe (software Vulkan) on a CPU.
+    Wgpu,
+}
+
+impl BackendKind {
+    /// Every backend netcalc knows, compiled in or not.
+    pub const ALL: [BackendKind; 3] = [BackendKind::NdArray, BackendKind::Flex, BackendKind::Wgpu];
+
+    /// The canonical name (also the Cargo feature's name).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::NdArray => "ndarray",
+            BackendKind::Flex => "flex",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+
+    /// Whether this build has the backend's Cargo feature on.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            BackendKind::NdArray => cfg!(feature = "ndarray"),
+            BackendKind::Flex => cfg!(feature = "flex"),
+            BackendKind::Wgpu => cfg!(feature = "wgpu"),
+        }
+    }
+
+    /// Parses a backend name; `nd` is accepted for ndarray, `gpu` and `vulkan` for wgpu (on
+    /// Linux wgpu runs on Vulkan).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "ndarray" | "nd" => Ok(BackendKind::NdArray),
+            "flex" => Ok(BackendKind::Flex),
+            "wgpu" | "gpu" | "vulkan" => Ok(BackendKind::Wgpu),
+            _ => Err(Error::UnknownBackend {
+                name: name.to_string(),
+                compiled: compiled_list(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+/// The backends compiled into this build, in the order [`BackendKind::ALL`] lists them.
+pub fn compiled_backends() -> Vec<BackendKind> {
+    BackendKind::ALL
+        .into_iter()
+        .filter(|b| b.is_compiled())
+        .collect()
+}
+
+fn compiled_list() -> String {
+    let names: Vec<&str> = compiled_backends().iter().map(|b| b.name()).collect();
+    if names.is_empty() {
+        "none (enable one of the features ndarray, flex, wgpu)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The device of `kind`, without autodiff.
+///
+/// For wgpu this checks that an adapter exists first, so a machine without any Vulkan/GL driver
+/// gets [`Error::NoGpuAdapter`] instead of a panic from inside wgpu.
+pub fn device_of(kind: BackendKind) -> Result<Device> {
+    if !kind.is_compiled() {
+        return Err(Error::BackendNotCompiled {
+            name: kind.name().into(),
+            compiled: compiled_list(),
+        });
+    }
+    match kind {
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        BackendKind::NdArray => Ok(Device::ndarray()),
+        #[cfg(feature = "flex")]
+        BackendKind::Flex => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => {
+            if wgpu_adapters().is_empty() {
+                let cpu: Vec<&str> = compiled_backends()
+                    .iter()
+                    .filter(|b| **b != BackendKind::Wgpu)
+                    .map(|b| b.name())
+                    .collect();
+                let alt = if cpu.is_empty() {
+                    ", after rebuilding with `--features flex`".to_string()
+                } else {
+                    format!(" (CPU backends in this build: {})", cpu.join(", "))
+                };
+                return Err(Error::NoGpuAdapter { alt });
+            }
+            Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+        }
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("is_compiled() was checked above"),
+    }
+}
+
+/// The wgpu adapters this machine offers (GPUs and software devices such as lavapipe).
+#[cfg(feature = "wgpu")]
+pub fn wgpu_adapters() -> Vec<Device> {
+    Device::enumerate(burn::tensor::DeviceType::Wgpu)
+        .into_iter()
+        .collect()
+}
+
+/// Whether wgpu sees a real GPU (not a software rasterizer such as lavapipe).
+pub fn has_real_gpu() -> bool {
+    #[cfg(feature = "wgpu")]
+    {
+        wgpu_adapters()
+            .iter()
+            .any(|d| d.identity().is_some_and(|id| id.physical.is_some()))
+    }
+    #[cfg(not(feature = "wgpu"))]
+    {
+        false
+    }
+}
+
+/// Picks the backend: `name` if given, else `$NETCALC_DEVICE`, else the fastest compiled-in one
+/// (wgpu on a real GPU, else flex, else ndarray, else wgpu on whatever adapter exists).
+pub fn select_backend(name: Option<&str>) -> Result<BackendKind> {
+    let env = std::env::var(DEVICE_ENV).ok().filter(|s| !s.trim().is_empty());
+    match name.or(env.as_deref()) {
+        Some(name) if !name.eq_ignore_ascii_case("auto") => {
+            let kind = BackendKind::parse(name)?;
+            if kind.is_compiled() {
+                Ok(kind)
+            } else {
+                Err(Error::BackendNotCompiled {
+                    name: kind.name().into(),
+                    compiled: compiled_list(),
+                })
+            }
+        }
+        _ => {
+            if BackendKind::Wgpu.is_compiled() && has_real_gpu() {
+                return Ok(BackendKind::Wgpu);
+            }
+            [BackendKind::Flex, BackendKind::NdArray, BackendKind::Wgpu]
+                .into_iter()
+                .find(|b| b.is_compiled())
+                .ok_or_else(|| Error::BackendNotCompiled {
+                    name: "any".into(),
+                    compiled: compiled_list(),
+                })
+        }
+    }
+}
+
+/// [`select_backend`] followed by [`device_of`]: the device to compute on (no autodiff; call
+/// `.autodiff()` on it to train).
+pub fn select_device(name: Option<&str>) -> Result<(BackendKind, Device)> {
+    let kind = select_backend(name)?;
+    Ok((kind, device_of(kind)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_names_and_aliases() {
+        assert_eq!(BackendKind::parse("ndarray").unwrap(), BackendKind::NdArray);
+        assert_eq!(BackendKind::parse("FLEX").unwrap(), BackendKind::Flex);
+        assert_eq!(BackendKind::parse("vulkan").unwrap(), BackendKind::Wgpu);
+        let err = BackendKind::parse("cuda").unwrap_err().to_string();
+        assert!(err.contains("unknown backend `cuda`"), "{err}");
+    }
+
+    #[test]
+    fn compiled_features_are_listed() {
+        let compiled = compiled_backends();
+        assert_eq!(compiled.contains(&BackendKind::Flex), cfg!(feature = "flex"));
+        assert_eq!(
+            compiled.contains(&BackendKind::NdArray),
+            cfg!(feature = "ndarray")
+        );
+        assert_eq!(compiled.contains(&BackendKind::Wgpu), cfg!(feature = "wgpu"));
+    }
+
+    #[test]
+    fn explicit_choice_is_honoured_or_refused() {
+        for kind in BackendKind::ALL {
+            let got = select_backend(Some(kind.name()));
+            if kind.is_compiled() {
+                assert_eq!(got.unwrap(), kind);
+            } else {
+                let msg = got.unwrap_err().to_string();
+                assert!(msg.contains("not compiled"), "{msg}");
+                assert!(msg.contains(&compiled_list()), "{msg}");
+            }
+        }
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn auto_prefers_flex_without_a_real_gpu() {
+        if !has_real_gpu() {
+            assert_eq!(select_backend(Some("auto")).unwrap(), BackendKind::Flex);
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Dense (fully connected) layers and the classifier stack built from `n_neurons`.
+//!
+//! A dense layer from `n_in` to `n_out` neurons is `n_out` [neurons](crate::neuron) side by side:
+//! a weight matrix `[n_in, n_out]` and a bias vector `[n_out]`, so `n_in·n_out + n_out`
+//! parameters. A stack with input 100 and `n_neurons = [50, 25, 10]` has weights (100, 50),
+//! (50, 25), (25, 10), biases (50), (25), (10) and 5,050 + 1,275 + 260 = 6,585 parameters.
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+
+/// `n_in·n_out + n_out`: the parameters of a dense layer with bias.
+pub fn dense_params(n_in: usize, n_out: usize) -> usize {
+    n_in * n_out + n_out
+}
+
+/// Configuration of a [`Classifier`]: dense layers of `n_neurons[i]` units; the last one gives the
+/// class scores (logits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierConfig {
+    /// Size of the input vector (for a CNN: the feature extractor's output length).
+    pub n_inputs: usize,
+    /// Units per layer; the last entry is the number of classes.
+    pub n_neurons: Vec<usize>,
+    /// Activation after every layer but the last.
+    #[serde(default)]
+    pub hidden_activation: Activation,
+    /// Activation after the last layer (identity: raw class scores, what the losses expect).
+    #[serde(default = "identity")]
+    pub output_activation: Activation,
+    /// Dropout probability on the stack's input (Keras' convnet uses 0.5 after flattening).
+    #[serde(default)]
+    pub input_dropout: f64,
+    /// Dropout probability after each hidden layer's activation.
+    #[serde(default)]
+    pub hidden_dropout: f64,
+}
+
+fn identity() -> Activation {
+    Activation::Identity
+}
+
+impl ClassifierConfig {
+    /// Dense stack `n_inputs -> n_neurons…` with ReLU between layers, raw scores out, no dropout.
+    pub fn new(n_inputs: usize, n_neurons: impl Into<Vec<usize>>) -> Self {
+        Self {
+            n_inputs,
+            n_neurons: n_neurons.into(),
+            hidden_activation: Activation::Relu,
+            output_activation: Activation::Identity,
+            input_dropout: 0.0,
+            hidden_dropout: 0.0,
+        }
+    }
+    /// Sets the input dropout.
+    pub fn with_input_dropout(mut self, p: f64) -> Self {
+        self.input_dropout = p;
+        self
+    }
+    /// Sets the hidden dropout.
+    pub fn with_hidden_dropout(mut self, p: f64) -> Self {
+        self.hidden_dropout = p;
+        self
+    }
+    /// Sets the hidden activation.
+    pub fn with_hidden_activation(mut self, a: Activation) -> Self {
+        self.hidden_activation = a;
+        self
+    }
+
+    /// `(weight shape, bias shape)` of every layer: `([n_in, n_out], [n_out])`.
+    pub fn layer_shapes(&self) -> Vec<([usize; 2], [usize; 1])> {
+        let mut n_in = self.n_inputs;
+        self.n_neurons
+            .iter()
+            .map(|&n_out| {
+                let s = ([n_in, n_out], [n_out]);
+                n_in = n_out;
+                s
+            })
+            .collect()
+    }
+
+    /// Total parameters: the sum of `n_in·n_out + n_out` over the layers.
+    pub fn num_params(&self) -> usize {
+        self.layer_shapes()
+            .iter()
+            .map(|(w, _)| dense_params(w[0], w[1]))
+            .sum()
+    }
+
+    /// Number of classes (the last layer's width).
+    pub fn num_classes(&self) -> usize {
+        self.n_neurons.last().copied().unwrap_or(0)
+    }
+
+    /// Checks the sizes and dropout probabilities; `layer` prefixes the error's location.
+    pub fn validate(&self, layer: &str) -> Result<()> {
+        if self.n_inputs == 0 {
+            return Err(Error::config(layer, "n_inputs must be at least 1, got 0"));
+        }
+        if self.n_neurons.is_empty() {
+            return Err(Error::config(layer, "n_neurons is empty: at least the output layer is needed"));
+        }
+        if let Some(i) = self.n_neurons.iter().position(|&n| n == 0) {
+            return Err(Error::config(
+                format!("{layer}.n_neurons[{i}]"),
+                "a dense layer needs at least 1 neuron, got 0",
+            ));
+        }
+        for (name, p) in [("input_dropout", self.input_dropout), ("hidden_dropout", self.hidden_dropout)] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::config(
+                    format!("{layer}.{name}"),
+                    format!("dropout probability must be in [0, 1), got {p}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the stack.
+    pub fn init(&self, device: &Device) -> Result<Classifier> {
+        self.validate("classifier")?;
+        let layers = self
+            .layer_shapes()
+            .iter()
+            .map(|(w, _)| LinearConfig::new(w[0], w[1]).init(device))
+            .collect();
+        Ok(Classifier {
+            layers,
+            input_dropout: DropoutConfig::new(self.input_dropout).init(),
+            hidden_dropout: DropoutConfig::new(self.hidden_dropout).init(),
+            hidden_activation: self.hidden_activation,
+            output_activation: self.output_activation,
+        })
+    }
+}
+
+/// A stack of dense layers ending in class scores.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    /// The dense layers; `layers[i].weight` is `[n_in, n_out]`, `layers[i].bias` `[n_out]`.
+    pub layers: Vec<Linear>,
+    /// Dropout on the input (active only while training on an autodiff device).
+    pub input_dropout: Dropout,
+    /// Dropout after each hidden activation.
+    pub hidden_dropout: Dropout,
+    /// Activation between layers.
+    #[module(skip)]
+    pub hidden_activation: Activation,
+    /// Activation after the last layer.
+    #[module(skip)]
+    pub output_activation: Activation,
+}
+
+impl Classifier {
+    /// Class scores.
+    ///
+    /// # Shapes
+    /// - input: `[N, n_inputs]`
+    /// - output: `[N, n_classes]`
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let mut x = self.input_dropout.forward(x);
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = self.hidden_dropout.forward(self.hidden_activation.forward(x));
+            } else {
+                x = self.output_activation.forward(x);
+            }
+        }
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, test_device, values};
+    use burn::module::Param;
+
+    #[test]
+    fn the_50_25_10_stack_on_100_inputs() {
+        let cfg = ClassifierConfig::new(100, [50, 25, 10]);
+        assert_eq!(
+            cfg.layer_shapes(),
+            vec![([100, 50], [50]), ([50, 25], [25]), ([25, 10], [10])]
+        );
+        // 100·50+50 = 5,050; 50·25+25 = 1,275; 25·10+10 = 260
+        assert_eq!(cfg.num_params(), 6_585);
+        let d = test_device();
+        let model = cfg.init(&d).unwrap();
+        assert_eq!(model.num_params(), 6_585);
+        let dims: Vec<_> = model
+            .layers
+            .iter()
+            .map(|l| (l.weight.dims(), l.bias.as_ref().unwrap().dims()))
+            .collect();
+        assert_eq!(dims, vec![([100, 50], [50]), ([50, 25], [25]), ([25, 10], [10])]);
+        let y = model.forward(Tensor::zeros([4, 100], &d));
+        assert_eq!(y.dims(), [4, 10]);
+    }
+
+    #[test]
+    fn forward_by_hand() {
+        let d = test_device();
+        let mut model = ClassifierConfig::new(2, [2, 1]).init(&d).unwrap();
+        // layer 0: W = [[1, -1], [2, 1]] (rows = inputs), b = [0, -1]; relu
+        // layer 1: W = [[1], [3]], b = [0.5]
+        model.layers[0].weight =
+            Param::from_tensor(Tensor::from_floats([[1.0, -1.0], [2.0, 1.0]], &d));
+        model.layers[0].bias = Some(Param::from_tensor(Tensor::from_floats([0.0, -1.0], &d)));
+        model.layers[1].weight = Param::from_tensor(Tensor::from_floats([[1.0], [3.0]], &d));
+        model.layers[1].bias = Some(Param::from_tensor(Tensor::from_floats([0.5], &d)));
+        // x = (1, 1): h = relu(1+2, -1+1-1) = (3, 0); y = 3 + 0 + 0.5 = 3.5
+        // x = (-1, 2): h = relu(-1+4, 1+2-1) = (3, 2); y = 3 + 6 + 0.5 = 9.5
+        let x = Tensor::<2>::from_floats([[1.0, 1.0], [-1.0, 2.0]], &d);
+        assert_close(&values(model.forward(x)), &[3.5, 9.5], 1e-5);
+    }
+
+    #[test]
+    fn zero_sized_layers_and_bad_dropout_are_errors() {
+        let d = test_device();
+        let err = ClassifierConfig::new(10, [5, 0, 2]).init(&d).unwrap_err().to_string();
+        assert!(err.contains("n_neurons[1]"), "{err}");
+        assert!(ClassifierConfig::new(0, [2]).init(&d).is_err());
+        assert!(ClassifierConfig::new(3, Vec::new()).init(&d).is_err());
+        let err = ClassifierConfig::new(3, [2]).with_input_dropout(1.5).init(&d).unwrap_err();
+        assert!(err.to_string().contains("input_dropout"), "{err}");
+    }
+}

@@ -1,0 +1,155 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in netcalc, each variant naming the file, field or layer at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A backend name that netcalc does not know.
+    #[error("unknown backend `{name}`: expected one of ndarray, flex, wgpu (alias vulkan); compiled into this build: {compiled}")]
+    UnknownBackend {
+        /// The name that was asked for.
+        name: String,
+        /// The backends compiled into this build, comma-separated.
+        compiled: String,
+    },
+    /// A backend that exists but whose Cargo feature is off in this build.
+    #[error("backend `{name}` is not compiled into this build (compiled in: {compiled}); rebuild with `--features {name}`")]
+    BackendNotCompiled {
+        /// The backend that was asked for.
+        name: String,
+        /// The backends compiled into this build, comma-separated.
+        compiled: String,
+    },
+    /// wgpu is compiled in but no adapter (GPU or software Vulkan/GL device) can be found.
+    #[error("wgpu: no graphics adapter found; install a GPU driver with Vulkan support (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers libvulkan1` for the lavapipe software device) or choose a CPU backend with `--device flex`{alt}")]
+    NoGpuAdapter {
+        /// Extra advice naming the compiled-in CPU backends.
+        alt: String,
+    },
+    /// A model or layer configuration that cannot work.
+    #[error("invalid configuration: {layer}: {message}")]
+    InvalidConfig {
+        /// The layer (or field) at fault, e.g. `features.blocks[1].conv`.
+        layer: String,
+        /// What is wrong, with the numbers.
+        message: String,
+    },
+    /// A tensor argument with the wrong shape.
+    #[error("shape mismatch in {what}: {message}")]
+    Shape {
+        /// The function or layer that was called.
+        what: String,
+        /// The expected and actual shapes.
+        message: String,
+    },
+    /// A data file whose content is not what it must be.
+    #[error("{}: {message}", file_name(path))]
+    Data {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An I/O failure on a named file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A failed download (all mirrors tried).
+    #[error("download of {file} failed: {message}")]
+    Download {
+        /// The file that was being fetched.
+        file: String,
+        /// Each mirror's failure.
+        message: String,
+    },
+    /// A model or checkpoint file that cannot be read or written.
+    #[error("{}: {message}", path.display())]
+    Record {
+        /// The record file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A JSON (config, metrics) file that cannot be parsed or written.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parse error, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An image that cannot be decoded.
+    #[error("{}: {message}", path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
+    /// A bad training or evaluation setting.
+    #[error("invalid setting `{field}`: {message}")]
+    Setting {
+        /// The setting, as named on the command line / in the config.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A failure while drawing a plot.
+    #[error("plot {}: {message}", path.display())]
+    Plot {
+        /// The PNG being drawn.
+        path: PathBuf,
+        /// The drawing backend's message.
+        message: String,
+    },
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidConfig`].
+    pub fn config(layer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidConfig {
+            layer: layer.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Setting`].
+    pub fn setting(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Setting {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for [`Error::Data`].
+    pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::Data {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `Result` with netcalc's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

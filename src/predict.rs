@@ -1,0 +1,168 @@
+//! Predicting digits in ordinary image files (PNG, JPEG) with a trained model.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::imageops::FilterType;
+use image::{GrayImage, Luma};
+
+use crate::cnn::Cnn;
+use crate::data::{PIXELS, SIDE, normalize};
+use crate::error::{Error, Result};
+use crate::prob::softmax;
+
+/// Turns any image into a 28×28 MNIST-style digit (white ink on black, 0–255).
+///
+/// Colour is converted to grey; a light background (the mean of the border pixels above 127)
+/// is inverted. A 28×28 input is used as it is; any other size is cropped to the ink's bounding
+/// box, scaled so its longer side is 20 pixels and centred by its centre of mass in a 28×28
+/// frame, as the MNIST digits were prepared.
+pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
+    let img = image::open(path).map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })?;
+    let mut g = img.to_luma8();
+    let (w, h) = g.dimensions();
+    if w == 0 || h == 0 {
+        return Err(Error::Image { path: path.to_path_buf(), message: "image is empty".into() });
+    }
+    let border: Vec<u8> = (0..w)
+        .flat_map(|x| [g.get_pixel(x, 0)[0], g.get_pixel(x, h - 1)[0]])
+        .chain((0..h).flat_map(|y| [g.get_pixel(0, y)[0], g.get_pixel(w - 1, y)[0]]))
+        .collect();
+    let mean = border.iter().map(|&v| v as f64).sum::<f64>() / border.len() as f64;
+    if mean > 127.0 {
+        image::imageops::invert(&mut g);
+    }
+    if (w, h) == (SIDE as u32, SIDE as u32) {
+        return Ok(g.into_raw());
+    }
+    Ok(center_digit(&g))
+}
+
+fn center_digit(g: &GrayImage) -> Vec<u8> {
+    let (w, h) = g.dimensions();
+    let ink = |p: &Luma<u8>| p[0] > 40;
+    let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+    for (x, y, p) in g.enumerate_pixels() {
+        if ink(p) {
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+        }
+    }
+    if x0 > x1 {
+        return vec![0; PIXELS]; // blank image
+    }
+    let crop = image::imageops::crop_imm(g, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
+    let (cw, ch) = crop.dimensions();
+    let scale = 20.0 / cw.max(ch) as f64;
+    let nw = ((cw as f64 * scale).round() as u32).clamp(1, 20);
+    let nh = ((ch as f64 * scale).round() as u32).clamp(1, 20);
+    let small = image::imageops::resize(&crop, nw, nh, FilterType::Triangle);
+    // centre of mass of the scaled digit
+    let (mut sx, mut sy, mut sm) = (0.0, 0.0, 0.0);
+    for (x, y, p) in small.enumerate_pixels() {
+        let v = p[0] as f64;
+        sx += v * x as f64;
+        sy += v * y as f64;
+        sm += v;
+    }
+    let (cx, cy) = if sm > 0.0 { (sx / sm, sy / sm) } else { (nw as f64 / 2.0, nh as f64 / 2.0) };
+    let ox = (14.0 - cx).round() as i64;
+    let oy = (14.0 - cy).round() as i64;
+    let mut out = vec![0u8; PIXELS];
+    for (x, y, p) in small.enumerate_pixels() {
+        let tx = x as i64 + ox;
+        let ty = y as i64 + oy;
+        if (0..SIDE as i64).contains(&tx) && (0..SIDE as i64).contains(&ty) {
+            out[ty as usize * SIDE + tx as usize] = p[0];
+        }
+    }
+    out
+}
+
+/// Writes a 28×28 digit (0 = background) as a PNG, dark ink on a light background like a scan.
+pub fn save_digit_png(pixels: &[u8], path: &Path) -> Result<()> {
+    let inverted: Vec<u8> = pixels.iter().map(|p| 255 - p).collect();
+    let img = GrayImage::from_raw(SIDE as u32, SIDE as u32, inverted)
+        .ok_or_else(|| Error::Image { path: path.to_path_buf(), message: format!("expected {PIXELS} pixels, got {}", pixels.len()) })?;
+    img.save(path).map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// Class probabilities of each 28×28 digit.
+///
+/// # Shapes
+/// - digits: `k` images of 784 pixels
+/// - output: `k` vectors of `classes` probabilities
+pub fn class_probabilities(model: &Cnn, digits: &[Vec<u8>], device: &Device) -> Vec<Vec<f32>> {
+    if digits.is_empty() {
+        return Vec::new();
+    }
+    let data: Vec<f32> = digits.iter().flat_map(|d| d.iter().map(|&p| normalize(p))).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(data, [digits.len(), 1, SIDE, SIDE]), device);
+    let p = softmax(model.forward(x), 1);
+    let [n, c] = p.dims();
+    let v: Vec<f32> = p.into_data().convert::<f32>().try_to_vec().unwrap_or_default();
+    (0..n).map(|i| v[i * c..(i + 1) * c].to_vec()).collect()
+}
+
+/// The `k` most probable classes, most probable first.
+pub fn top_k(probs: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut idx: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
+    idx.sort_by(|a, b| b.1.total_cmp(&a.1));
+    idx.truncate(k);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_round_trip_and_inversion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut digit = vec![0u8; PIXELS];
+        for y in 5..23 {
+            digit[y * SIDE + 14] = 255;
+        }
+        let p = dir.path().join("one.png");
+        save_digit_png(&digit, &p).unwrap();
+        // saved dark-on-light, read back light-on-dark exactly
+        assert_eq!(load_digit(&p).unwrap(), digit);
+    }
+
+    #[test]
+    fn large_images_are_cropped_scaled_and_centred() {
+        let dir = tempfile::tempdir().unwrap();
+        // a 100x60 white image with a black vertical bar at x = 10..16, y = 10..50
+        let mut img = GrayImage::from_pixel(100, 60, Luma([255]));
+        for y in 10..50 {
+            for x in 10..16 {
+                img.put_pixel(x, y, Luma([0]));
+            }
+        }
+        let p = dir.path().join("bar.png");
+        img.save(&p).unwrap();
+        let d = load_digit(&p).unwrap();
+        assert_eq!(d.len(), PIXELS);
+        // 40 px tall -> 20 px, centred: ink in rows 4..24 around column 14
+        let rows: Vec<usize> = (0..SIDE).filter(|y| d[y * SIDE..(y + 1) * SIDE].iter().any(|&v| v > 100)).collect();
+        assert!(rows.len() >= 19 && rows.len() <= 21, "{rows:?}");
+        assert!(rows[0] >= 3 && *rows.last().unwrap() <= 24, "{rows:?}");
+        assert!(d[14 * SIDE + 14] > 100);
+    }
+
+    #[test]
+    fn unreadable_image_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.png");
+        std::fs::write(&p, b"not a png").unwrap();
+        let err = load_digit(&p).unwrap_err().to_string();
+        assert!(err.contains("x.png"), "{err}");
+    }
+
+    #[test]
+    fn top_k_orders_by_probability() {
+        assert_eq!(top_k(&[0.1, 0.6, 0.3], 2), vec![(1, 0.6), (2, 0.3)]);
+    }
+}
