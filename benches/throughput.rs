@@ -22,7 +22,11 @@ fn devices() -> Vec<(BackendKind, Device)> {
 }
 
 fn sync<const D: usize>(t: Tensor<D>) -> f32 {
-    t.into_data().convert::<f32>().to_vec::<f32>().map(|v| v[0]).unwrap_or(0.0)
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map(|v| v[0])
+        .unwrap_or(0.0)
 }
 
 fn models(c: &mut Criterion) {
@@ -51,7 +55,9 @@ fn ops(c: &mut Criterion) {
         g.sample_size(20);
         for k in [PoolKind::Max, PoolKind::Avg] {
             let p = Pool2dConfig::new(k, [2, 2]).init().unwrap();
-            g.bench_function(format!("{k:?}/{kind}"), |b| b.iter(|| sync(p.forward(x.clone()))));
+            g.bench_function(format!("{k:?}/{kind}"), |b| {
+                b.iter(|| sync(p.forward(x.clone())))
+            });
         }
         g.finish();
         let conv = Conv2dConfig::new([32, 64], [3, 3]).init(&d);
@@ -61,9 +67,14 @@ fn ops(c: &mut Criterion) {
         g.bench_function(kind.name(), |b| b.iter(|| sync(conv.forward(x2.clone()))));
         g.finish();
         let logits = Tensor::<2>::random([128, 10], Distribution::Normal(0.0, 1.0), &d);
-        let labels: Tensor<1, Int> = Tensor::from_data(TensorData::new((0..128).map(|i| i % 10).collect::<Vec<i64>>(), [128]), &d);
+        let labels: Tensor<1, Int> = Tensor::from_data(
+            TensorData::new((0..128).map(|i| i % 10).collect::<Vec<i64>>(), [128]),
+            &d,
+        );
         let mut g = c.benchmark_group("softmax_cross_entropy_128x10");
-        g.bench_function(format!("softmax/{kind}"), |b| b.iter(|| sync(softmax(logits.clone(), 1))));
+        g.bench_function(format!("softmax/{kind}"), |b| {
+            b.iter(|| sync(softmax(logits.clone(), 1)))
+        });
         g.bench_function(format!("cross_entropy/{kind}"), |b| {
             b.iter(|| sync(cross_entropy(logits.clone(), labels.clone()).unwrap()))
         });

@@ -14,7 +14,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use netcalc::data::{DataOptions, Mnist, load_mnist};
-use netcalc::train::{ProgressMode, RunOptions, Schedule, TrainConfig, evaluate, load_model, locate_model};
+use netcalc::train::{
+    ProgressMode, RunOptions, Schedule, TrainConfig, evaluate, load_model, locate_model,
+};
 use netcalc::{BackendKind, CnnConfig, compiled_backends, select_device};
 
 #[derive(Parser, Debug)]
@@ -33,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Train a model (the default when no subcommand is given).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a trained model on the held-out split.
     Eval(EvalArgs),
     /// Classify image files (PNG/JPEG, any size) with a trained model.
@@ -174,7 +176,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         None => train(cli.train),
-        Some(Cmd::Train(a)) => train(a),
+        Some(Cmd::Train(a)) => train(*a),
         Some(Cmd::Eval(a)) => eval(a),
         Some(Cmd::Predict(a)) => predict(a),
         Some(Cmd::Summary(a)) => summary(a),
@@ -232,10 +234,17 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = &a.schedule {
         cfg.schedule = match v.as_str() {
-            "cosine" => Schedule::Cosine { min_lr: 1e-5f64.min(cfg.optimizer.lr) },
-            "step" => Schedule::Step { every_epochs: (cfg.epochs / 3).max(1), gamma: 0.1 },
+            "cosine" => Schedule::Cosine {
+                min_lr: 1e-5f64.min(cfg.optimizer.lr),
+            },
+            "step" => Schedule::Step {
+                every_epochs: (cfg.epochs / 3).max(1),
+                gamma: 0.1,
+            },
             "constant" => Schedule::Constant,
-            other => bail!("invalid setting `schedule`: unknown schedule `{other}`; expected cosine, step or constant"),
+            other => bail!(
+                "invalid setting `schedule`: unknown schedule `{other}`; expected cosine, step or constant"
+            ),
         };
     }
     if let Some(v) = a.augment_shift {
@@ -265,7 +274,8 @@ fn train(a: TrainArgs) -> Result<()> {
             PathBuf::from(format!("runs/{}-{secs}", cfg.model.name))
         }
     };
-    netcalc::train::prepare_out_dir(&out).with_context(|| format!("--out {} is not writable", out.display()))?;
+    netcalc::train::prepare_out_dir(&out)
+        .with_context(|| format!("--out {} is not writable", out.display()))?;
     let data = load_data(&a.data)?;
     println!("{}", data.describe());
     println!(
@@ -285,7 +295,11 @@ fn train(a: TrainArgs) -> Result<()> {
         out,
         resume: a.resume.is_some(),
         stop_after: a.stop_after,
-        progress: if a.plain { ProgressMode::Plain } else { ProgressMode::Auto },
+        progress: if a.plain {
+            ProgressMode::Plain
+        } else {
+            ProgressMode::Auto
+        },
         backend: kind,
     };
     let start = Instant::now();
@@ -294,7 +308,11 @@ fn train(a: TrainArgs) -> Result<()> {
     println!(
         "test accuracy {:.2}% ({} of {}), test loss {:.4}, {:.1} s",
         100.0 * e.accuracy,
-        e.confusion.iter().enumerate().map(|(i, r)| r[i]).sum::<u64>(),
+        e.confusion
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r[i])
+            .sum::<u64>(),
         data.test.len(),
         e.loss,
         start.elapsed().as_secs_f64()
@@ -313,7 +331,12 @@ fn eval(a: EvalArgs) -> Result<()> {
     let data = load_data(&a.data)?;
     println!("{}", data.describe());
     let e = evaluate(&model, &data.test, &dev, 1000);
-    println!("{} on {kind}: test accuracy {:.2}%, test loss {:.4}", model_path.display(), 100.0 * e.accuracy, e.loss);
+    println!(
+        "{} on {kind}: test accuracy {:.2}%, test loss {:.4}",
+        model_path.display(),
+        100.0 * e.accuracy,
+        e.loss
+    );
     Ok(())
 }
 
@@ -358,7 +381,9 @@ fn bench(a: BenchArgs) -> Result<()> {
         a.batch_size,
         a.infer_batch_size,
         a.steps,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     let mut results = Vec::new();
     for kind in kinds {

@@ -11,8 +11,14 @@ use netcalc::{ClassifierConfig, CnnConfig, select_device};
 fn main() -> anyhow::Result<()> {
     let (kind, device) = select_device(None)?;
     let cfg = ClassifierConfig::new(100, [50, 25, 10]);
-    println!("Dense stack: input 100, n_neurons = {:?} (backend {kind})", cfg.n_neurons);
-    println!("{:<8} {:>12} {:>8} {:>9}", "layer", "weight", "bias", "params");
+    println!(
+        "Dense stack: input 100, n_neurons = {:?} (backend {kind})",
+        cfg.n_neurons
+    );
+    println!(
+        "{:<8} {:>12} {:>8} {:>9}",
+        "layer", "weight", "bias", "params"
+    );
     for (i, (w, b)) in cfg.layer_shapes().iter().enumerate() {
         println!(
             "{:<8} {:>12} {:>8} {:>9}",
@@ -31,7 +37,11 @@ fn main() -> anyhow::Result<()> {
         thousands(model.num_params()),
         y.dims()
     );
-    for preset in [CnnConfig::keras_mnist(), CnnConfig::mlp(), CnnConfig::mnist_default()] {
+    for preset in [
+        CnnConfig::keras_mnist(),
+        CnnConfig::mlp(),
+        CnnConfig::mnist_default(),
+    ] {
         println!("{}\n", preset.summary()?);
     }
     Ok(())

@@ -60,9 +60,17 @@ mod tests {
         let d = test_device();
         let x = || Tensor::<1>::from_floats([-2.0, 0.0, 1.0], &d);
         // identity: unchanged
-        assert_close(&values(Activation::Identity.forward(x())), &[-2.0, 0.0, 1.0], 1e-6);
+        assert_close(
+            &values(Activation::Identity.forward(x())),
+            &[-2.0, 0.0, 1.0],
+            1e-6,
+        );
         // relu: max(0, x)
-        assert_close(&values(Activation::Relu.forward(x())), &[0.0, 0.0, 1.0], 1e-6);
+        assert_close(
+            &values(Activation::Relu.forward(x())),
+            &[0.0, 0.0, 1.0],
+            1e-6,
+        );
         // sigmoid: 1/(1+e^2) = 0.119203, 1/2, 1/(1+e^-1) = 0.731059
         assert_close(
             &values(Activation::Sigmoid.forward(x())),
@@ -85,7 +93,10 @@ mod tests {
 
     #[test]
     fn serde_names_are_lower_case() {
-        assert_eq!(serde_json::to_string(&Activation::Relu).unwrap(), "\"relu\"");
+        assert_eq!(
+            serde_json::to_string(&Activation::Relu).unwrap(),
+            "\"relu\""
+        );
         let a: Activation = serde_json::from_str("\"softmax\"").unwrap();
         assert_eq!(a, Activation::Softmax);
         assert!(serde_json::from_str::<Activation>("\"swish\"").is_err());

@@ -134,6 +134,21 @@ pub fn device_of(kind: BackendKind) -> Result<Device> {
     }
 }
 
+/// The backend a device belongs to (autodiff or not), if it is one netcalc knows.
+pub fn backend_of(device: &Device) -> Option<BackendKind> {
+    let inner = device.clone().inner();
+    match () {
+        #[cfg(feature = "flex")]
+        _ if inner == Device::flex() => Some(BackendKind::Flex),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        _ if inner == Device::ndarray() => Some(BackendKind::NdArray),
+        #[cfg(feature = "wgpu")]
+        _ if format!("{inner:?}").contains("Wgpu") => Some(BackendKind::Wgpu),
+        _ => None,
+    }
+}
+
 /// The wgpu adapters this machine offers (GPUs and software devices such as lavapipe).
 #[cfg(feature = "wgpu")]
 pub fn wgpu_adapters() -> Vec<Device> {
@@ -159,7 +174,9 @@ pub fn has_real_gpu() -> bool {
 /// Picks the backend: `name` if given, else `$NETCALC_DEVICE`, else the fastest compiled-in one
 /// (wgpu on a real GPU, else flex, else ndarray, else wgpu on whatever adapter exists).
 pub fn select_backend(name: Option<&str>) -> Result<BackendKind> {
-    let env = std::env::var(DEVICE_ENV).ok().filter(|s| !s.trim().is_empty());
+    let env = std::env::var(DEVICE_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty());
     match name.or(env.as_deref()) {
         Some(name) if !name.eq_ignore_ascii_case("auto") => {
             let kind = BackendKind::parse(name)?;
@@ -210,12 +227,18 @@ mod tests {
     #[test]
     fn compiled_features_are_listed() {
         let compiled = compiled_backends();
-        assert_eq!(compiled.contains(&BackendKind::Flex), cfg!(feature = "flex"));
+        assert_eq!(
+            compiled.contains(&BackendKind::Flex),
+            cfg!(feature = "flex")
+        );
         assert_eq!(
             compiled.contains(&BackendKind::NdArray),
             cfg!(feature = "ndarray")
         );
-        assert_eq!(compiled.contains(&BackendKind::Wgpu), cfg!(feature = "wgpu"));
+        assert_eq!(
+            compiled.contains(&BackendKind::Wgpu),
+            cfg!(feature = "wgpu")
+        );
     }
 
     #[test]
@@ -228,6 +251,16 @@ mod tests {
                 let msg = got.unwrap_err().to_string();
                 assert!(msg.contains("not compiled"), "{msg}");
                 assert!(msg.contains(&compiled_list()), "{msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn backend_of_recognises_compiled_devices() {
+        for kind in [BackendKind::NdArray, BackendKind::Flex] {
+            if let Ok(d) = device_of(kind) {
+                assert_eq!(backend_of(&d), Some(kind));
+                assert_eq!(backend_of(&d.autodiff()), Some(kind));
             }
         }
     }

@@ -26,7 +26,10 @@ fn synthetic(cfg: &CnnConfig, batch: usize, device: &Device) -> (Tensor<4>, Tens
     let images = Tensor::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), device);
     let classes = cfg.num_classes().max(1);
     let labels: Vec<i64> = (0..batch).map(|i| (i % classes) as i64).collect();
-    (images, Tensor::from_data(TensorData::new(labels, [batch]), device))
+    (
+        images,
+        Tensor::from_data(TensorData::new(labels, [batch]), device),
+    )
 }
 
 impl TrainStepper {
@@ -85,7 +88,13 @@ impl Inferer {
     /// Classifies the batch; returns the first prediction (reading it waits for the device).
     pub fn step(&self) -> i64 {
         let preds = self.model.forward(self.images.clone()).argmax(1);
-        preds.into_data().convert::<i64>().try_to_vec::<i64>().ok().and_then(|v| v.first().copied()).unwrap_or(-1)
+        preds
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(-1)
     }
 }
 
@@ -109,7 +118,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Times `steps` training steps at `train_batch` and `steps` inference batches of `infer_batch`,
 /// after `warmup` of each; reports medians.
-pub fn measure(cfg: &CnnConfig, device: &Device, train_batch: usize, infer_batch: usize, steps: usize, warmup: usize) -> Result<Throughput> {
+pub fn measure(
+    cfg: &CnnConfig,
+    device: &Device,
+    train_batch: usize,
+    infer_batch: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<Throughput> {
     let steps = steps.max(1);
     let mut t = TrainStepper::new(cfg, train_batch, device)?;
     for _ in 0..warmup {

@@ -29,7 +29,10 @@ impl FeatureExtractorConfig {
         if c == 0 || h == 0 || w == 0 {
             return Err(Error::config(
                 "features.input",
-                format!("every dimension of the input must be at least 1, got {:?}", self.input),
+                format!(
+                    "every dimension of the input must be at least 1, got {:?}",
+                    self.input
+                ),
             ));
         }
         let mut shape = self.input;
@@ -360,7 +363,12 @@ mod tests {
         ] {
             let model = cfg.init(&d).unwrap();
             assert_eq!(model.num_params(), params, "{}", cfg.name);
-            assert_eq!(cfg.summary().unwrap().total_params(), params, "{}", cfg.name);
+            assert_eq!(
+                cfg.summary().unwrap().total_params(),
+                params,
+                "{}",
+                cfg.name
+            );
             let y = model.forward(Tensor::zeros([3, 1, 28, 28], &d));
             assert_eq!(y.dims(), [3, 10]);
         }
@@ -372,7 +380,11 @@ mod tests {
         assert_eq!(cfg.features.output_shape().unwrap(), [64, 5, 5]);
         assert_eq!(cfg.features.feature_len().unwrap(), 1600);
         let d = test_device();
-        let f = cfg.features.init(&d).unwrap().forward(Tensor::zeros([2, 1, 28, 28], &d));
+        let f = cfg
+            .features
+            .init(&d)
+            .unwrap()
+            .forward(Tensor::zeros([2, 1, 28, 28], &d));
         assert_eq!(f.dims(), [2, 1600]);
     }
 
@@ -381,18 +393,27 @@ mod tests {
         let mut cfg = CnnConfig::keras_mnist();
         cfg.classifier.n_inputs = 1000;
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("classifier.n_inputs") && err.contains("1000") && err.contains("1600"), "{err}");
+        assert!(
+            err.contains("classifier.n_inputs") && err.contains("1000") && err.contains("1600"),
+            "{err}"
+        );
 
         let mut cfg = CnnConfig::keras_mnist();
         cfg.features.input = [1, 8, 8];
         // 8 -> conv 6 -> pool 3 -> conv 1 -> pool: kernel 2 > 1
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("features.blocks[1].pool") && err.contains("kernel 2"), "{err}");
+        assert!(
+            err.contains("features.blocks[1].pool") && err.contains("kernel 2"),
+            "{err}"
+        );
 
         let mut cfg = CnnConfig::keras_mnist();
         cfg.features.blocks[0].kernel = 30;
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("features.blocks[0]") && err.contains("kernel 30"), "{err}");
+        assert!(
+            err.contains("features.blocks[0]") && err.contains("kernel 30"),
+            "{err}"
+        );
 
         let mut cfg = CnnConfig::mlp();
         cfg.classifier.n_neurons = vec![50, 0, 10];
@@ -415,7 +436,10 @@ mod tests {
     fn wrong_input_shape_is_an_error() {
         let d = test_device();
         let m = CnnConfig::keras_mnist().init(&d).unwrap();
-        let err = m.try_forward(Tensor::zeros([2, 1, 32, 32], &d)).unwrap_err().to_string();
+        let err = m
+            .try_forward(Tensor::zeros([2, 1, 32, 32], &d))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[2, 1, 32, 32]"), "{err}");
     }
 }

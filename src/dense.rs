@@ -104,7 +104,10 @@ impl ClassifierConfig {
             return Err(Error::config(layer, "n_inputs must be at least 1, got 0"));
         }
         if self.n_neurons.is_empty() {
-            return Err(Error::config(layer, "n_neurons is empty: at least the output layer is needed"));
+            return Err(Error::config(
+                layer,
+                "n_neurons is empty: at least the output layer is needed",
+            ));
         }
         if let Some(i) = self.n_neurons.iter().position(|&n| n == 0) {
             return Err(Error::config(
@@ -112,7 +115,10 @@ impl ClassifierConfig {
                 "a dense layer needs at least 1 neuron, got 0",
             ));
         }
-        for (name, p) in [("input_dropout", self.input_dropout), ("hidden_dropout", self.hidden_dropout)] {
+        for (name, p) in [
+            ("input_dropout", self.input_dropout),
+            ("hidden_dropout", self.hidden_dropout),
+        ] {
             if !(0.0..1.0).contains(&p) {
                 return Err(Error::config(
                     format!("{layer}.{name}"),
@@ -170,7 +176,9 @@ impl Classifier {
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x);
             if i < last {
-                x = self.hidden_dropout.forward(self.hidden_activation.forward(x));
+                x = self
+                    .hidden_dropout
+                    .forward(self.hidden_activation.forward(x));
             } else {
                 x = self.output_activation.forward(x);
             }
@@ -202,7 +210,10 @@ mod tests {
             .iter()
             .map(|l| (l.weight.dims(), l.bias.as_ref().unwrap().dims()))
             .collect();
-        assert_eq!(dims, vec![([100, 50], [50]), ([50, 25], [25]), ([25, 10], [10])]);
+        assert_eq!(
+            dims,
+            vec![([100, 50], [50]), ([50, 25], [25]), ([25, 10], [10])]
+        );
         let y = model.forward(Tensor::zeros([4, 100], &d));
         assert_eq!(y.dims(), [4, 10]);
     }
@@ -227,11 +238,17 @@ mod tests {
     #[test]
     fn zero_sized_layers_and_bad_dropout_are_errors() {
         let d = test_device();
-        let err = ClassifierConfig::new(10, [5, 0, 2]).init(&d).unwrap_err().to_string();
+        let err = ClassifierConfig::new(10, [5, 0, 2])
+            .init(&d)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("n_neurons[1]"), "{err}");
         assert!(ClassifierConfig::new(0, [2]).init(&d).is_err());
         assert!(ClassifierConfig::new(3, Vec::new()).init(&d).is_err());
-        let err = ClassifierConfig::new(3, [2]).with_input_dropout(1.5).init(&d).unwrap_err();
+        let err = ClassifierConfig::new(3, [2])
+            .with_input_dropout(1.5)
+            .init(&d)
+            .unwrap_err();
         assert!(err.to_string().contains("input_dropout"), "{err}");
     }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A backend name that netcalc does not know.
-    #[error("unknown backend `{name}`: expected one of ndarray, flex, wgpu (alias vulkan); compiled into this build: {compiled}")]
+    #[error(
+        "unknown backend `{name}`: expected one of ndarray, flex, wgpu (alias vulkan); compiled into this build: {compiled}"
+    )]
     UnknownBackend {
         /// The name that was asked for.
         name: String,
@@ -14,7 +16,9 @@ pub enum Error {
         compiled: String,
     },
     /// A backend that exists but whose Cargo feature is off in this build.
-    #[error("backend `{name}` is not compiled into this build (compiled in: {compiled}); rebuild with `--features {name}`")]
+    #[error(
+        "backend `{name}` is not compiled into this build (compiled in: {compiled}); rebuild with `--features {name}`"
+    )]
     BackendNotCompiled {
         /// The backend that was asked for.
         name: String,
@@ -22,7 +26,9 @@ pub enum Error {
         compiled: String,
     },
     /// wgpu is compiled in but no adapter (GPU or software Vulkan/GL device) can be found.
-    #[error("wgpu: no graphics adapter found; install a GPU driver with Vulkan support (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers libvulkan1` for the lavapipe software device) or choose a CPU backend with `--device flex`{alt}")]
+    #[error(
+        "wgpu: no graphics adapter found; install a GPU driver with Vulkan support (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers libvulkan1` for the lavapipe software device) or choose a CPU backend with `--device flex`{alt}"
+    )]
     NoGpuAdapter {
         /// Extra advice naming the compiled-in CPU backends.
         alt: String,

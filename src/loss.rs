@@ -4,9 +4,7 @@
 //! Every function checks shapes first and returns [`Error::Shape`] instead of panicking inside
 //! burn, and returns the mean over the batch as a one-element tensor.
 
-use burn::nn::loss::{
-    BinaryCrossEntropyLossConfig, CrossEntropyLossConfig, MseLoss, Reduction,
-};
+use burn::nn::loss::{BinaryCrossEntropyLossConfig, CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::tensor::{Int, Tensor};
 
 use crate::error::{Error, Result};
@@ -61,7 +59,11 @@ pub fn binary_cross_entropy_with_logits<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D, Int>,
 ) -> Result<Tensor<1>> {
-    check_same("binary_cross_entropy_with_logits", logits.dims(), targets.dims())?;
+    check_same(
+        "binary_cross_entropy_with_logits",
+        logits.dims(),
+        targets.dims(),
+    )?;
     let loss = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)
         .init(&logits.device());
@@ -132,7 +134,11 @@ mod tests {
         let p = Tensor::<1>::from_floats([0.9, 0.2, 0.6], &d);
         let y = Tensor::<1, Int>::from_ints([1, 0, 1], &d);
         // -(ln 0.9 + ln 0.8 + ln 0.6) / 3 = (0.105361 + 0.223144 + 0.510826) / 3 = 0.279777
-        assert_close(&values(binary_cross_entropy(p, y).unwrap()), &[0.279_777], 1e-5);
+        assert_close(
+            &values(binary_cross_entropy(p, y).unwrap()),
+            &[0.279_777],
+            1e-5,
+        );
     }
 
     #[test]
@@ -156,7 +162,11 @@ mod tests {
         // row 0, class 2: -(3 - ln(e + e^2 + e^3)) = -(3 - 3.407606) = 0.407606
         // row 1, class 0: uniform over 3 classes: ln 3 = 1.098612; mean 0.753109
         let idx = Tensor::<1, Int>::from_ints([2, 0], &d);
-        assert_close(&values(cross_entropy(logits(), idx).unwrap()), &[0.753_109], 1e-5);
+        assert_close(
+            &values(cross_entropy(logits(), idx).unwrap()),
+            &[0.753_109],
+            1e-5,
+        );
         let one_hot = Tensor::<2>::from_floats([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], &d);
         assert_close(
             &values(cross_entropy_one_hot(logits(), one_hot).unwrap()),
@@ -165,7 +175,8 @@ mod tests {
         );
         // soft targets: row 0 half on class 1 and half on class 2:
         // -(0.5 (2 - 3.407606) + 0.5 (3 - 3.407606)) = 0.907606; row 1 uniform target: ln 3
-        let soft = Tensor::<2>::from_floats([[0.0, 0.5, 0.5], [1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0]], &d);
+        let soft =
+            Tensor::<2>::from_floats([[0.0, 0.5, 0.5], [1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0]], &d);
         assert_close(
             &values(cross_entropy_one_hot(logits(), soft).unwrap()),
             &[(0.907_606 + 1.098_612) / 2.0],
@@ -179,7 +190,11 @@ mod tests {
         let p = Tensor::<2>::from_floats([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], &d);
         let y = Tensor::<1, Int>::from_ints([0, 2], &d);
         // -(ln 0.7 + ln 0.8) / 2 = (0.356675 + 0.223144) / 2 = 0.289909
-        assert_close(&values(cross_entropy_from_probs(p, y).unwrap()), &[0.289_909], 1e-5);
+        assert_close(
+            &values(cross_entropy_from_probs(p, y).unwrap()),
+            &[0.289_909],
+            1e-5,
+        );
     }
 
     #[test]

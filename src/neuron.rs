@@ -50,7 +50,10 @@ impl NeuronConfig {
     /// train them).
     pub fn init(&self, device: &Device) -> Result<Neuron> {
         if self.n_inputs == 0 {
-            return Err(Error::config("neuron", "n_inputs must be at least 1, got 0"));
+            return Err(Error::config(
+                "neuron",
+                "n_inputs must be at least 1, got 0",
+            ));
         }
         if self.activation == Activation::Softmax {
             return Err(Error::config(

@@ -18,11 +18,17 @@ use crate::prob::softmax;
 /// box, scaled so its longer side is 20 pixels and centred by its centre of mass in a 28×28
 /// frame, as the MNIST digits were prepared.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
-    let img = image::open(path).map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })?;
+    let img = image::open(path).map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut g = img.to_luma8();
     let (w, h) = g.dimensions();
     if w == 0 || h == 0 {
-        return Err(Error::Image { path: path.to_path_buf(), message: "image is empty".into() });
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            message: "image is empty".into(),
+        });
     }
     let border: Vec<u8> = (0..w)
         .flat_map(|x| [g.get_pixel(x, 0)[0], g.get_pixel(x, h - 1)[0]])
@@ -67,7 +73,11 @@ fn center_digit(g: &GrayImage) -> Vec<u8> {
         sy += v * y as f64;
         sm += v;
     }
-    let (cx, cy) = if sm > 0.0 { (sx / sm, sy / sm) } else { (nw as f64 / 2.0, nh as f64 / 2.0) };
+    let (cx, cy) = if sm > 0.0 {
+        (sx / sm, sy / sm)
+    } else {
+        (nw as f64 / 2.0, nh as f64 / 2.0)
+    };
     let ox = (14.0 - cx).round() as i64;
     let oy = (14.0 - cy).round() as i64;
     let mut out = vec![0u8; PIXELS];
@@ -84,9 +94,15 @@ fn center_digit(g: &GrayImage) -> Vec<u8> {
 /// Writes a 28×28 digit (0 = background) as a PNG, dark ink on a light background like a scan.
 pub fn save_digit_png(pixels: &[u8], path: &Path) -> Result<()> {
     let inverted: Vec<u8> = pixels.iter().map(|p| 255 - p).collect();
-    let img = GrayImage::from_raw(SIDE as u32, SIDE as u32, inverted)
-        .ok_or_else(|| Error::Image { path: path.to_path_buf(), message: format!("expected {PIXELS} pixels, got {}", pixels.len()) })?;
-    img.save(path).map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })
+    let img =
+        GrayImage::from_raw(SIDE as u32, SIDE as u32, inverted).ok_or_else(|| Error::Image {
+            path: path.to_path_buf(),
+            message: format!("expected {PIXELS} pixels, got {}", pixels.len()),
+        })?;
+    img.save(path).map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Class probabilities of each 28×28 digit.
@@ -98,11 +114,18 @@ pub fn class_probabilities(model: &Cnn, digits: &[Vec<u8>], device: &Device) -> 
     if digits.is_empty() {
         return Vec::new();
     }
-    let data: Vec<f32> = digits.iter().flat_map(|d| d.iter().map(|&p| normalize(p))).collect();
+    let data: Vec<f32> = digits
+        .iter()
+        .flat_map(|d| d.iter().map(|&p| normalize(p)))
+        .collect();
     let x = Tensor::<4>::from_data(TensorData::new(data, [digits.len(), 1, SIDE, SIDE]), device);
     let p = softmax(model.forward(x), 1);
     let [n, c] = p.dims();
-    let v: Vec<f32> = p.into_data().convert::<f32>().try_to_vec().unwrap_or_default();
+    let v: Vec<f32> = p
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap_or_default();
     (0..n).map(|i| v[i * c..(i + 1) * c].to_vec()).collect()
 }
 
@@ -146,7 +169,9 @@ mod tests {
         let d = load_digit(&p).unwrap();
         assert_eq!(d.len(), PIXELS);
         // 40 px tall -> 20 px, centred: ink in rows 4..24 around column 14
-        let rows: Vec<usize> = (0..SIDE).filter(|y| d[y * SIDE..(y + 1) * SIDE].iter().any(|&v| v > 100)).collect();
+        let rows: Vec<usize> = (0..SIDE)
+            .filter(|y| d[y * SIDE..(y + 1) * SIDE].iter().any(|&v| v > 100))
+            .collect();
         assert!(rows.len() >= 19 && rows.len() <= 21, "{rows:?}");
         assert!(rows[0] >= 3 && *rows.last().unwrap() <= 24, "{rows:?}");
         assert!(d[14 * SIDE + 14] > 100);

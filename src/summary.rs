@@ -51,7 +51,14 @@ fn shape(s: &[usize]) -> String {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w0 = self.rows.iter().map(|r| r.layer.len()).max().unwrap_or(0).max(14) + 2;
+        let w0 = self
+            .rows
+            .iter()
+            .map(|r| r.layer.len())
+            .max()
+            .unwrap_or(0)
+            .max(14)
+            + 2;
         let w1 = self
             .rows
             .iter()
@@ -62,9 +69,18 @@ impl fmt::Display for Summary {
             + 2;
         let w2 = 12;
         let line = |c: char| c.to_string().repeat(w0 + w1 + w2 + 2);
-        writeln!(f, "Model: \"{}\"  (input {})", self.name, shape(&self.input_shape))?;
+        writeln!(
+            f,
+            "Model: \"{}\"  (input {})",
+            self.name,
+            shape(&self.input_shape)
+        )?;
         writeln!(f, "{}", line('━'))?;
-        writeln!(f, "{:<w0$} {:<w1$} {:>w2$}", "Layer (type)", "Output Shape", "Param #")?;
+        writeln!(
+            f,
+            "{:<w0$} {:<w1$} {:>w2$}",
+            "Layer (type)", "Output Shape", "Param #"
+        )?;
         writeln!(f, "{}", line('━'))?;
         for r in &self.rows {
             writeln!(

@@ -21,7 +21,16 @@ const PARITY_TOL: f32 = 1e-4;
 fn devices() -> Vec<(BackendKind, Device)> {
     let d = all_devices();
     assert!(!d.is_empty(), "no backend available");
-    eprintln!("backends under test: {:?}", d.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+    eprintln!(
+        "backends under test: {:?}",
+        d.iter().map(|(k, _)| *k).collect::<Vec<_>>()
+    );
+    #[cfg(feature = "wgpu")]
+    for (k, dev) in &d {
+        if *k == BackendKind::Wgpu {
+            eprintln!("wgpu adapter: {:?}", dev.identity().map(|i| i.name));
+        }
+    }
     d
 }
 
@@ -44,12 +53,24 @@ fn losses_on_every_backend() {
     for (kind, d) in devices() {
         let p = Tensor::<1>::from_floats([0.9, 0.2, 0.6], &d);
         let y = Tensor::<1, Int>::from_ints([1, 0, 1], &d);
-        assert_close(&values(binary_cross_entropy(p, y).unwrap()), &[0.279_777], 1e-5);
+        assert_close(
+            &values(binary_cross_entropy(p, y).unwrap()),
+            &[0.279_777],
+            1e-5,
+        );
         let logits = || Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]], &d);
         let idx = Tensor::<1, Int>::from_ints([2, 0], &d);
-        assert_close(&values(cross_entropy(logits(), idx).unwrap()), &[0.753_109], 1e-5);
+        assert_close(
+            &values(cross_entropy(logits(), idx).unwrap()),
+            &[0.753_109],
+            1e-5,
+        );
         let oh = Tensor::<2>::from_floats([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], &d);
-        assert_close(&values(cross_entropy_one_hot(logits(), oh).unwrap()), &[0.753_109], 1e-5);
+        assert_close(
+            &values(cross_entropy_one_hot(logits(), oh).unwrap()),
+            &[0.753_109],
+            1e-5,
+        );
         let a = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], &d);
         let b = Tensor::<1>::from_floats([1.5, 2.0, 2.0, 6.0], &d);
         assert_close(&values(mse(a, b).unwrap()), &[1.3125], 1e-6);
@@ -61,17 +82,31 @@ fn losses_on_every_backend() {
 fn pooling_on_every_backend() {
     for (_, d) in devices() {
         let x = Tensor::<1>::from_floats([1.0, 3.0, 2.0, 5.0, 4.0, 0.0], &d).reshape([1, 1, 6]);
-        let max = Pool1dConfig::new(PoolKind::Max, 3).with_stride(1).init().unwrap();
+        let max = Pool1dConfig::new(PoolKind::Max, 3)
+            .with_stride(1)
+            .init()
+            .unwrap();
         assert_close(&values(max.forward(x.clone())), &[3.0, 5.0, 5.0, 5.0], 1e-6);
-        let avg = Pool1dConfig::new(PoolKind::Avg, 3).with_stride(2).with_padding(1).init().unwrap();
+        let avg = Pool1dConfig::new(PoolKind::Avg, 3)
+            .with_stride(2)
+            .with_padding(1)
+            .init()
+            .unwrap();
         assert_close(&values(avg.forward(x)), &[4.0 / 3.0, 10.0 / 3.0, 3.0], 1e-5);
         let img = Tensor::<1>::from_floats(
-            [1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0, 9.0, 10.0, 13.0, 14.0, 11.0, 12.0, 15.0, 16.0],
+            [
+                1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0, 9.0, 10.0, 13.0, 14.0, 11.0, 12.0, 15.0,
+                16.0,
+            ],
             &d,
         )
         .reshape([1, 1, 4, 4]);
         let mp = Pool2dConfig::new(PoolKind::Max, [2, 2]).init().unwrap();
-        assert_close(&values(mp.forward(img.clone())), &[4.0, 8.0, 12.0, 16.0], 1e-6);
+        assert_close(
+            &values(mp.forward(img.clone())),
+            &[4.0, 8.0, 12.0, 16.0],
+            1e-6,
+        );
         let ap = Pool2dConfig::new(PoolKind::Avg, [2, 2]).init().unwrap();
         assert_close(&values(ap.forward(img)), &[2.5, 6.5, 10.5, 14.5], 1e-6);
     }
@@ -106,14 +141,20 @@ fn cnn_forward_parity_across_backends() {
     let reference = cfg.init(ref_dev).unwrap();
     let (x, _) = batch(4, ref_dev);
     let expected = values(reference.forward(x));
-    assert!(expected.iter().any(|v| v.abs() > 1e-3), "outputs are not trivial");
+    assert!(
+        expected.iter().any(|v| v.abs() > 1e-3),
+        "outputs are not trivial"
+    );
     for (kind, d) in &devs[1..] {
         let model = copy_model(&cfg, &reference, d);
         let (x, _) = batch(4, d);
         let got = values(model.forward(x));
         let diff = max_abs_diff(&got, &expected);
         eprintln!("forward {kind} vs {ref_kind}: max |diff| = {diff:e}");
-        assert!(diff <= PARITY_TOL, "{kind} differs from {ref_kind} by {diff}");
+        assert!(
+            diff <= PARITY_TOL,
+            "{kind} differs from {ref_kind} by {diff}"
+        );
     }
 }
 
@@ -142,15 +183,27 @@ fn training_step_parity_across_backends() {
         let after = loss_fn.forward(model.forward(x), y).into_scalar::<f32>();
         let w = values(model.valid().features.blocks[0].conv.weight.val());
         eprintln!("{kind}: loss {before} -> {after}");
-        assert!(after < before, "{kind}: one step did not lower the loss ({before} -> {after})");
+        assert!(
+            after < before,
+            "{kind}: one step did not lower the loss ({before} -> {after})"
+        );
         results.push((*kind, before, after, w));
     }
     let (k0, l0, a0, w0) = &results[0];
     for (k, l, a, w) in &results[1..] {
-        assert!((l - l0).abs() <= PARITY_TOL, "{k} vs {k0}: loss {l} vs {l0}");
-        assert!((a - a0).abs() <= PARITY_TOL, "{k} vs {k0}: loss after {a} vs {a0}");
+        assert!(
+            (l - l0).abs() <= PARITY_TOL,
+            "{k} vs {k0}: loss {l} vs {l0}"
+        );
+        assert!(
+            (a - a0).abs() <= PARITY_TOL,
+            "{k} vs {k0}: loss after {a} vs {a0}"
+        );
         let diff = max_abs_diff(w, w0);
         eprintln!("updated conv1 weights {k} vs {k0}: max |diff| = {diff:e}");
-        assert!(diff <= PARITY_TOL, "{k} vs {k0}: updated weights differ by {diff}");
+        assert!(
+            diff <= PARITY_TOL,
+            "{k} vs {k0}: updated weights differ by {diff}"
+        );
     }
 }

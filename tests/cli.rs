@@ -8,13 +8,17 @@ fn example() -> PathBuf {
     // target/<profile>/deps/cli-<hash> -> target/<profile>/examples/mnist
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|p| p.parent()).unwrap();
-    dir.join("examples").join(format!("mnist{}", std::env::consts::EXE_SUFFIX))
+    dir.join("examples")
+        .join(format!("mnist{}", std::env::consts::EXE_SUFFIX))
 }
 
 fn run(args: &[&str]) -> Output {
     Command::new(example())
         .args(args)
-        .env("NETCALC_CACHE_DIR", std::env::temp_dir().join("netcalc-cli-test-cache"))
+        .env(
+            "NETCALC_CACHE_DIR",
+            std::env::temp_dir().join("netcalc-cli-test-cache"),
+        )
         .output()
         .expect("run the mnist example")
 }
@@ -44,7 +48,11 @@ fn invalid_flags_exit_2() {
     assert!(e.contains("epochs"), "{e}");
     let o = run(&["--device", "cuda", "--offline"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown backend `cuda`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown backend `cuda`"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["--optimizer", "adagrad", "--offline"]);
     assert_eq!(o.status.code(), Some(2));
 }
@@ -53,7 +61,12 @@ fn invalid_flags_exit_2() {
 fn missing_or_corrupt_data_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = run(&["--data-dir", "/nonexistent/mnist", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "--data-dir",
+        "/nonexistent/mnist",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert_eq!(e.lines().count(), 1, "{e}");
@@ -62,16 +75,32 @@ fn missing_or_corrupt_data_exit_2() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist-sample");
-    for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "test-images-idx3-ubyte.gz"] {
+    for f in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "test-images-idx3-ubyte.gz",
+    ] {
         std::fs::copy(sample.join(f), data.join(f)).unwrap();
     }
     // a truncated label file
     let labels = std::fs::read(sample.join("test-labels-idx1-ubyte.gz")).unwrap();
-    std::fs::write(data.join("test-labels-idx1-ubyte.gz"), &labels[..labels.len() / 2]).unwrap();
-    let o = run(&["--data-dir", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    std::fs::write(
+        data.join("test-labels-idx1-ubyte.gz"),
+        &labels[..labels.len() / 2],
+    )
+    .unwrap();
+    let o = run(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("test-labels-idx1-ubyte.gz") && e.contains("corrupt"), "{e}");
+    assert!(
+        e.contains("test-labels-idx1-ubyte.gz") && e.contains("corrupt"),
+        "{e}"
+    );
     assert!(!out.join("checkpoint.json").exists());
 }
 

@@ -37,10 +37,18 @@ fn serve(mode: Mode, requests: usize) -> String {
                     break;
                 }
             }
-            let name = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let name = request
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
             match std::fs::read(root.join(&name)) {
                 Ok(body) => {
-                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
                     let _ = stream.write_all(head.as_bytes());
                     let n = match mode {
                         Mode::Good => body.len(),
@@ -49,7 +57,9 @@ fn serve(mode: Mode, requests: usize) -> String {
                     let _ = stream.write_all(&body[..n]);
                 }
                 Err(_) => {
-                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
                 }
             }
         }
@@ -61,13 +71,28 @@ fn serve(mode: Mode, requests: usize) -> String {
 /// on the mirrors... except that the sample's test files are called test-*, so use those names.
 fn sample_files() -> Vec<RemoteFile> {
     [
-        ("train-images-idx3-ubyte.gz", "1eda15206e792ba885a21908f2dd5102fef6c437067853942f4a775320c0e553"),
-        ("train-labels-idx1-ubyte.gz", "305b815c18a51ea2d383104ca85d8f377e92fc41474b2c14ac3ee09eefd4eb0e"),
-        ("test-images-idx3-ubyte.gz", "fecd5156c3b4c6414c3c5ad9e1123d6b91e32c8c70771eae1592bd471518da10"),
-        ("test-labels-idx1-ubyte.gz", "940e94157a35fc56dcd5aad39de52cf9d34f0a4f91c940f0d6e6fda1e4fbcf8a"),
+        (
+            "train-images-idx3-ubyte.gz",
+            "1eda15206e792ba885a21908f2dd5102fef6c437067853942f4a775320c0e553",
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            "305b815c18a51ea2d383104ca85d8f377e92fc41474b2c14ac3ee09eefd4eb0e",
+        ),
+        (
+            "test-images-idx3-ubyte.gz",
+            "fecd5156c3b4c6414c3c5ad9e1123d6b91e32c8c70771eae1592bd471518da10",
+        ),
+        (
+            "test-labels-idx1-ubyte.gz",
+            "940e94157a35fc56dcd5aad39de52cf9d34f0a4f91c940f0d6e6fda1e4fbcf8a",
+        ),
     ]
     .into_iter()
-    .map(|(n, s)| RemoteFile { name: n.into(), sha256: s.into() })
+    .map(|(n, s)| RemoteFile {
+        name: n.into(),
+        sha256: s.into(),
+    })
     .collect()
 }
 
@@ -85,7 +110,11 @@ fn options(cache: &Path, mirrors: Vec<String>) -> DataOptions {
 
 fn cache_files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -124,8 +153,15 @@ fn checksum_mismatch_is_an_error_and_leaves_nothing() {
     let err = download_files(&[url], &files, cache.path(), Duration::from_secs(2), false)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("SHA-256 mismatch") && err.contains("train-images-idx3-ubyte.gz"), "{err}");
-    assert_eq!(cache_files(cache.path()), Vec::<String>::new(), "a bad download landed in the cache");
+    assert!(
+        err.contains("SHA-256 mismatch") && err.contains("train-images-idx3-ubyte.gz"),
+        "{err}"
+    );
+    assert_eq!(
+        cache_files(cache.path()),
+        Vec::<String>::new(),
+        "a bad download landed in the cache"
+    );
 }
 
 #[test]
@@ -145,7 +181,10 @@ fn failed_download_falls_back_to_the_bundled_sample_and_offline_skips_it() {
     let cache = tempfile::tempdir().unwrap();
     let url = serve(Mode::Truncate, 8);
     let mut warnings = Vec::new();
-    let m = load_mnist(&options(cache.path(), vec![url]), |w| warnings.push(w.to_string())).unwrap();
+    let m = load_mnist(&options(cache.path(), vec![url]), |w| {
+        warnings.push(w.to_string())
+    })
+    .unwrap();
     assert_eq!(m.source, DataSource::Bundled);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let mut opts = options(cache.path(), vec!["http://127.0.0.1:9/".into()]);

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use netcalc::burn::tensor::Device;
 use netcalc::data::Mnist;
 use netcalc::predict::{class_probabilities, load_digit, save_digit_png};
-use netcalc::train::{ProgressMode, RunOptions, TrainConfig, evaluate, load_model, locate_model, train};
+use netcalc::train::{
+    ProgressMode, RunOptions, TrainConfig, evaluate, load_model, locate_model, train,
+};
 use netcalc::{BackendKind, CnnConfig};
 
 /// burn's device RNG is global per backend: runs that must be reproducible take turns.
@@ -45,18 +47,35 @@ fn trains_to_90_percent_and_predicts_from_png() {
     let dir = tempfile::tempdir().unwrap();
     let run = train(&cfg, &data, &d, &opts(dir.path(), kind)).unwrap();
     let acc = run.evaluation.accuracy;
-    eprintln!("held-out accuracy after 2 epochs on 4000 images: {:.2}%", 100.0 * acc);
+    eprintln!(
+        "held-out accuracy after 2 epochs on 4000 images: {:.2}%",
+        100.0 * acc
+    );
     assert!(acc >= 0.90, "held-out accuracy {acc}");
     assert_eq!(run.history.len(), 2);
     assert!(run.history[1].train_loss < run.history[0].train_loss);
     for f in [
-        "config.json", "metrics.csv", "metrics.json", "model.bpk", "confusion.csv", "loss.png",
-        "accuracy.png", "confusion.png", "checkpoint.json",
+        "config.json",
+        "metrics.csv",
+        "metrics.json",
+        "model.bpk",
+        "confusion.csv",
+        "loss.png",
+        "accuracy.png",
+        "confusion.png",
+        "checkpoint.json",
     ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
-    assert!(dir.path().join("checkpoint-epoch-002/optimizer.bpk").is_file());
-    assert!(!dir.path().join("checkpoint-epoch-001").exists(), "old checkpoint kept");
+    assert!(
+        dir.path()
+            .join("checkpoint-epoch-002/optimizer.bpk")
+            .is_file()
+    );
+    assert!(
+        !dir.path().join("checkpoint-epoch-001").exists(),
+        "old checkpoint kept"
+    );
     let confusion_total: u64 = run.evaluation.confusion.iter().flatten().sum();
     assert_eq!(confusion_total, 2000);
 
@@ -117,11 +136,28 @@ fn resumed_run_matches_uninterrupted_run() {
 
     let key = |h: &[netcalc::train::metrics::EpochMetrics]| -> Vec<(f64, f64, f64, f64, f64)> {
         h.iter()
-            .map(|m| (m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr))
+            .map(|m| {
+                (
+                    m.train_loss,
+                    m.train_accuracy,
+                    m.test_loss,
+                    m.test_accuracy,
+                    m.lr,
+                )
+            })
             .collect()
     };
-    eprintln!("uninterrupted {:?}\nrepeat        {:?}\nresumed       {:?}", key(&a.history), key(&b.history), key(&c.history));
-    assert_eq!(key(&a.history), key(&b.history), "same seed, different metrics");
+    eprintln!(
+        "uninterrupted {:?}\nrepeat        {:?}\nresumed       {:?}",
+        key(&a.history),
+        key(&b.history),
+        key(&c.history)
+    );
+    assert_eq!(
+        key(&a.history),
+        key(&b.history),
+        "same seed, different metrics"
+    );
     assert_eq!(key(&a.history), key(&c.history), "resumed run differs");
     assert_eq!(a.evaluation, c.evaluation);
 }
@@ -131,27 +167,40 @@ fn bad_settings_fail_before_training() {
     let (kind, d) = device();
     let data = Mnist::bundled().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = TrainConfig::default();
-    cfg.batch_size = 0;
-    let err = train(&cfg, &data, &d, &opts(dir.path(), kind)).unwrap_err().to_string();
+    let cfg = TrainConfig {
+        batch_size: 0,
+        ..TrainConfig::default()
+    };
+    let err = train(&cfg, &data, &d, &opts(dir.path(), kind))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("batch-size"), "{err}");
     let mut cfg = TrainConfig::default();
     cfg.optimizer.lr = -1.0;
     assert!(train(&cfg, &data, &d, &opts(dir.path(), kind)).is_err());
-    let mut cfg = TrainConfig::default();
-    cfg.model = CnnConfig::keras_mnist();
-    cfg.model.classifier.n_inputs = 7;
-    let err = train(&cfg, &data, &d, &opts(dir.path(), kind)).unwrap_err().to_string();
+    let mut model = CnnConfig::keras_mnist();
+    model.classifier.n_inputs = 7;
+    let cfg = TrainConfig {
+        model,
+        ..TrainConfig::default()
+    };
+    let err = train(&cfg, &data, &d, &opts(dir.path(), kind))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("classifier.n_inputs"), "{err}");
     assert!(!dir.path().join("checkpoint.json").exists());
     // resuming where there is no checkpoint names the missing file
     let mut o = opts(dir.path(), kind);
     o.resume = true;
-    let err = train(&TrainConfig::default(), &data, &d, &o).unwrap_err().to_string();
+    let err = train(&TrainConfig::default(), &data, &d, &o)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("checkpoint.json"), "{err}");
     // a model file that is not a model
     let bad = dir.path().join("model.bpk");
     std::fs::write(&bad, b"garbage").unwrap();
-    let err = load_model(&CnnConfig::keras_mnist(), &bad, &d).unwrap_err().to_string();
+    let err = load_model(&CnnConfig::keras_mnist(), &bad, &d)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("model.bpk"), "{err}");
 }

@@ -23,10 +23,22 @@ pub struct RemoteFile {
 /// TensorFlow's dataset loaders).
 pub fn full_mnist_files() -> Vec<RemoteFile> {
     [
-        ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-        ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-        ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-        ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+        (
+            "train-images-idx3-ubyte.gz",
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        ),
+        (
+            "t10k-images-idx3-ubyte.gz",
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        ),
+        (
+            "t10k-labels-idx1-ubyte.gz",
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        ),
     ]
     .into_iter()
     .map(|(name, sha256)| RemoteFile {
@@ -62,7 +74,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
@@ -85,7 +99,11 @@ pub fn download_files(
         .into();
     for file in files {
         let dest = cache_dir.join(&file.name);
-        if dest.exists() && std::fs::read(&dest).map(|b| sha256_hex(&b) == file.sha256).unwrap_or(false) {
+        if dest.exists()
+            && std::fs::read(&dest)
+                .map(|b| sha256_hex(&b) == file.sha256)
+                .unwrap_or(false)
+        {
             continue;
         }
         let mut failures = Vec::new();
@@ -96,7 +114,10 @@ pub fn download_files(
                 Ok(bytes) => {
                     let got = sha256_hex(&bytes);
                     if got != file.sha256 {
-                        failures.push(format!("{url}: SHA-256 mismatch (got {got}, expected {})", file.sha256));
+                        failures.push(format!(
+                            "{url}: SHA-256 mismatch (got {got}, expected {})",
+                            file.sha256
+                        ));
                         continue;
                     }
                     write_atomic(&dest, &bytes)?;
@@ -135,7 +156,9 @@ fn fetch(agent: &ureq::Agent, url: &str, progress: bool) -> std::result::Result<
     let mut out = Vec::with_capacity(len.unwrap_or(0) as usize);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = reader.read(&mut buf).map_err(|e| format!("connection broke after {} bytes: {e}", out.len()))?;
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| format!("connection broke after {} bytes: {e}", out.len()))?;
         if n == 0 {
             break;
         }

@@ -45,10 +45,18 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
 
 /// Parses the header of an IDX file of unsigned bytes with `ndims` dimensions and checks that
 /// the file holds exactly the data the header announces. Returns the dimensions and the data.
-fn parse<'a>(path: &Path, bytes: &'a [u8], ndims: u8, what: &str) -> Result<(Vec<usize>, &'a [u8])> {
+fn parse<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    ndims: u8,
+    what: &str,
+) -> Result<(Vec<usize>, &'a [u8])> {
     let header_len = 4 + 4 * ndims as usize;
     if bytes.len() < 4 {
-        return Err(Error::data(path, format!("file is {} bytes, too short for an IDX header", bytes.len())));
+        return Err(Error::data(
+            path,
+            format!("file is {} bytes, too short for an IDX header", bytes.len()),
+        ));
     }
     if bytes[..4] != magic(ndims) {
         return Err(Error::data(
@@ -93,7 +101,10 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], ndims: u8, what: &str) -> Result<(Vec
 pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<IdxImages> {
     let (dims, data) = parse(path, bytes, 3, "images")?;
     if dims[1] == 0 || dims[2] == 0 {
-        return Err(Error::data(path, format!("images of {}x{} pixels", dims[1], dims[2])));
+        return Err(Error::data(
+            path,
+            format!("images of {}x{} pixels", dims[1], dims[2]),
+        ));
     }
     Ok(IdxImages {
         count: dims[0],
@@ -110,7 +121,11 @@ pub fn parse_labels(path: &Path, bytes: &[u8], num_classes: u8) -> Result<Vec<u8
     if let Some(i) = data.iter().position(|&l| l >= num_classes) {
         return Err(Error::data(
             path,
-            format!("label {} at index {i} is not a class 0..{}", data[i], num_classes - 1),
+            format!(
+                "label {} at index {i} is not a class 0..{}",
+                data[i],
+                num_classes - 1
+            ),
         ));
     }
     Ok(data.to_vec())
@@ -197,7 +212,10 @@ mod tests {
         let mut img = encode_images(&sample());
         img.push(0);
         let err = parse_images(Path::new("x"), &img).unwrap_err().to_string();
-        assert!(err.contains("header says 2 images, file holds 2 (13 data bytes"), "{err}");
+        assert!(
+            err.contains("header says 2 images, file holds 2 (13 data bytes"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -206,8 +224,13 @@ mod tests {
         let err = parse_images(Path::new("t10k-images"), &encode_labels(&[1, 2]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("t10k-images: wrong magic number 00 00 08 01"), "{err}");
-        let err = parse_labels(Path::new("l"), b"PK\x03\x04rest", 10).unwrap_err().to_string();
+        assert!(
+            err.contains("t10k-images: wrong magic number 00 00 08 01"),
+            "{err}"
+        );
+        let err = parse_labels(Path::new("l"), b"PK\x03\x04rest", 10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("wrong magic"), "{err}");
         assert!(parse_labels(Path::new("l"), b"", 10).is_err());
     }
@@ -221,7 +244,9 @@ mod tests {
         std::fs::write(&p, gz).unwrap();
         let err = read_labels(&p).unwrap_err().to_string();
         assert!(err.contains("broken.gz: gzip data is corrupt"), "{err}");
-        let err = parse_labels(Path::new("l"), &encode_labels(&[1, 12]), 10).unwrap_err().to_string();
+        let err = parse_labels(Path::new("l"), &encode_labels(&[1, 12]), 10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("label 12 at index 1"), "{err}");
         let missing = dir.path().join("nope");
         assert!(matches!(read_labels(&missing), Err(Error::Io { .. })));

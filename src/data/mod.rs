@@ -33,8 +33,10 @@ mod bundled {
         include_bytes!("../../data/mnist-sample/train-images-idx3-ubyte.gz");
     pub const TRAIN_LABELS: &[u8] =
         include_bytes!("../../data/mnist-sample/train-labels-idx1-ubyte.gz");
-    pub const TEST_IMAGES: &[u8] = include_bytes!("../../data/mnist-sample/test-images-idx3-ubyte.gz");
-    pub const TEST_LABELS: &[u8] = include_bytes!("../../data/mnist-sample/test-labels-idx1-ubyte.gz");
+    pub const TEST_IMAGES: &[u8] =
+        include_bytes!("../../data/mnist-sample/test-images-idx3-ubyte.gz");
+    pub const TEST_LABELS: &[u8] =
+        include_bytes!("../../data/mnist-sample/test-labels-idx1-ubyte.gz");
 }
 
 /// One split (train or test) of 28×28 digits with labels.
@@ -97,7 +99,12 @@ impl MnistSplit {
 
     /// Builds a batch from the images at `indices`, shifting each by a random offset of up to
     /// `shift` pixels in each direction when `augment` is given.
-    pub fn batch(&self, indices: &[usize], device: &Device, augment: Option<(&mut ChaCha8Rng, usize)>) -> Batch {
+    pub fn batch(
+        &self,
+        indices: &[usize],
+        device: &Device,
+        augment: Option<(&mut ChaCha8Rng, usize)>,
+    ) -> Batch {
         let mut data = Vec::with_capacity(indices.len() * PIXELS);
         match augment {
             Some((rng, shift)) if shift > 0 => {
@@ -116,7 +123,10 @@ impl MnistSplit {
         }
         let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
         Batch {
-            images: Tensor::from_data(TensorData::new(data, [indices.len(), 1, SIDE, SIDE]), device),
+            images: Tensor::from_data(
+                TensorData::new(data, [indices.len(), 1, SIDE, SIDE]),
+                device,
+            ),
             labels: Tensor::from_data(TensorData::new(labels, [indices.len()]), device),
         }
     }
@@ -156,7 +166,8 @@ pub struct Batch {
 /// resumed run sees the same order as an uninterrupted one.
 pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     idx.shuffle(&mut rng);
     idx
 }
@@ -194,7 +205,11 @@ impl Mnist {
             DataSource::Downloaded(d) => format!("full MNIST, downloaded to {}", d.display()),
             DataSource::Bundled => "bundled MNIST sample".to_string(),
         };
-        format!("data: {what}, {} train / {} test", self.train.len(), self.test.len())
+        format!(
+            "data: {what}, {} train / {} test",
+            self.train.len(),
+            self.test.len()
+        )
     }
 
     /// The bundled sample: 8,000 training and 2,000 held-out digits.
@@ -252,8 +267,16 @@ fn gunzip(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
 const NAMES: [&[&str]; 4] = [
     &["train-images-idx3-ubyte", "train-images.idx3-ubyte"],
     &["train-labels-idx1-ubyte", "train-labels.idx1-ubyte"],
-    &["t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte", "test-images-idx3-ubyte"],
-    &["t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte", "test-labels-idx1-ubyte"],
+    &[
+        "t10k-images-idx3-ubyte",
+        "t10k-images.idx3-ubyte",
+        "test-images-idx3-ubyte",
+    ],
+    &[
+        "t10k-labels-idx1-ubyte",
+        "t10k-labels.idx1-ubyte",
+        "test-labels-idx1-ubyte",
+    ],
 ];
 
 /// Finds the four MNIST files in `dir`, raw or `.gz`; the error lists what is missing.
@@ -261,7 +284,10 @@ pub fn find_files(dir: &Path) -> Result<[PathBuf; 4]> {
     if !dir.is_dir() {
         return Err(Error::io(
             dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "data directory does not exist"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "data directory does not exist",
+            ),
         ));
     }
     let mut found: Vec<Option<PathBuf>> = Vec::new();
@@ -279,10 +305,15 @@ pub fn find_files(dir: &Path) -> Result<[PathBuf; 4]> {
         .map(|(_, n)| format!("{}[.gz]", n[0]))
         .collect();
     if !missing.is_empty() {
-        return Err(Error::data(dir, format!("missing MNIST files: {}", missing.join(", "))));
+        return Err(Error::data(
+            dir,
+            format!("missing MNIST files: {}", missing.join(", ")),
+        ));
     }
     let mut it = found.into_iter().flatten();
-    Ok(std::array::from_fn(|_| it.next().expect("four files found")))
+    Ok(std::array::from_fn(|_| {
+        it.next().expect("four files found")
+    }))
 }
 
 /// How to find the data.
@@ -310,7 +341,10 @@ impl Default for DataOptions {
             data_dir: None,
             offline: false,
             cache_dir: default_cache_dir(),
-            mirrors: download::MNIST_MIRRORS.iter().map(|s| s.to_string()).collect(),
+            mirrors: download::MNIST_MIRRORS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             files: full_mnist_files(),
             connect_timeout: Duration::from_secs(5),
             progress: false,
@@ -330,7 +364,10 @@ fn cache_complete(opts: &DataOptions) -> bool {
 /// (unless `offline`), the bundled sample. A download that fails is reported through `warn` and
 /// the next source is used; a `data_dir` that is missing or broken is an error.
 pub fn load_mnist(opts: &DataOptions, mut warn: impl FnMut(&str)) -> Result<Mnist> {
-    let env_dir = std::env::var(DATA_DIR_ENV).ok().filter(|s| !s.is_empty()).map(PathBuf::from);
+    let env_dir = std::env::var(DATA_DIR_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
     if let Some(dir) = opts.data_dir.clone().or(env_dir) {
         return Mnist::from_dir(&dir);
     }
@@ -340,13 +377,21 @@ pub fn load_mnist(opts: &DataOptions, mut warn: impl FnMut(&str)) -> Result<Mnis
         return Ok(m);
     }
     if !opts.offline {
-        match download_files(&opts.mirrors, &opts.files, &opts.cache_dir, opts.connect_timeout, opts.progress) {
+        match download_files(
+            &opts.mirrors,
+            &opts.files,
+            &opts.cache_dir,
+            opts.connect_timeout,
+            opts.progress,
+        ) {
             Ok(()) => {
                 let mut m = Mnist::from_dir(&opts.cache_dir)?;
                 m.source = DataSource::Downloaded(opts.cache_dir.clone());
                 return Ok(m);
             }
-            Err(e) => warn(&format!("full MNIST not available ({e}); using the bundled sample")),
+            Err(e) => warn(&format!(
+                "full MNIST not available ({e}); using the bundled sample"
+            )),
         }
     }
     Mnist::bundled()
@@ -361,13 +406,19 @@ mod tests {
     fn bundled_sample_is_8000_plus_2000_real_digits() {
         let m = Mnist::bundled().unwrap();
         assert_eq!((m.train.len(), m.test.len()), (8000, 2000));
-        assert_eq!(m.describe(), "data: bundled MNIST sample, 8000 train / 2000 test");
+        assert_eq!(
+            m.describe(),
+            "data: bundled MNIST sample, 8000 train / 2000 test"
+        );
         // class counts of the whole sample (its README): 1001 zeros, 1127 ones, ...
         let mut counts = [0usize; 10];
         for &l in m.train.labels.iter().chain(&m.test.labels) {
             counts[l as usize] += 1;
         }
-        assert_eq!(counts, [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]);
+        assert_eq!(
+            counts,
+            [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+        );
     }
 
     #[test]
@@ -377,7 +428,14 @@ mod tests {
         let b = m.train.batch(&[0, 5, 7], &d, None);
         assert_eq!(b.images.dims(), [3, 1, 28, 28]);
         let labels: Vec<i64> = b.labels.into_data().convert::<i64>().try_to_vec().unwrap();
-        assert_eq!(labels, vec![m.train.labels[0] as i64, m.train.labels[5] as i64, m.train.labels[7] as i64]);
+        assert_eq!(
+            labels,
+            vec![
+                m.train.labels[0] as i64,
+                m.train.labels[5] as i64,
+                m.train.labels[7] as i64
+            ]
+        );
         let px = values(b.images);
         // background pixels are (0 - 0.1307)/0.3081 = -0.424213
         assert!((px[0] - (-0.424_213)).abs() < 1e-5);
@@ -392,7 +450,12 @@ mod tests {
         img[10 * SIDE + 10] = 255;
         let mut out = Vec::new();
         push_shifted(&mut out, &img, 2, -1);
-        let hot: Vec<usize> = out.iter().enumerate().filter(|(_, v)| **v > 0.0).map(|(i, _)| i).collect();
+        let hot: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(i, _)| i)
+            .collect();
         // (x, y) = (10, 10) -> (12, 9)
         assert_eq!(hot, vec![9 * SIDE + 12]);
     }
@@ -417,7 +480,10 @@ mod tests {
             ..DataOptions::default()
         };
         let err = load_mnist(&opts, |_| {}).unwrap_err().to_string();
-        assert!(err.contains("missing MNIST files: train-labels-idx1-ubyte[.gz], t10k-images"), "{err}");
+        assert!(
+            err.contains("missing MNIST files: train-labels-idx1-ubyte[.gz], t10k-images"),
+            "{err}"
+        );
         let opts = DataOptions {
             data_dir: Some(dir.path().join("nope")),
             ..DataOptions::default()

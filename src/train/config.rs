@@ -24,7 +24,10 @@ impl std::str::FromStr for OptimizerKind {
             "adam" => Ok(Self::Adam),
             "adamw" => Ok(Self::AdamW),
             "sgd" => Ok(Self::Sgd),
-            _ => Err(Error::setting("optimizer", format!("unknown optimizer `{s}`; expected adam, adamw or sgd"))),
+            _ => Err(Error::setting(
+                "optimizer",
+                format!("unknown optimizer `{s}`; expected adam, adamw or sgd"),
+            )),
         }
     }
 }
@@ -128,20 +131,32 @@ impl TrainConfig {
             return Err(Error::setting("lr", format!("must be in (0, 1], got {lr}")));
         }
         if !(self.optimizer.weight_decay >= 0.0 && self.optimizer.weight_decay.is_finite()) {
-            return Err(Error::setting("weight-decay", "must be a finite number >= 0"));
+            return Err(Error::setting(
+                "weight-decay",
+                "must be a finite number >= 0",
+            ));
         }
         if !(0.0..1.0).contains(&self.optimizer.momentum) {
             return Err(Error::setting("momentum", "must be in [0, 1)"));
         }
         match &self.schedule {
-            Schedule::Step { every_epochs, gamma } => {
+            Schedule::Step {
+                every_epochs,
+                gamma,
+            } => {
                 if *every_epochs == 0 || !(*gamma > 0.0 && *gamma <= 1.0) {
-                    return Err(Error::setting("schedule", "step needs every_epochs >= 1 and gamma in (0, 1]"));
+                    return Err(Error::setting(
+                        "schedule",
+                        "step needs every_epochs >= 1 and gamma in (0, 1]",
+                    ));
                 }
             }
             Schedule::Cosine { min_lr } => {
                 if !(*min_lr >= 0.0 && *min_lr <= lr) {
-                    return Err(Error::setting("schedule", format!("cosine min_lr must be in [0, lr], got {min_lr}")));
+                    return Err(Error::setting(
+                        "schedule",
+                        format!("cosine min_lr must be in [0, lr], got {min_lr}"),
+                    ));
                 }
             }
             Schedule::Constant => {}

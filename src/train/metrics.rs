@@ -103,9 +103,14 @@ pub fn parse_exact(path: &Path, text: &str) -> Result<Vec<EpochMetrics>> {
             if f.len() != 9 {
                 return Err(bad(&format!("expected 9 fields, found {}", f.len())));
             }
-            let num = |k: usize| f[k].parse::<f64>().map_err(|_| bad(&format!("`{}` is not a number", f[k])));
+            let num = |k: usize| {
+                f[k].parse::<f64>()
+                    .map_err(|_| bad(&format!("`{}` is not a number", f[k])))
+            };
             Ok(EpochMetrics {
-                epoch: f[0].parse().map_err(|_| bad(&format!("`{}` is not an epoch number", f[0])))?,
+                epoch: f[0]
+                    .parse()
+                    .map_err(|_| bad(&format!("`{}` is not an epoch number", f[0])))?,
                 train_loss: num(1)?,
                 train_accuracy: num(2)?,
                 test_loss: num(3)?,
@@ -189,14 +194,29 @@ mod tests {
         let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[1], "1,0.500000,0.900000,0.250000,0.950000,1.000000e-3,1234.5,2.000,2.000");
+        assert_eq!(
+            lines[1],
+            "1,0.500000,0.900000,0.250000,0.950000,1.000000e-3,1234.5,2.000,2.000"
+        );
         let exact = to_exact(&h);
         assert_eq!(parse_exact(Path::new("h"), &exact).unwrap(), h);
-        let third = EpochMetrics { train_accuracy: 0.233_333_333_333_333_34, ..row(3) };
-        assert_eq!(parse_exact(Path::new("h"), &to_exact(&[third.clone()])).unwrap(), vec![third]);
-        let err = parse_exact(Path::new("h"), "1 2 x 4 5 6 7 8 9").unwrap_err().to_string();
+        let third = EpochMetrics {
+            train_accuracy: 0.233_333_333_333_333_34,
+            ..row(3)
+        };
+        assert_eq!(
+            parse_exact(Path::new("h"), &to_exact(std::slice::from_ref(&third))).unwrap(),
+            vec![third]
+        );
+        let err = parse_exact(Path::new("h"), "1 2 x 4 5 6 7 8 9")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1: `x` is not a number"), "{err}");
-        assert!(row(3).line(5).starts_with("epoch  3/5  train loss 0.5000 acc  90.00%"));
+        assert!(
+            row(3)
+                .line(5)
+                .starts_with("epoch  3/5  train loss 0.5000 acc  90.00%")
+        );
     }
 
     #[test]
@@ -204,6 +224,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.csv");
         write_confusion(&p, &[vec![5, 1], vec![0, 4]]).unwrap();
-        assert_eq!(std::fs::read_to_string(p).unwrap(), "true\\predicted,0,1\n0,5,1\n1,0,4\n");
+        assert_eq!(
+            std::fs::read_to_string(p).unwrap(),
+            "true\\predicted,0,1\n0,5,1\n1,0,4\n"
+        );
     }
 }

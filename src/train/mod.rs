@@ -110,13 +110,20 @@ pub struct Evaluation {
 pub fn build_optimizer(cfg: &OptimizerConfig) -> ModuleOptimizer {
     let wd = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
     match cfg.kind {
-        OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-7).with_weight_decay(wd).init(),
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_epsilon(1e-7)
+            .with_weight_decay(wd)
+            .init(),
         OptimizerKind::AdamW => AdamWConfig::new()
             .with_epsilon(1e-7)
             .with_weight_decay(cfg.weight_decay as f32)
             .init(),
         OptimizerKind::Sgd => SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0)))
+            .with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(cfg.momentum)
+                    .with_dampening(0.0),
+            ))
             .with_weight_decay(wd)
             .init(),
     }
@@ -128,7 +135,10 @@ pub fn build_scheduler(cfg: &TrainConfig, steps_per_epoch: usize) -> Result<Modu
     let total = (cfg.epochs * steps_per_epoch).max(1);
     match &cfg.schedule {
         Schedule::Constant => Ok(ModuleLrScheduler::from(ConstantLr::from(lr))),
-        Schedule::Step { every_epochs, gamma } => StepLrSchedulerConfig::new(lr, every_epochs * steps_per_epoch)
+        Schedule::Step {
+            every_epochs,
+            gamma,
+        } => StepLrSchedulerConfig::new(lr, every_epochs * steps_per_epoch)
             .with_gamma(*gamma)
             .init()
             .map_err(|e| Error::setting("schedule", e)),
@@ -148,7 +158,12 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 pub fn evaluate(model: &Cnn, split: &MnistSplit, device: &Device, batch_size: usize) -> Evaluation {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let n = split.len();
-    let classes = model.classifier.layers.last().map(|l| l.weight.dims()[1]).unwrap_or(10);
+    let classes = model
+        .classifier
+        .layers
+        .last()
+        .map(|l| l.weight.dims()[1])
+        .unwrap_or(10);
     let mut confusion = vec![vec![0u64; classes]; classes];
     let mut loss_sum = 0.0;
     let mut correct = 0u64;
@@ -158,7 +173,12 @@ pub fn evaluate(model: &Cnn, split: &MnistSplit, device: &Device, batch_size: us
         let logits = model.forward(b.images);
         let loss = loss_fn.forward(logits.clone(), b.labels);
         loss_sum += loss.into_scalar::<f64>() * chunk.len() as f64;
-        let preds: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+        let preds: Vec<i64> = logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap_or_default();
         for (&i, &p) in chunk.iter().zip(&preds) {
             let t = split.labels[i] as usize;
             let p = (p.max(0) as usize).min(classes - 1);
@@ -175,10 +195,10 @@ pub fn evaluate(model: &Cnn, split: &MnistSplit, device: &Device, batch_size: us
 
 fn save_module(model: &Cnn, path: &Path) -> Result<()> {
     let tmp = path.with_extension("bpk.tmp");
-    model
-        .clone()
-        .save_file(&tmp)
-        .map_err(|e| Error::Record { path: tmp.clone(), message: e.to_string() })?;
+    model.clone().save_file(&tmp).map_err(|e| Error::Record {
+        path: tmp.clone(),
+        message: e.to_string(),
+    })?;
     sync_file(&tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
@@ -192,12 +212,18 @@ fn sync_file(path: &Path) -> Result<()> {
 /// Loads a model for `config` from a burnpack file; a wrong or corrupt file is an error.
 pub fn load_model(config: &CnnConfig, path: &Path, device: &Device) -> Result<Cnn> {
     if !path.is_file() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found")));
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found"),
+        ));
     }
     config
         .init(device)?
         .try_load_file(path)
-        .map_err(|e| Error::Record { path: path.to_path_buf(), message: format!("cannot load model: {e}") })
+        .map_err(|e| Error::Record {
+            path: path.to_path_buf(),
+            message: format!("cannot load model: {e}"),
+        })
 }
 
 /// Finds a model and its config: `path` is a run directory or a `.bpk` file with `config.json`
@@ -206,13 +232,22 @@ pub fn locate_model(path: &Path) -> Result<(CnnConfig, PathBuf)> {
     let (dir, model) = if path.is_dir() {
         (path.to_path_buf(), path.join(files::MODEL))
     } else {
-        (path.parent().unwrap_or(Path::new(".")).to_path_buf(), path.to_path_buf())
+        (
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            path.to_path_buf(),
+        )
     };
     let cfg: TrainConfig = read_json(&dir.join(files::CONFIG))?;
     Ok((cfg.model, model))
 }
 
-fn write_checkpoint(out: &Path, model: &Cnn, optim: &ModuleOptimizer, history: &[EpochMetrics], info: &CheckpointInfo) -> Result<()> {
+fn write_checkpoint(
+    out: &Path,
+    model: &Cnn,
+    optim: &ModuleOptimizer,
+    history: &[EpochMetrics],
+    info: &CheckpointInfo,
+) -> Result<()> {
     let tmp = out.join(format!(".{}.tmp", info.dir));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -221,11 +256,20 @@ fn write_checkpoint(out: &Path, model: &Cnn, optim: &ModuleOptimizer, history: &
     model
         .clone()
         .save_file(tmp.join("model.bpk"))
-        .map_err(|e| Error::Record { path: tmp.join("model.bpk"), message: e.to_string() })?;
+        .map_err(|e| Error::Record {
+            path: tmp.join("model.bpk"),
+            message: e.to_string(),
+        })?;
     optim
         .save(tmp.join("optimizer.bpk"))
-        .map_err(|e| Error::Record { path: tmp.join("optimizer.bpk"), message: e.to_string() })?;
-    write_atomic(&tmp.join("history.txt"), metrics::to_exact(history).as_bytes())?;
+        .map_err(|e| Error::Record {
+            path: tmp.join("optimizer.bpk"),
+            message: e.to_string(),
+        })?;
+    write_atomic(
+        &tmp.join("history.txt"),
+        metrics::to_exact(history).as_bytes(),
+    )?;
     for f in ["model.bpk", "optimizer.bpk"] {
         sync_file(&tmp.join(f))?;
     }
@@ -257,7 +301,12 @@ pub fn prepare_out_dir(out: &Path) -> Result<()> {
 
 /// Trains `cfg` on `data` on `device` (autodiff is added here), writing everything into
 /// `opts.out`. With `opts.resume`, continues from the checkpoint there.
-pub fn train(cfg: &TrainConfig, data: &Mnist, device: &Device, opts: &RunOptions) -> Result<RunSummary> {
+pub fn train(
+    cfg: &TrainConfig,
+    data: &Mnist,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
     cfg.validate()?;
     prepare_out_dir(&opts.out)?;
     let out = opts.out.as_path();
@@ -266,7 +315,10 @@ pub fn train(cfg: &TrainConfig, data: &Mnist, device: &Device, opts: &RunOptions
         None => data.train.clone(),
     };
     if train_split.is_empty() || data.test.is_empty() {
-        return Err(Error::setting("data", "the training and test splits must not be empty"));
+        return Err(Error::setting(
+            "data",
+            "the training and test splits must not be empty",
+        ));
     }
     let ad = device.clone().autodiff();
     let inner = device.clone();
@@ -279,7 +331,10 @@ pub fn train(cfg: &TrainConfig, data: &Mnist, device: &Device, opts: &RunOptions
         let model = load_model(&cfg.model, &dir.join("model.bpk"), &ad)?;
         let optim = build_optimizer(&cfg.optimizer)
             .load(dir.join("optimizer.bpk"))
-            .map_err(|e| Error::Record { path: dir.join("optimizer.bpk"), message: e.to_string() })?;
+            .map_err(|e| Error::Record {
+                path: dir.join("optimizer.bpk"),
+                message: e.to_string(),
+            })?;
         let hpath = dir.join("history.txt");
         let text = std::fs::read_to_string(&hpath).map_err(|e| Error::io(&hpath, e))?;
         let history = metrics::parse_exact(&hpath, &text)?;
@@ -287,12 +342,24 @@ pub fn train(cfg: &TrainConfig, data: &Mnist, device: &Device, opts: &RunOptions
             scheduler.step();
         }
         if info.seed != cfg.seed {
-            return Err(Error::setting("seed", format!("the checkpoint was written with seed {}, the config says {}", info.seed, cfg.seed)));
+            return Err(Error::setting(
+                "seed",
+                format!(
+                    "the checkpoint was written with seed {}, the config says {}",
+                    info.seed, cfg.seed
+                ),
+            ));
         }
         (model, optim, history, info.epoch, info.steps)
     } else {
         ad.seed(cfg.seed);
-        (cfg.model.init(&ad)?, build_optimizer(&cfg.optimizer), Vec::new(), 0, 0)
+        (
+            cfg.model.init(&ad)?,
+            build_optimizer(&cfg.optimizer),
+            Vec::new(),
+            0,
+            0,
+        )
     };
     write_json(&out.join(files::CONFIG), cfg)?;
 
@@ -311,9 +378,11 @@ pub fn train(cfg: &TrainConfig, data: &Mnist, device: &Device, opts: &RunOptions
         let bar = if show_bars {
             let bar = ProgressBar::new(steps_per_epoch as u64);
             bar.set_style(
-                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
             bar
@@ -328,7 +397,13 @@ pub fn train(cfg: &TrainConfig, data: &Mnist, device: &Device, opts: &RunOptions
             let batch = train_split.batch(chunk, &ad, augment);
             let logits = model.forward(batch.images);
             let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
-            let hits: Tensor<1, Int> = logits.detach().argmax(1).flatten::<1>(0, 1).equal(batch.labels).int().sum();
+            let hits: Tensor<1, Int> = logits
+                .detach()
+                .argmax(1)
+                .flatten::<1>(0, 1)
+                .equal(batch.labels)
+                .int()
+                .sum();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let step_lr = scheduler.step();
             lr = step_lr.base();
@@ -338,7 +413,12 @@ pub fn train(cfg: &TrainConfig, data: &Mnist, device: &Device, opts: &RunOptions
             correct += hits.into_scalar::<i64>();
             seen += chunk.len();
             let secs = epoch_start.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {:.4} acc {:.2}% {:.0} img/s", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, seen as f64 / secs));
+            bar.set_message(format!(
+                "loss {:.4} acc {:.2}% {:.0} img/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / secs
+            ));
             bar.inc(1);
         }
         let train_secs = epoch_start.elapsed().as_secs_f64();

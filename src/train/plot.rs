@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 use crate::train::metrics::EpochMetrics;
@@ -27,14 +28,32 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Draws two curves (train and test) of one metric per epoch into a PNG.
-pub fn plot_curves(path: &Path, title: &str, history: &[EpochMetrics], train: fn(&EpochMetrics) -> f64, test: fn(&EpochMetrics) -> f64) -> Result<()> {
+pub fn plot_curves(
+    path: &Path,
+    title: &str,
+    history: &[EpochMetrics],
+    train: fn(&EpochMetrics) -> f64,
+    test: fn(&EpochMetrics) -> f64,
+) -> Result<()> {
     register_font();
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let xs = history.len().max(1) as f64;
-    let ys: Vec<f64> = history.iter().flat_map(|m| [train(m), test(m)]).filter(|v| v.is_finite()).collect();
-    let (lo, hi) = ys.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-    let (lo, hi) = if ys.is_empty() { (0.0, 1.0) } else if hi - lo < 1e-9 { (lo - 0.5, hi + 0.5) } else { (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)) };
+    let ys: Vec<f64> = history
+        .iter()
+        .flat_map(|m| [train(m), test(m)])
+        .filter(|v| v.is_finite())
+        .collect();
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = if ys.is_empty() {
+        (0.0, 1.0)
+    } else if hi - lo < 1e-9 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    };
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 24))
         .margin(15)
@@ -54,7 +73,9 @@ pub fn plot_curves(path: &Path, title: &str, history: &[EpochMetrics], train: fn
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(|e| plot_err(path, e))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
             .map_err(|e| plot_err(path, e))?;
@@ -71,7 +92,13 @@ pub fn plot_curves(path: &Path, title: &str, history: &[EpochMetrics], train: fn
 
 /// Draws `loss.png` and `accuracy.png` into `dir`.
 pub fn plot_history(dir: &Path, history: &[EpochMetrics]) -> Result<()> {
-    plot_curves(&dir.join("loss.png"), "cross-entropy loss", history, |m| m.train_loss, |m| m.test_loss)?;
+    plot_curves(
+        &dir.join("loss.png"),
+        "cross-entropy loss",
+        history,
+        |m| m.train_loss,
+        |m| m.test_loss,
+    )?;
     plot_curves(
         &dir.join("accuracy.png"),
         "accuracy (%)",
@@ -84,44 +111,96 @@ pub fn plot_history(dir: &Path, history: &[EpochMetrics]) -> Result<()> {
 /// Draws a confusion matrix as a heat map with counts (rows = true, columns = predicted).
 pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>]) -> Result<()> {
     register_font();
-    let n = confusion.len();
-    let root = BitMapBackend::new(path, (620, 640)).into_drawing_area();
+    let n = confusion.len() as i32;
+    let root = BitMapBackend::new(path, (640, 660)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("confusion matrix (rows: true, columns: predicted)", ("sans-serif", 18))
+        .caption("confusion matrix", ("sans-serif", 20))
         .margin(15)
-        .x_label_area_size(35)
-        .y_label_area_size(35)
-        .build_cartesian_2d(0..n as i32, 0..n as i32)
+        .x_label_area_size(45)
+        .y_label_area_size(45)
+        .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())
         .map_err(|e| plot_err(path, e))?;
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_labels(n)
-        .y_labels(n)
-        .x_label_offset(20)
-        .y_label_offset(-20)
-        .y_label_formatter(&|y| format!("{}", n as i32 - 1 - y))
+        .x_desc("predicted")
+        .y_desc("true")
+        .x_labels(n as usize)
+        .y_labels(n as usize)
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(c) => c.to_string(),
+            _ => String::new(),
+        })
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(r) => (n - 1 - r).to_string(),
+            _ => String::new(),
+        })
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| plot_err(path, e))?;
-    let max = confusion.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+    let max = confusion
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let centre = ("sans-serif", 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Center));
     for (r, row) in confusion.iter().enumerate() {
         for (c, &v) in row.iter().enumerate() {
-            let y = (n - 1 - r) as i32;
+            let (x, y) = (c as i32, n - 1 - r as i32);
             let t = (v as f64 / max).powf(0.4);
             let color = RGBColor(255 - (t * 200.0) as u8, 255 - (t * 130.0) as u8, 255);
             chart
-                .draw_series(std::iter::once(Rectangle::new([(c as i32, y), (c as i32 + 1, y + 1)], color.filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                    ],
+                    color.filled(),
+                )))
                 .map_err(|e| plot_err(path, e))?;
             chart
                 .draw_series(std::iter::once(Text::new(
                     v.to_string(),
-                    (c as i32, y + 1),
-                    ("sans-serif", 13).into_font().color(&BLACK),
+                    (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
+                    centre.clone(),
                 )))
                 .map_err(|e| plot_err(path, e))?;
         }
     }
     root.present().map_err(|e| plot_err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plots_are_png_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = |e: usize, a: f64| EpochMetrics {
+            epoch: e,
+            train_loss: 1.0 / e as f64,
+            train_accuracy: a,
+            test_loss: 0.8 / e as f64,
+            test_accuracy: a + 0.01,
+            lr: 1e-3,
+            images_per_sec: 1.0,
+            epoch_seconds: 1.0,
+            elapsed_seconds: e as f64,
+        };
+        plot_history(dir.path(), &[m(1, 0.8), m(2, 0.9)]).unwrap();
+        plot_confusion(&dir.path().join("c.png"), &[vec![5, 1], vec![0, 4]]).unwrap();
+        for f in ["loss.png", "accuracy.png", "c.png"] {
+            let bytes = std::fs::read(dir.path().join(f)).unwrap();
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f}");
+            let img = image::load_from_memory(&bytes).unwrap();
+            assert!(img.width() >= 600, "{f}");
+        }
+    }
 }
