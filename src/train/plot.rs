@@ -119,7 +119,7 @@ pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>]) -> Result<()> {
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(45)
-        .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())
+        .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
         .map_err(|e| plot_err(path, e))?;
     chart
         .configure_mesh()
