@@ -164,6 +164,23 @@ struct BenchArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cfg!(feature = "wgpu") && std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Mesa's Vulkan/GL drivers print "XDG_RUNTIME_DIR is invalid" to stderr for every
+        // adapter they open without it; nothing here needs a runtime directory.
+        // Mesa wants a private (0700) directory.
+        let dir = std::env::temp_dir().join("netcalc-xdg-runtime");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            let _ = std::fs::DirBuilder::new()
+                .mode(0o700)
+                .recursive(true)
+                .create(&dir);
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        }
+        // SAFETY: called on the main thread before any other thread is started.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
