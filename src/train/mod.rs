@@ -369,6 +369,7 @@ pub fn train(
     let run_start = Instant::now();
     let last_epoch = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
     let mut lr = cfg.optimizer.lr;
+    let mut last_eval: Option<Evaluation> = None;
 
     for epoch in start_epoch..last_epoch {
         let epoch_start = Instant::now();
@@ -423,7 +424,8 @@ pub fn train(
         }
         let train_secs = epoch_start.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let eval = evaluate(&model.valid(), &data.test, &inner, 1000);
+        let valid = model.valid();
+        let eval = evaluate(&valid, &data.test, &inner, 1000);
         let m = EpochMetrics {
             epoch: epoch + 1,
             train_loss: loss_sum / seen as f64,
@@ -447,12 +449,18 @@ pub fn train(
             steps,
             backend: opts.backend,
         };
-        write_checkpoint(out, &model.valid(), &optim, &history, &info)?;
+        write_checkpoint(out, &valid, &optim, &history, &info)?;
+        last_eval = Some(eval);
     }
 
     let valid = model.valid();
     save_module(&valid, &out.join(files::MODEL))?;
-    let evaluation = evaluate(&valid, &data.test, &inner, 1000);
+    // The last epoch's evaluation is of this very model; evaluate only when no epoch ran (a
+    // resume of a finished run).
+    let evaluation = match last_eval {
+        Some(e) => e,
+        None => evaluate(&valid, &data.test, &inner, 1000),
+    };
     write_confusion(&out.join("confusion.csv"), &evaluation.confusion)?;
     plot::plot_history(out, &history)?;
     plot::plot_confusion(&out.join("confusion.png"), &evaluation.confusion)?;
