@@ -61,6 +61,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether `dir` holds `file` with the expected SHA-256.
+pub fn is_cached(dir: &Path, file: &RemoteFile) -> bool {
+    std::fs::read(dir.join(&file.name))
+        .map(|b| sha256_hex(&b) == file.sha256)
+        .unwrap_or(false)
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed and
 /// synced, then renamed over `path`. A crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -98,14 +105,10 @@ pub fn download_files(
         .build()
         .into();
     for file in files {
-        let dest = cache_dir.join(&file.name);
-        if dest.exists()
-            && std::fs::read(&dest)
-                .map(|b| sha256_hex(&b) == file.sha256)
-                .unwrap_or(false)
-        {
+        if is_cached(cache_dir, file) {
             continue;
         }
+        let dest = cache_dir.join(&file.name);
         let mut failures = Vec::new();
         let mut done = false;
         for mirror in mirrors {

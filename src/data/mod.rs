@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
-use download::{RemoteFile, default_cache_dir, download_files, full_mnist_files, sha256_hex};
+use download::{RemoteFile, default_cache_dir, download_files, full_mnist_files, is_cached};
 
 /// Mean of the MNIST training pixels scaled to [0, 1] (full 60,000-image training set).
 pub const MNIST_MEAN: f32 = 0.1307;
@@ -353,11 +353,7 @@ impl Default for DataOptions {
 }
 
 fn cache_complete(opts: &DataOptions) -> bool {
-    opts.files.iter().all(|f| {
-        std::fs::read(opts.cache_dir.join(&f.name))
-            .map(|b| sha256_hex(&b) == f.sha256)
-            .unwrap_or(false)
-    })
+    opts.files.iter().all(|f| is_cached(&opts.cache_dir, f))
 }
 
 /// Loads MNIST from, in order: `data_dir` (or `$NETCALC_MNIST_DIR`), the cache, a download
