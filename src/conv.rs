@@ -204,6 +204,11 @@ impl Conv2dBlock {
             && crate::backend::backend_of(&device) == Some(crate::BackendKind::NdArray);
         let z = if use_unfold {
             conv2d_unfold(&self.conv, x)
+        } else if device.is_autodiff() {
+            match crate::fastconv::conv2d_train(&self.conv, x.clone()) {
+                Some(z) => z,
+                None => self.conv.forward(x),
+            }
         } else {
             self.conv.forward(x)
         };

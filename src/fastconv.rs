@@ -1,0 +1,675 @@
+//! A faster 2D convolution for training on the flex CPU backend: burn's forward, and a backward
+//! written as im2col + one matrix product per group of images.
+//!
+//! burn 0.22 computes a convolution's gradients with other convolutions: the weight gradient is
+//! a convolution of the input by the output gradient (for the Keras convnet's second layer: a
+//! 11×11 kernel over 128 "channels" producing a 3×3 output — a matrix product 9 columns wide,
+//! which its im2col + gemm runs far below peak), and the input gradient is a transposed
+//! convolution. Here both are the textbook formulation instead:
+//!
+//! - weight gradient `dW[O, C·K·K] = Σₙ dYₙ[O, P] · colsₙ[P, C·K·K]` (P = output positions),
+//!   with `colsₙ` the unfolded input patches, summed in large blocks of images per thread;
+//! - bias gradient `db[O] = Σₙ,ₚ dYₙ[O, p]`;
+//! - input gradient `dXₙ = col2im(Wᵀ[C·K·K, O] · dYₙ[O, P])`, one image per task.
+//!
+//! This is a burn *backend extension* ([`ConvTrainOps`]): the operation is a node of burn's
+//! autodiff graph with this backward, so models keep using plain tensors and burn's optimizers.
+//! [`conv2d_train`] uses it only where it applies (flex, f32, autodiff, groups 1, dilation 1,
+//! symmetric padding) and returns `None` otherwise; [`crate::conv::Conv2dBlock`] then falls back to
+//! burn's `Conv2d`. Values and gradients equal burn's within float rounding (tests below).
+
+use burn::backend::{Backend, TensorMetadata, backend_extension, tensor::FloatTensor};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor};
+
+/// Training-time 2D convolution with a hand-written backward (see the [module docs](self)).
+///
+/// The default bodies compose burn's own convolution ops, so any backend that lists this
+/// extension is correct; flex overrides the gradients with im2col + gemm kernels.
+#[backend_extension(Flex: cfg(feature = "flex"), Autodiff)]
+pub trait ConvTrainOps: Backend {
+    /// Convolution with bias, stride `stride`, symmetric zero padding `padding`, no dilation,
+    /// one group.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`, weight: `[O, C, KH, KW]`, bias: `[O]`
+    /// - output: `[N, O, (H + 2·PH − KH)/SH + 1, (W + 2·PW − KW)/SW + 1]`
+    fn conv2d_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        Self::conv2d(
+            x,
+            weight,
+            Some(bias),
+            ConvOptions::new(stride, padding, [1, 1], 1),
+        )
+    }
+
+    /// Gradient of [`ConvTrainOps::conv2d_train`] with respect to its input.
+    ///
+    /// # Shapes
+    /// - weight: `[O, C, KH, KW]`, grad: `[N, O, HO, WO]`
+    /// - output: `x_shape` = `[N, C, H, W]`
+    fn conv2d_train_x_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        x_shape: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        let device = grad.device();
+        let x = Self::float_zeros(x_shape.into(), &device, grad.dtype().into());
+        Self::conv2d_x_backward(
+            x,
+            weight,
+            grad,
+            ConvOptions::new(stride, padding, [1, 1], 1),
+        )
+    }
+
+    /// Gradients of [`ConvTrainOps::conv2d_train`] with respect to its weight and bias.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`, grad: `[N, O, HO, WO]`
+    /// - output: (`[O, C, kernel[0], kernel[1]]`, `[O]`)
+    fn conv2d_train_wb_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let [_, c, _, _] = x.shape().dims();
+        let [n, o, ho, wo] = grad.shape().dims();
+        let device = grad.device();
+        let weight = Self::float_zeros(
+            [o, c, kernel[0], kernel[1]].into(),
+            &device,
+            grad.dtype().into(),
+        );
+        let gw = Self::conv2d_weight_backward(
+            x,
+            weight,
+            grad.clone(),
+            ConvOptions::new(stride, padding, [1, 1], 1),
+        );
+        let g = Self::float_swap_dims(grad, 0, 1);
+        let g = Self::float_reshape(g, [o, n * ho * wo].into());
+        let gb = Self::float_reshape(Self::float_sum_dim(g, 1), [o].into());
+        (gw, gb)
+    }
+}
+
+mod autodiff {
+    use super::ConvTrainOps;
+    use burn::backend::autodiff::NodeId;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::{Autodiff, Backend, TensorMetadata, tensor::FloatTensor};
+
+    #[derive(Debug)]
+    struct Conv2dTrainBackward;
+
+    type State = (
+        NodeId,
+        NodeId,
+        [usize; 4],
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+    );
+
+    impl<B: Backend + ConvTrainOps> Backward<B, 3> for Conv2dTrainBackward {
+        type State = State;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            checkpointer: &mut Checkpointer,
+        ) {
+            let [node_x, node_w, node_b] = ops.parents;
+            let grad = grads.consume::<B>(&ops.node);
+            let (x_state, w_state, x_shape, kernel, stride, padding) = ops.state;
+            let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+            let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w_state);
+            if let Some(node) = node_x {
+                let gx = B::conv2d_train_x_grad(weight, grad.clone(), x_shape, stride, padding);
+                grads.register::<B>(node.id, gx);
+            }
+            if node_w.is_some() || node_b.is_some() {
+                let (gw, gb) = B::conv2d_train_wb_grad(x, grad, kernel, stride, padding);
+                if let Some(node) = node_w {
+                    grads.register::<B>(node.id, gw);
+                }
+                if let Some(node) = node_b {
+                    grads.register::<B>(node.id, gb);
+                }
+            }
+        }
+    }
+
+    impl<B: Backend + ConvTrainOps, C: CheckpointStrategy> ConvTrainOps for Autodiff<B, C> {
+        fn conv2d_train(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) -> FloatTensor<Self> {
+            let x_shape: [usize; 4] = x.shape().dims();
+            let w_shape: [usize; 4] = weight.shape().dims();
+            let kernel = [w_shape[2], w_shape[3]];
+            match Conv2dTrainBackward
+                .prepare::<C>([x.node(), weight.node(), bias.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let x_state = prep.checkpoint(&x);
+                    let w_state = prep.checkpoint(&weight);
+                    let out = B::conv2d_train(
+                        x.into_primitive(),
+                        weight.into_primitive(),
+                        bias.into_primitive(),
+                        stride,
+                        padding,
+                    );
+                    prep.finish((x_state, w_state, x_shape, kernel, stride, padding), out)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::conv2d_train(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                    stride,
+                    padding,
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    //! The im2col + gemm gradient kernels on flex's f32 storage.
+    use super::ConvTrainOps;
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Flex, TensorMetadata};
+    use burn::tensor::{DType, TensorData};
+    use rayon::prelude::*;
+
+    impl ConvTrainOps for Flex {
+        fn conv2d_train_x_grad(
+            weight: FlexTensor,
+            grad: FlexTensor,
+            x_shape: [usize; 4],
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) -> FlexTensor {
+            let weight = weight.to_contiguous();
+            let grad = grad.to_contiguous();
+            let w = f32s(&weight, "weight");
+            let g = f32s(&grad, "output gradient");
+            let geo = Geometry::new(x_shape, weight.shape().dims(), stride, padding);
+            let gx = x_grad(&geo, w, g);
+            FlexTensor::from_data(TensorData::new(gx, x_shape))
+        }
+
+        fn conv2d_train_wb_grad(
+            x: FlexTensor,
+            grad: FlexTensor,
+            kernel: [usize; 2],
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) -> (FlexTensor, FlexTensor) {
+            let x = x.to_contiguous();
+            let grad = grad.to_contiguous();
+            let x_shape: [usize; 4] = x.shape().dims();
+            let o = grad.shape().dims::<4>()[1];
+            let geo = Geometry::new(
+                x_shape,
+                [o, x_shape[1], kernel[0], kernel[1]],
+                stride,
+                padding,
+            );
+            let (gw, gb) = wb_grad(&geo, f32s(&x, "input"), f32s(&grad, "output gradient"));
+            (
+                FlexTensor::from_data(TensorData::new(gw, [o, x_shape[1], kernel[0], kernel[1]])),
+                FlexTensor::from_data(TensorData::new(gb, [o])),
+            )
+        }
+    }
+
+    fn f32s<'a>(t: &'a FlexTensor, what: &str) -> &'a [f32] {
+        assert_eq!(t.dtype(), DType::F32, "conv2d_train: {what} must be f32");
+        t.as_slice::<f32>()
+            .unwrap_or_else(|| panic!("conv2d_train: {what} not contiguous"))
+    }
+
+    /// Sizes of one convolution.
+    pub(super) struct Geometry {
+        pub n: usize,
+        pub c: usize,
+        pub h: usize,
+        pub w: usize,
+        pub o: usize,
+        pub kh: usize,
+        pub kw: usize,
+        pub sh: usize,
+        pub sw: usize,
+        pub ph: usize,
+        pub pw: usize,
+        pub ho: usize,
+        pub wo: usize,
+    }
+
+    impl Geometry {
+        pub fn new(x: [usize; 4], w: [usize; 4], s: [usize; 2], p: [usize; 2]) -> Self {
+            let [n, c, h, wd] = x;
+            let [o, _, kh, kw] = w;
+            let ho = (h + 2 * p[0] - kh) / s[0] + 1;
+            let wo = (wd + 2 * p[1] - kw) / s[1] + 1;
+            Self {
+                n,
+                c,
+                h,
+                w: wd,
+                o,
+                kh,
+                kw,
+                sh: s[0],
+                sw: s[1],
+                ph: p[0],
+                pw: p[1],
+                ho,
+                wo,
+            }
+        }
+        fn ckk(&self) -> usize {
+            self.c * self.kh * self.kw
+        }
+        fn p(&self) -> usize {
+            self.ho * self.wo
+        }
+        /// For kernel column `kx`: the output columns `ox` whose input column
+        /// `ox·SW + kx − PW` lies inside the image, as a half-open range.
+        fn ox_range(&self, kx: usize) -> (usize, usize) {
+            range_inside(self.wo, self.sw, kx, self.pw, self.w)
+        }
+        fn oy_range(&self, ky: usize) -> (usize, usize) {
+            range_inside(self.ho, self.sh, ky, self.ph, self.h)
+        }
+    }
+
+    /// Output indices `i` in `0..out` with `0 <= i·s + k − p < len`.
+    fn range_inside(out: usize, s: usize, k: usize, p: usize, len: usize) -> (usize, usize) {
+        // first i with i·s + k >= p
+        let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
+        // last i with i·s + k − p <= len − 1
+        let hi = if len + p < k + 1 {
+            0
+        } else {
+            ((len + p - k - 1) / s + 1).min(out)
+        };
+        (lo.min(hi), hi)
+    }
+
+    /// Unfolds image `x` (`[C, H, W]`) into `cols` (`[C·KH·KW, cols_stride]`, columns
+    /// `col0..col0 + HO·WO` written; rows indexed `(c, ky, kx)`). Out-of-image taps are 0.
+    fn im2col(geo: &Geometry, x: &[f32], cols: &mut [f32], cols_stride: usize, col0: usize) {
+        let (hw, p) = (geo.h * geo.w, geo.p());
+        for c in 0..geo.c {
+            let xc = &x[c * hw..(c + 1) * hw];
+            for ky in 0..geo.kh {
+                let (oy0, oy1) = geo.oy_range(ky);
+                for kx in 0..geo.kw {
+                    let r = (c * geo.kh + ky) * geo.kw + kx;
+                    let row = &mut cols[r * cols_stride + col0..r * cols_stride + col0 + p];
+                    let (ox0, ox1) = geo.ox_range(kx);
+                    for oy in 0..geo.ho {
+                        let dst = &mut row[oy * geo.wo..(oy + 1) * geo.wo];
+                        if oy < oy0 || oy >= oy1 || ox0 >= ox1 {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        let iy = oy * geo.sh + ky - geo.ph;
+                        let src = &xc[iy * geo.w..(iy + 1) * geo.w];
+                        dst[..ox0].fill(0.0);
+                        dst[ox1..].fill(0.0);
+                        if geo.sw == 1 {
+                            let ix0 = ox0 + kx - geo.pw;
+                            dst[ox0..ox1].copy_from_slice(&src[ix0..ix0 + (ox1 - ox0)]);
+                        } else {
+                            for (ox, d) in dst.iter_mut().enumerate().take(ox1).skip(ox0) {
+                                *d = src[ox * geo.sw + kx - geo.pw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `cols` (`[C·KH·KW, HO·WO]`) back into image gradient `gx` (`[C, H, W]`).
+    fn col2im(geo: &Geometry, cols: &[f32], gx: &mut [f32]) {
+        let (hw, p) = (geo.h * geo.w, geo.p());
+        for c in 0..geo.c {
+            let gc = &mut gx[c * hw..(c + 1) * hw];
+            for ky in 0..geo.kh {
+                let (oy0, oy1) = geo.oy_range(ky);
+                for kx in 0..geo.kw {
+                    let r = (c * geo.kh + ky) * geo.kw + kx;
+                    let row = &cols[r * p..(r + 1) * p];
+                    let (ox0, ox1) = geo.ox_range(kx);
+                    if ox0 >= ox1 {
+                        continue;
+                    }
+                    for oy in oy0..oy1 {
+                        let iy = oy * geo.sh + ky - geo.ph;
+                        let src = &row[oy * geo.wo + ox0..oy * geo.wo + ox1];
+                        let dst = &mut gc[iy * geo.w..(iy + 1) * geo.w];
+                        if geo.sw == 1 {
+                            let ix0 = ox0 + kx - geo.pw;
+                            for (d, s) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                                *d += s;
+                            }
+                        } else {
+                            for (i, s) in src.iter().enumerate() {
+                                dst[(ox0 + i) * geo.sw + kx - geo.pw] += s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` with explicit row/column strides (gemm crate).
+    #[allow(clippy::too_many_arguments)]
+    fn sgemm(
+        (m, n, k): (usize, usize, usize),
+        dst: &mut [f32],
+        (dst_rs, dst_cs): (usize, usize),
+        accumulate: bool,
+        lhs: &[f32],
+        (lhs_rs, lhs_cs): (usize, usize),
+        rhs: &[f32],
+        (rhs_rs, rhs_cs): (usize, usize),
+    ) {
+        // The last element each operand's strides reach must be inside its slice; that is all
+        // gemm needs to stay in bounds.
+        let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+            (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+        };
+        assert!(m == 0 || n == 0 || last(m, n, dst_rs, dst_cs) < dst.len());
+        assert!(m == 0 || k == 0 || last(m, k, lhs_rs, lhs_cs) < lhs.len());
+        assert!(k == 0 || n == 0 || last(k, n, rhs_rs, rhs_cs) < rhs.len());
+        // SAFETY: the assertions above keep every index gemm computes inside the three slices,
+        // and `dst` is borrowed mutably, so it cannot alias `lhs` or `rhs`.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                dst_cs as isize,
+                dst_rs as isize,
+                accumulate,
+                lhs.as_ptr(),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs.as_ptr(),
+                rhs_cs as isize,
+                rhs_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+
+    /// Images per matrix product in the weight gradient: enough columns (`nb·HO·WO`) for gemm
+    /// to run near peak, small enough for the unfolded block to stay in cache.
+    fn block_images(geo: &Geometry) -> usize {
+        let per_image = geo.ckk() * geo.p();
+        (256 * 1024 / per_image.max(1)).clamp(1, 16)
+    }
+
+    /// Weight and bias gradients: per thread, blocks of images unfolded side by side and one
+    /// product `dY_block[O, nb·P] · cols_blockᵀ[nb·P, C·K·K]`; the per-thread sums are added.
+    pub(super) fn wb_grad(geo: &Geometry, x: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
+        let chw = geo.c * geo.h * geo.w;
+        let nb = block_images(geo);
+        let threads = rayon::current_num_threads().max(1);
+        let per_thread = geo.n.div_ceil(threads).max(1);
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..geo.n)
+            .step_by(per_thread)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|start| {
+                let end = (start + per_thread).min(geo.n);
+                let mut gw = vec![0.0f32; o * ckk];
+                let mut gb = vec![0.0f32; o];
+                let mut cols = vec![0.0f32; ckk * nb * p];
+                let mut gblock = vec![0.0f32; o * nb * p];
+                let mut first = true;
+                let mut b0 = start;
+                while b0 < end {
+                    let b1 = (b0 + nb).min(end);
+                    let width = (b1 - b0) * p;
+                    for (j, img) in (b0..b1).enumerate() {
+                        im2col(geo, &x[img * chw..(img + 1) * chw], &mut cols, width, j * p);
+                        let gi = &g[img * o * p..(img + 1) * o * p];
+                        for oc in 0..o {
+                            let src = &gi[oc * p..(oc + 1) * p];
+                            gblock[oc * width + j * p..oc * width + (j + 1) * p]
+                                .copy_from_slice(src);
+                            gb[oc] += src.iter().sum::<f32>();
+                        }
+                    }
+                    // gw[O, CKK] (+)= gblock[O, width] · colsᵀ[width, CKK]
+                    sgemm(
+                        (o, ckk, width),
+                        &mut gw,
+                        (ckk, 1),
+                        !first,
+                        &gblock,
+                        (width, 1),
+                        &cols,
+                        (1, width),
+                    );
+                    first = false;
+                    b0 = b1;
+                }
+                (gw, gb)
+            })
+            .collect();
+        let mut parts = partials.into_iter();
+        let (mut gw, mut gb) = parts
+            .next()
+            .unwrap_or_else(|| (vec![0.0; o * ckk], vec![0.0; o]));
+        for (w2, b2) in parts {
+            gw.iter_mut().zip(&w2).for_each(|(a, b)| *a += b);
+            gb.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
+        }
+        (gw, gb)
+    }
+
+    /// Input gradient: per image, `cols = Wᵀ[C·K·K, O] · dYₙ[O, P]`, then col2im.
+    pub(super) fn x_grad(geo: &Geometry, w: &[f32], g: &[f32]) -> Vec<f32> {
+        let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
+        let chw = geo.c * geo.h * geo.w;
+        let mut gx = vec![0.0f32; geo.n * chw];
+        gx.par_chunks_mut(chw).enumerate().for_each_init(
+            || vec![0.0f32; ckk * p],
+            |cols, (img, gxi)| {
+                sgemm(
+                    (ckk, p, o),
+                    cols,
+                    (p, 1),
+                    false,
+                    w,
+                    (1, ckk),
+                    &g[img * o * p..(img + 1) * o * p],
+                    (p, 1),
+                );
+                col2im(geo, cols, gxi);
+            },
+        );
+        gx
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::range_inside;
+
+        #[test]
+        fn inside_ranges() {
+            // 5 outputs, stride 1, padding 1, kernel 3 over length 5: tap 0 misses output 0,
+            // tap 2 misses output 4.
+            assert_eq!(range_inside(5, 1, 0, 1, 5), (1, 5));
+            assert_eq!(range_inside(5, 1, 1, 1, 5), (0, 5));
+            assert_eq!(range_inside(5, 1, 2, 1, 5), (0, 4));
+            // stride 2, padding 0, kernel 3 over 7: 3 outputs, all inside
+            assert_eq!(range_inside(3, 2, 2, 0, 7), (0, 3));
+        }
+    }
+}
+
+/// The convolution of `conv` on `x` through [`ConvTrainOps`], or `None` where it does not
+/// apply (not flex, not autodiff, not f32, groups or dilation ≠ 1, no bias, asymmetric or
+/// "same" padding) — callers then use `conv.forward(x)`.
+///
+/// # Shapes
+/// - input: `[N, C_in, H, W]`
+/// - output: `[N, C_out, H_out, W_out]`
+pub fn conv2d_train(conv: &Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
+    use burn::backend::Dispatch;
+    let device = x.device();
+    if !device.is_autodiff()
+        || crate::backend::backend_of(&device) != Some(crate::BackendKind::Flex)
+        || x.dtype() != DType::F32
+        || conv.groups != 1
+        || conv.dilation != [1, 1]
+    {
+        return None;
+    }
+    let bias = conv.bias.as_ref()?;
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => [t, l],
+        _ => return None,
+    };
+    let [_, _, h, w] = x.dims();
+    let [_, _, kh, kw] = conv.weight.dims();
+    if h + 2 * padding[0] < kh || w + 2 * padding[1] < kw {
+        return None;
+    }
+    let out = <Dispatch as ConvTrainOps>::conv2d_train(
+        x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.val().into_dispatch(),
+        conv.stride,
+        padding,
+    );
+    Some(Tensor::from_dispatch(out))
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::conv2d_train;
+    use crate::testing::{assert_close, values};
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Device, Tensor};
+
+    fn wave(len: usize, phase: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as f32) * 0.37 + phase).sin())
+            .collect()
+    }
+
+    /// The reference is burn's own `Conv2d` (convolution forward, its transposed-convolution
+    /// input gradient and convolution weight gradient) on the same device and weights.
+    #[test]
+    fn values_and_gradients_equal_burns_convolution() {
+        let ad = Device::flex().autodiff();
+        // (batch, c_in, c_out, h, w, kernel, stride, padding, input needs a gradient)
+        let cases = [
+            (37, 1, 8, 12, 12, [3, 3], [1, 1], [0, 0], false), // first layer: images
+            (5, 3, 4, 9, 8, [3, 3], [1, 1], [1, 1], true),
+            (4, 2, 3, 9, 7, [3, 2], [2, 2], [1, 0], true),
+            (3, 4, 6, 10, 11, [5, 5], [2, 3], [2, 1], true),
+            (2, 2, 2, 4, 4, [4, 4], [1, 1], [0, 0], true), // 1×1 output
+        ];
+        for (n, c, o, h, w, k, s, p, x_grad) in cases {
+            let conv = Conv2dConfig::new([c, o], k)
+                .with_stride(s)
+                .with_padding(PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
+                .init(&ad);
+            let x = Tensor::<1>::from_floats(wave(n * c * h * w, 0.1).as_slice(), &ad)
+                .reshape([n, c, h, w]);
+            let x = if x_grad { x.require_grad() } else { x };
+            let ours = conv2d_train(&conv, x.clone()).expect("fast path applies");
+            let burns = conv.forward(x.clone());
+            let case = format!("case {:?}", (n, c, o, h, w, k, s, p));
+            assert_eq!(ours.dims(), burns.dims(), "{case}");
+            assert_close(&values(ours.clone()), &values(burns.clone()), 1e-5);
+            // A non-uniform upstream gradient, so that every position's weight matters.
+            let r =
+                Tensor::<1>::from_floats(wave(ours.dims().iter().product(), 1.3).as_slice(), &ad)
+                    .reshape(ours.dims());
+            let ga = (ours * r.clone()).sum().backward();
+            let gb = (burns * r).sum().backward();
+            assert_close(
+                &values(conv.weight.grad(&ga).unwrap()),
+                &values(conv.weight.grad(&gb).unwrap()),
+                1e-4,
+            );
+            let bias = conv.bias.as_ref().unwrap();
+            assert_close(
+                &values(bias.grad(&ga).unwrap()),
+                &values(bias.grad(&gb).unwrap()),
+                1e-4,
+            );
+            if x_grad {
+                assert_close(
+                    &values(x.grad(&ga).unwrap()),
+                    &values(x.grad(&gb).unwrap()),
+                    1e-4,
+                );
+            } else {
+                assert!(x.grad(&ga).is_none(), "{case}: images got a gradient");
+            }
+        }
+    }
+
+    #[test]
+    fn only_applies_to_training_on_flex() {
+        let conv = Conv2dConfig::new([1, 2], [3, 3]).init(&Device::flex());
+        let x = Tensor::<4>::zeros([1, 1, 5, 5], &Device::flex());
+        assert!(
+            conv2d_train(&conv, x).is_none(),
+            "no autodiff: burn's forward"
+        );
+        let ad = Device::flex().autodiff();
+        let grouped = Conv2dConfig::new([2, 2], [3, 3]).with_groups(2).init(&ad);
+        assert!(conv2d_train(&grouped, Tensor::<4>::zeros([1, 2, 5, 5], &ad)).is_none());
+        let same = Conv2dConfig::new([1, 2], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .init(&ad);
+        assert!(conv2d_train(&same, Tensor::<4>::zeros([1, 1, 5, 5], &ad)).is_none());
+    }
+}
