@@ -17,7 +17,7 @@ pub mod conv;
 pub mod data;
 pub mod dense;
 pub mod error;
-pub mod fastconv;
+pub mod fastops;
 pub mod loss;
 pub mod neuron;
 pub mod pool;

@@ -251,15 +251,13 @@ impl Pool2d {
     /// If the window does not fit in the input; [`Pool2d::try_forward`] returns an error instead.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self.kind {
-            PoolKind::Max
-                if self.kernel == [2, 2]
-                    && self.stride == [2, 2]
-                    && self.padding == [0, 0]
-                    && !x.device().is_autodiff()
-                    && crate::backend::backend_of(&x.device())
-                        == Some(crate::BackendKind::Flex) =>
-            {
-                max_pool_2x2_reshape(x)
+            PoolKind::Max if self.stride == self.kernel && self.padding == [0, 0] => {
+                match crate::fastops::max_pool2d_train(x.clone(), self.kernel) {
+                    Some(y) => y,
+                    None => {
+                        max_pool2d(x, MaxPoolOptions::new(self.kernel).with_stride(self.stride))
+                    }
+                }
             }
             PoolKind::Max => max_pool2d(
                 x,
@@ -286,31 +284,6 @@ impl Pool2d {
         self.output_hw([h, w])?;
         Ok(self.forward(x))
     }
-}
-
-/// Non-overlapping 2×2 max pooling as a reshape to `[N, C, H/2, 2, W/2, 2]` and two `max_dim`
-/// (an odd last row/column is dropped, as the floor in the output formula says).
-///
-/// [`Pool2d::forward`] uses it for inference (no autodiff) on flex, where it is faster than
-/// flex's pooling kernel (49 ms instead of 88 ms for 1000×32×26×26; the Keras convnet infers
-/// ~10 % faster). For training burn's kernel, whose backward is cheaper, is kept, and on
-/// ndarray the reshape is ten times slower than ndarray's kernel, so it is not used there.
-///
-/// # Shapes
-/// - input: `[N, C, H, W]`
-/// - output: `[N, C, H/2, W/2]`
-pub fn max_pool_2x2_reshape(x: Tensor<4>) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    let (h2, w2) = (h / 2, w / 2);
-    let x = if h % 2 == 1 || w % 2 == 1 {
-        x.slice([0..n, 0..c, 0..h2 * 2, 0..w2 * 2])
-    } else {
-        x
-    };
-    x.reshape([n, c, h2, 2, w2, 2])
-        .max_dim(5)
-        .max_dim(3)
-        .reshape([n, c, h2, w2])
 }
 
 /// Global pooling over the spatial axes: one value per channel.
@@ -419,25 +392,6 @@ mod tests {
         let avg = Pool2dConfig::new(PoolKind::Avg, [2, 2]).init().unwrap();
         // means 10/4 26/4 42/4 58/4
         assert_close(&values(avg.forward(x)), &[2.5, 6.5, 10.5, 14.5], 1e-6);
-    }
-
-    #[test]
-    fn reshape_max_pool_matches_burns_kernel() {
-        let d = test_device();
-        for [h, w] in [[4, 4], [11, 11], [26, 7]] {
-            let x = Tensor::<1>::from_floats(
-                (0..2 * 3 * h * w)
-                    .map(|i| ((i as f32) * 1.3).sin())
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-                &d,
-            )
-            .reshape([2, 3, h, w]);
-            let burn = max_pool2d(x.clone(), MaxPoolOptions::new([2, 2]));
-            let ours = max_pool_2x2_reshape(x);
-            assert_eq!(ours.dims(), burn.dims());
-            assert_close(&values(ours), &values(burn), 0.0);
-        }
     }
 
     #[test]

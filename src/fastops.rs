@@ -18,7 +18,10 @@
 //! symmetric padding) and returns `None` otherwise; [`crate::conv::Conv2dBlock`] then falls back to
 //! burn's `Conv2d`. Values and gradients equal burn's within float rounding (tests below).
 
-use burn::backend::{Backend, TensorMetadata, backend_extension, tensor::FloatTensor};
+use burn::backend::{
+    Backend, TensorMetadata, backend_extension,
+    tensor::{FloatTensor, IntTensor},
+};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -104,6 +107,62 @@ pub trait ConvTrainOps: Backend {
         let gb = Self::float_reshape(Self::float_sum_dim(g, 1), [o].into());
         (gw, gb)
     }
+
+    /// Non-overlapping max pooling (stride = kernel, no padding; a partial last window is
+    /// dropped, as the output formula's floor says).
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`
+    /// - output: `[N, C, H / KH, W / KW]`
+    fn max_pool2d_train(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {
+        Self::max_pool2d_train_fwd(x, kernel).0
+    }
+
+    /// [`ConvTrainOps::max_pool2d_train`] and the position of each window's maximum, as the
+    /// backend's own backward expects it.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`
+    /// - output: (`[N, C, H / KH, W / KW]`, indices of the same shape)
+    fn max_pool2d_train_fwd(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let out = Self::max_pool2d_with_indices(
+            x,
+            kernel,
+            kernel,
+            [0, 0],
+            [1, 1],
+            false,
+            burn::tensor::IntDType::I64,
+        );
+        (out.output, out.indices)
+    }
+
+    /// Gradient of [`ConvTrainOps::max_pool2d_train`] with respect to its input.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`, grad and indices: `[N, C, H / KH, W / KW]`
+    /// - output: `[N, C, H, W]`
+    fn max_pool2d_train_bwd(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        kernel: [usize; 2],
+    ) -> FloatTensor<Self> {
+        Self::max_pool2d_with_indices_backward(
+            x,
+            kernel,
+            kernel,
+            [0, 0],
+            [1, 1],
+            false,
+            grad,
+            indices,
+        )
+        .x_grad
+    }
 }
 
 mod autodiff {
@@ -157,7 +216,47 @@ mod autodiff {
         }
     }
 
+    #[derive(Debug)]
+    struct MaxPoolTrainBackward;
+
+    impl<B: Backend + ConvTrainOps> Backward<B, 1> for MaxPoolTrainBackward {
+        type State = (NodeId, B::IntTensorPrimitive, [usize; 2]);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            checkpointer: &mut Checkpointer,
+        ) {
+            let [node_x] = ops.parents;
+            let grad = grads.consume::<B>(&ops.node);
+            let (x_state, indices, kernel) = ops.state;
+            let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+            if let Some(node) = node_x {
+                let gx = B::max_pool2d_train_bwd(x, grad, indices, kernel);
+                grads.register::<B>(node.id, gx);
+            }
+        }
+    }
+
     impl<B: Backend + ConvTrainOps, C: CheckpointStrategy> ConvTrainOps for Autodiff<B, C> {
+        fn max_pool2d_train(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {
+            match MaxPoolTrainBackward
+                .prepare::<C>([x.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let x_state = prep.checkpoint(&x);
+                    let (out, indices) = B::max_pool2d_train_fwd(x.into_primitive(), kernel);
+                    prep.finish((x_state, indices, kernel), out)
+                }
+                OpsKind::UnTracked(prep) => {
+                    prep.finish(B::max_pool2d_train(x.into_primitive(), kernel))
+                }
+            }
+        }
+
         fn conv2d_train(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -207,6 +306,26 @@ mod flex {
     use rayon::prelude::*;
 
     impl ConvTrainOps for Flex {
+        fn conv2d_train(
+            x: FlexTensor,
+            weight: FlexTensor,
+            bias: FlexTensor,
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) -> FlexTensor {
+            let x = x.to_contiguous();
+            let weight = weight.to_contiguous();
+            let bias = bias.to_contiguous();
+            let geo = Geometry::new(x.shape().dims(), weight.shape().dims(), stride, padding);
+            let y = forward(
+                &geo,
+                f32s(&x, "input"),
+                f32s(&weight, "weight"),
+                f32s(&bias, "bias"),
+            );
+            FlexTensor::from_data(TensorData::new(y, [geo.n, geo.o, geo.ho, geo.wo]))
+        }
+
         fn conv2d_train_x_grad(
             weight: FlexTensor,
             grad: FlexTensor,
@@ -246,6 +365,181 @@ mod flex {
                 FlexTensor::from_data(TensorData::new(gb, [o])),
             )
         }
+
+        fn max_pool2d_train(x: FlexTensor, kernel: [usize; 2]) -> FlexTensor {
+            let x = x.to_contiguous();
+            let [n, c, h, w] = x.shape().dims();
+            let (ho, wo) = (h / kernel[0], w / kernel[1]);
+            let (y, _) = pool_forward(f32s(&x, "input"), [n * c, h, w], kernel, false);
+            FlexTensor::from_data(TensorData::new(y, [n, c, ho, wo]))
+        }
+
+        fn max_pool2d_train_fwd(x: FlexTensor, kernel: [usize; 2]) -> (FlexTensor, FlexTensor) {
+            let x = x.to_contiguous();
+            let [n, c, h, w] = x.shape().dims();
+            let (ho, wo) = (h / kernel[0], w / kernel[1]);
+            let (y, idx) = pool_forward(f32s(&x, "input"), [n * c, h, w], kernel, true);
+            (
+                FlexTensor::from_data(TensorData::new(y, [n, c, ho, wo])),
+                FlexTensor::from_data(TensorData::new(idx, [n, c, ho, wo])),
+            )
+        }
+
+        fn max_pool2d_train_bwd(
+            x: FlexTensor,
+            grad: FlexTensor,
+            indices: FlexTensor,
+            kernel: [usize; 2],
+        ) -> FlexTensor {
+            let [n, c, h, w] = x.shape().dims();
+            let grad = grad.to_contiguous();
+            let indices = indices.to_contiguous();
+            assert_eq!(
+                indices.dtype(),
+                DType::U32,
+                "max_pool2d_train: indices must be u32"
+            );
+            let idx = indices.as_slice::<u32>().expect("contiguous indices");
+            let gx = pool_backward(f32s(&grad, "output gradient"), idx, [n * c, h, w], kernel);
+            FlexTensor::from_data(TensorData::new(gx, [n, c, h, w]))
+        }
+    }
+
+    /// Planes per parallel task in the pooling kernels.
+    const PLANES_PER_TASK: usize = 16;
+
+    /// Max over each `KH×KW` window of `planes` images `[H, W]`; with `with_indices`, also the
+    /// position of each maximum in its plane (`iy·W + ix`; the first maximum wins, NaN wins).
+    fn pool_forward(
+        x: &[f32],
+        [planes, h, w]: [usize; 3],
+        [kh, kw]: [usize; 2],
+        with_indices: bool,
+    ) -> (Vec<f32>, Vec<u32>) {
+        let (ho, wo) = (h / kh, w / kw);
+        let (hw, out) = (h * w, ho * wo);
+        let mut y = vec![0.0f32; planes * out];
+        let mut idx = vec![0u32; if with_indices { planes * out } else { 0 }];
+        let task = |p0: usize, ys: &mut [f32], is: &mut [u32]| {
+            for (k, yp) in ys.chunks_mut(out).enumerate() {
+                let xp = &x[(p0 + k) * hw..(p0 + k + 1) * hw];
+                if kh == 2 && kw == 2 {
+                    let ip = if with_indices {
+                        &mut is[k * out..(k + 1) * out]
+                    } else {
+                        &mut []
+                    };
+                    pool_plane_2x2(xp, w, yp, ip, ho, wo);
+                    continue;
+                }
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut best = f32::NEG_INFINITY;
+                        let mut at = (oy * kh) * w + ox * kw;
+                        for dy in 0..kh {
+                            let row = (oy * kh + dy) * w + ox * kw;
+                            for (dx, &v) in xp[row..row + kw].iter().enumerate() {
+                                if v > best || (v.is_nan() && !best.is_nan()) {
+                                    best = v;
+                                    at = row + dx;
+                                }
+                            }
+                        }
+                        yp[oy * wo + ox] = best;
+                        if with_indices {
+                            is[k * out + oy * wo + ox] = at as u32;
+                        }
+                    }
+                }
+            }
+        };
+        let chunk = PLANES_PER_TASK * out;
+        if with_indices {
+            y.par_chunks_mut(chunk)
+                .zip(idx.par_chunks_mut(chunk))
+                .enumerate()
+                .for_each(|(t, (ys, is))| task(t * PLANES_PER_TASK, ys, is));
+        } else {
+            y.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(t, ys)| task(t * PLANES_PER_TASK, ys, &mut []));
+        }
+        (y, idx)
+    }
+
+    /// The larger of two candidates with their positions; on a tie the first wins, NaN wins.
+    #[inline(always)]
+    fn pick(x: f32, ix: u32, y: f32, iy: u32) -> (f32, u32) {
+        if y > x || (y.is_nan() && !x.is_nan()) {
+            (y, iy)
+        } else {
+            (x, ix)
+        }
+    }
+
+    /// 2×2 windows of one plane (`w` columns): outputs `y` (`[HO, WO]`) and, unless `idx` is
+    /// empty, the position of each maximum.
+    fn pool_plane_2x2(x: &[f32], w: usize, y: &mut [f32], idx: &mut [u32], ho: usize, wo: usize) {
+        for oy in 0..ho {
+            let r0 = &x[2 * oy * w..2 * oy * w + 2 * wo];
+            let r1 = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
+            let yr = &mut y[oy * wo..(oy + 1) * wo];
+            let base = (2 * oy * w) as u32;
+            let (w32, mut col) = (w as u32, 0u32);
+            if idx.is_empty() {
+                for ((a, b), out) in r0
+                    .chunks_exact(2)
+                    .zip(r1.chunks_exact(2))
+                    .zip(yr.iter_mut())
+                {
+                    let (m0, _) = pick(a[0], 0, a[1], 0);
+                    let (m1, _) = pick(b[0], 0, b[1], 0);
+                    *out = pick(m0, 0, m1, 0).0;
+                }
+            } else {
+                let ir = &mut idx[oy * wo..(oy + 1) * wo];
+                for (((a, b), out), at) in r0
+                    .chunks_exact(2)
+                    .zip(r1.chunks_exact(2))
+                    .zip(yr.iter_mut())
+                    .zip(ir.iter_mut())
+                {
+                    let i = base + col;
+                    let (m0, i0) = pick(a[0], i, a[1], i + 1);
+                    let (m1, i1) = pick(b[0], i + w32, b[1], i + w32 + 1);
+                    let (m, im) = pick(m0, i0, m1, i1);
+                    *out = m;
+                    *at = im;
+                    col += 2;
+                }
+            }
+        }
+    }
+
+    /// Routes each output gradient to the position its window's maximum came from.
+    fn pool_backward(
+        g: &[f32],
+        idx: &[u32],
+        [planes, h, w]: [usize; 3],
+        [kh, kw]: [usize; 2],
+    ) -> Vec<f32> {
+        let (hw, out) = (h * w, (h / kh) * (w / kw));
+        assert_eq!(g.len(), planes * out, "max_pool2d_train: gradient shape");
+        let mut gx = vec![0.0f32; planes * hw];
+        gx.par_chunks_mut(PLANES_PER_TASK * hw)
+            .enumerate()
+            .for_each(|(t, gxs)| {
+                for (k, gp) in gxs.chunks_mut(hw).enumerate() {
+                    let p = t * PLANES_PER_TASK + k;
+                    for (&i, &v) in idx[p * out..(p + 1) * out]
+                        .iter()
+                        .zip(&g[p * out..(p + 1) * out])
+                    {
+                        gp[i as usize] += v;
+                    }
+                }
+            });
+        gx
     }
 
     fn f32s<'a>(t: &'a FlexTensor, what: &str) -> &'a [f32] {
@@ -507,6 +801,24 @@ mod flex {
         (gw, gb)
     }
 
+    /// Forward: per image, `Yₙ[O, P] = W[O, C·K·K] · colsₙ[C·K·K, P] + b`.
+    pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+        let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
+        let chw = geo.c * geo.h * geo.w;
+        let mut y = vec![0.0f32; geo.n * o * p];
+        y.par_chunks_mut(o * p).enumerate().for_each_init(
+            || vec![0.0f32; ckk * p],
+            |cols, (img, yi)| {
+                im2col(geo, &x[img * chw..(img + 1) * chw], cols, p, 0);
+                for (oc, row) in yi.chunks_mut(p).enumerate() {
+                    row.fill(b[oc]);
+                }
+                sgemm((o, p, ckk), yi, (p, 1), true, w, (ckk, 1), cols, (p, 1));
+            },
+        );
+        y
+    }
+
     /// Input gradient: per image, `cols = Wᵀ[C·K·K, O] · dYₙ[O, P]`, then col2im.
     pub(super) fn x_grad(geo: &Geometry, w: &[f32], g: &[f32]) -> Vec<f32> {
         let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
@@ -549,7 +861,7 @@ mod flex {
 }
 
 /// The convolution of `conv` on `x` through [`ConvTrainOps`], or `None` where it does not
-/// apply (not flex, not autodiff, not f32, groups or dilation ≠ 1, no bias, asymmetric or
+/// apply (not flex, not f32, groups or dilation ≠ 1, no bias, asymmetric or
 /// "same" padding) — callers then use `conv.forward(x)`.
 ///
 /// # Shapes
@@ -558,8 +870,7 @@ mod flex {
 pub fn conv2d_train(conv: &Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
     use burn::backend::Dispatch;
     let device = x.device();
-    if !device.is_autodiff()
-        || crate::backend::backend_of(&device) != Some(crate::BackendKind::Flex)
+    if crate::backend::backend_of(&device) != Some(crate::BackendKind::Flex)
         || x.dtype() != DType::F32
         || conv.groups != 1
         || conv.dilation != [1, 1]
@@ -591,6 +902,7 @@ pub fn conv2d_train(conv: &Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
 mod tests {
     use super::conv2d_train;
     use crate::testing::{assert_close, values};
+    use burn::module::Module;
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Device, Tensor};
@@ -625,6 +937,13 @@ mod tests {
             let ours = conv2d_train(&conv, x.clone()).expect("fast path applies");
             let burns = conv.forward(x.clone());
             let case = format!("case {:?}", (n, c, o, h, w, k, s, p));
+            // inference (no autodiff): the same values
+            let (conv_i, x_i) = (conv.valid(), x.clone().inner());
+            assert_close(
+                &values(conv2d_train(&conv_i, x_i.clone()).expect("applies")),
+                &values(conv_i.forward(x_i)),
+                1e-5,
+            );
             assert_eq!(ours.dims(), burns.dims(), "{case}");
             assert_close(&values(ours.clone()), &values(burns.clone()), 1e-5);
             // A non-uniform upstream gradient, so that every position's weight matters.
@@ -656,14 +975,89 @@ mod tests {
         }
     }
 
+    /// The reference is burn's `max_pool2d` (flex's kernel and autodiff backward).
     #[test]
-    fn only_applies_to_training_on_flex() {
-        let conv = Conv2dConfig::new([1, 2], [3, 3]).init(&Device::flex());
-        let x = Tensor::<4>::zeros([1, 1, 5, 5], &Device::flex());
+    fn max_pool_equals_burns_in_values_and_gradients() {
+        use super::max_pool2d_train;
+        use burn::tensor::module::max_pool2d;
+        use burn::tensor::ops::MaxPoolOptions;
+        let ad = Device::flex().autodiff();
+        // (batch, channels, h, w, kernel): odd sizes drop the last row/column; 3×3 and 2×3
+        // windows take the general path, 2×2 the specialised one.
+        for (n, c, h, w, k) in [
+            (3, 20, 26, 26, [2, 2]),
+            (2, 3, 11, 7, [2, 2]),
+            (2, 3, 9, 10, [3, 3]),
+            (1, 2, 7, 9, [2, 3]),
+        ] {
+            let x = Tensor::<1>::from_floats(wave(n * c * h * w, 0.4).as_slice(), &ad)
+                .reshape([n, c, h, w])
+                .require_grad();
+            let ours = max_pool2d_train(x.clone(), k).expect("applies on flex");
+            let burns = max_pool2d(x.clone(), MaxPoolOptions::new(k).with_stride(k));
+            assert_eq!(ours.dims(), burns.dims());
+            assert_close(&values(ours.clone()), &values(burns.clone()), 0.0);
+            let r =
+                Tensor::<1>::from_floats(wave(ours.dims().iter().product(), 2.1).as_slice(), &ad)
+                    .reshape(ours.dims());
+            let ga = (ours * r.clone()).sum().backward();
+            let gb = (burns * r).sum().backward();
+            assert_close(
+                &values(x.grad(&ga).unwrap()),
+                &values(x.grad(&gb).unwrap()),
+                0.0,
+            );
+            // without autodiff: the same values
+            let xi = x.clone().inner();
+            let inner = max_pool2d_train(xi.clone(), k).unwrap();
+            let burn_inner = max_pool2d(xi, MaxPoolOptions::new(k).with_stride(k));
+            assert_close(&values(inner), &values(burn_inner), 0.0);
+        }
+    }
+
+    /// Worked by hand: ties go to the first position in row-major order (as PyTorch and burn
+    /// do), a NaN anywhere in a window makes that window NaN (as PyTorch does), and the
+    /// gradient goes only to the winning position.
+    #[test]
+    fn max_pool_ties_nan_and_gradient_routing_by_hand() {
+        use super::max_pool2d_train;
+        let ad = Device::flex().autodiff();
+        #[rustfmt::skip]
+        let x = Tensor::<1>::from_floats([
+            1.0, 5.0,   2.0, 2.0,
+            5.0, 0.0,   2.0, 2.0,
+            -1.0, -3.0,  f32::NAN, 9.0,
+            -2.0, -1.0,  0.0, 1.0,
+        ], &ad)
+        .reshape([1, 1, 4, 4])
+        .require_grad();
+        let y = max_pool2d_train(x.clone(), [2, 2]).unwrap();
+        let v = values(y.clone());
+        assert_eq!(&v[..3], &[5.0, 2.0, -1.0]);
+        assert!(v[3].is_nan());
+        let g = (y * Tensor::<1>::from_floats([10.0, 20.0, 30.0, 40.0], &ad).reshape([1, 1, 2, 2]))
+            .sum()
+            .backward();
+        #[rustfmt::skip]
+        assert_eq!(values(x.grad(&g).unwrap()), vec![
+            0.0, 10.0,  20.0, 0.0,
+            0.0, 0.0,   0.0, 0.0,
+            30.0, 0.0,  40.0, 0.0,
+            0.0, 0.0,   0.0, 0.0,
+        ]);
+    }
+
+    #[test]
+    fn only_applies_on_flex() {
+        #[allow(deprecated)]
+        let nd = Device::ndarray();
+        let conv = Conv2dConfig::new([1, 2], [3, 3]).init(&nd);
+        let x = Tensor::<4>::zeros([1, 1, 5, 5], &nd);
         assert!(
-            conv2d_train(&conv, x).is_none(),
-            "no autodiff: burn's forward"
+            conv2d_train(&conv, x.clone()).is_none(),
+            "ndarray: burn's convolution"
         );
+        assert!(super::max_pool2d_train(x, [2, 2]).is_none());
         let ad = Device::flex().autodiff();
         let grouped = Conv2dConfig::new([2, 2], [3, 3]).with_groups(2).init(&ad);
         assert!(conv2d_train(&grouped, Tensor::<4>::zeros([1, 2, 5, 5], &ad)).is_none());
@@ -672,4 +1066,26 @@ mod tests {
             .init(&ad);
         assert!(conv2d_train(&same, Tensor::<4>::zeros([1, 1, 5, 5], &ad)).is_none());
     }
+}
+
+/// Non-overlapping max pooling (window = stride = `kernel`, no padding) through
+/// [`ConvTrainOps`], or `None` where it does not apply (not flex, not f32, window larger than
+/// the input) — callers then use burn's `max_pool2d`.
+///
+/// # Shapes
+/// - input: `[N, C, H, W]`
+/// - output: `[N, C, H / KH, W / KW]`
+pub fn max_pool2d_train(x: Tensor<4>, kernel: [usize; 2]) -> Option<Tensor<4>> {
+    use burn::backend::Dispatch;
+    let [_, _, h, w] = x.dims();
+    if crate::backend::backend_of(&x.device()) != Some(crate::BackendKind::Flex)
+        || x.dtype() != DType::F32
+        || kernel.contains(&0)
+        || h < kernel[0]
+        || w < kernel[1]
+    {
+        return None;
+    }
+    let out = <Dispatch as ConvTrainOps>::max_pool2d_train(x.into_dispatch(), kernel);
+    Some(Tensor::from_dispatch(out))
 }
