@@ -11,7 +11,12 @@ use netcalc::burn::nn::conv::Conv2dConfig;
 use netcalc::burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use netcalc::loss::cross_entropy;
 use netcalc::prob::softmax;
-use netcalc::{BackendKind, CnnConfig, Pool2dConfig, PoolKind};
+use netcalc::{Activation, BackendKind, CnnConfig, Conv2dBlockConfig, Pool2dConfig, PoolKind};
+
+// The same allocator as the `mnist` example (see the README: glibc's malloc returns large
+// buffers to the kernel and page-faults them back in on every step).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn devices() -> Vec<(BackendKind, Device)> {
     let wgpu = std::env::var("NETCALC_BENCH_WGPU").is_ok_and(|v| v == "1");
@@ -60,11 +65,53 @@ fn ops(c: &mut Criterion) {
             });
         }
         g.finish();
+        // Forward, and forward + backward on the autodiff device: burn's `Conv2d` and
+        // netcalc's block (which uses `fastops` on flex) with the same weights.
         let conv = Conv2dConfig::new([32, 64], [3, 3]).init(&d);
+        let block = Conv2dBlockConfig::new(64, 3)
+            .with_activation(Activation::Identity)
+            .init(32, &d)
+            .unwrap();
         let x2 = Tensor::<4>::random([128, 32, 13, 13], Distribution::Normal(0.0, 1.0), &d);
         let mut g = c.benchmark_group("conv2d_32to64_3x3_128x13x13");
         g.sample_size(10);
-        g.bench_function(kind.name(), |b| b.iter(|| sync(conv.forward(x2.clone()))));
+        g.bench_function(format!("burn/{kind}"), |b| {
+            b.iter(|| sync(conv.forward(x2.clone())))
+        });
+        g.bench_function(format!("netcalc/{kind}"), |b| {
+            b.iter(|| sync(block.forward(x2.clone())))
+        });
+        let ad = d.clone().autodiff();
+        let conv_ad = Conv2dConfig::new([32, 64], [3, 3]).init(&ad);
+        let block_ad = Conv2dBlockConfig::new(64, 3)
+            .with_activation(Activation::Identity)
+            .init(32, &ad)
+            .unwrap();
+        let x2_ad = Tensor::<4>::random([128, 32, 13, 13], Distribution::Normal(0.0, 1.0), &ad)
+            .require_grad();
+        g.bench_function(format!("burn_fwd_bwd/{kind}"), |b| {
+            b.iter(|| conv_ad.forward(x2_ad.clone()).sum().backward())
+        });
+        g.bench_function(format!("netcalc_fwd_bwd/{kind}"), |b| {
+            b.iter(|| block_ad.forward(x2_ad.clone()).sum().backward())
+        });
+        g.finish();
+        let mut g = c.benchmark_group("max_pool2d_2x2_fwd_bwd_128x32x26x26");
+        g.sample_size(10);
+        let p = Pool2dConfig::new(PoolKind::Max, [2, 2]).init().unwrap();
+        let x_ad = Tensor::<4>::random([128, 32, 26, 26], Distribution::Normal(0.0, 1.0), &ad)
+            .require_grad();
+        g.bench_function(format!("burn/{kind}"), |b| {
+            b.iter(|| {
+                let opts = netcalc::burn::tensor::ops::MaxPoolOptions::new([2, 2]);
+                netcalc::burn::tensor::module::max_pool2d(x_ad.clone(), opts)
+                    .sum()
+                    .backward()
+            })
+        });
+        g.bench_function(format!("netcalc/{kind}"), |b| {
+            b.iter(|| p.forward(x_ad.clone()).sum().backward())
+        });
         g.finish();
         let logits = Tensor::<2>::random([128, 10], Distribution::Normal(0.0, 1.0), &d);
         let labels: Tensor<1, Int> = Tensor::from_data(

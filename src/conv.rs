@@ -186,13 +186,20 @@ pub struct Conv2dBlock {
 impl Conv2dBlock {
     /// Convolution, activation, pooling.
     ///
-    /// While training on ndarray, a block whose input carries no gradient (the network's first
-    /// block, fed with images) computes its convolution as [`conv2d_unfold`]: one matrix
-    /// product over the unfolded patches, whose backward is a single matrix product for the
-    /// weights. ndarray's own convolution backward is far slower: the Keras convnet trains at
-    /// ~440 instead of ~150 images/s. On flex the same change made whole training steps slower
-    /// (1,020 vs 2,340 images/s), so flex and wgpu use burn's convolution. Both formulations
-    /// give the same values and gradients (unit test below; backend parity tests).
+    /// The backend decides how the convolution is computed, always with the same values and
+    /// gradients (unit tests here and in [`crate::fastops`]; backend parity tests):
+    /// - flex (training and inference): [`crate::fastops::conv2d_train`], im2col + gemm with a
+    ///   hand-written backward, and [`crate::fastops::max_pool2d_train`] for non-overlapping
+    ///   max pooling; together they make the Keras convnet train ~2.7× faster than burn's own
+    ///   flex kernels (see the README's performance section);
+    /// - ndarray, training, first block (input without gradient): [`conv2d_unfold`], one matrix
+    ///   product whose backward is one matrix product for the weights (~440 instead of ~150
+    ///   images/s for the Keras convnet);
+    /// - otherwise burn's `Conv2d`.
+    ///
+    /// With max pooling after ReLU (or no activation), pooling runs first: max and ReLU
+    /// commute, so the outputs and gradients are the same and ReLU touches a quarter of the
+    /// values.
     ///
     /// # Shapes
     /// - input: `[N, C_in, H, W]`
@@ -204,13 +211,11 @@ impl Conv2dBlock {
             && crate::backend::backend_of(&device) == Some(crate::BackendKind::NdArray);
         let z = if use_unfold {
             conv2d_unfold(&self.conv, x)
-        } else if device.is_autodiff() {
+        } else {
             match crate::fastops::conv2d_train(&self.conv, x.clone()) {
                 Some(z) => z,
                 None => self.conv.forward(x),
             }
-        } else {
-            self.conv.forward(x)
         };
         match &self.pool {
             // max and ReLU commute (ReLU never decreases): pooling first applies ReLU to a
