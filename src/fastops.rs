@@ -18,20 +18,24 @@
 //! symmetric padding) and returns `None` otherwise; [`crate::conv::Conv2dBlock`] then falls back to
 //! burn's `Conv2d`. Values and gradients equal burn's within float rounding (tests below).
 
+#[cfg(feature = "flex")]
 use burn::backend::{
     Backend, TensorMetadata, backend_extension,
     tensor::{FloatTensor, IntTensor},
 };
+#[cfg(feature = "flex")]
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
+#[cfg(feature = "flex")]
+use burn::tensor::{DType, ops::ConvOptions};
 
 /// Training-time 2D convolution with a hand-written backward (see the [module docs](self)).
 ///
 /// The default bodies compose burn's own convolution ops, so any backend that lists this
 /// extension is correct; flex overrides the gradients with im2col + gemm kernels.
-#[backend_extension(Flex: cfg(feature = "flex"), Autodiff)]
+#[cfg(feature = "flex")]
+#[backend_extension(Flex, Autodiff)]
 pub trait ConvTrainOps: Backend {
     /// Convolution with bias, stride `stride`, symmetric zero padding `padding`, no dilation,
     /// one group.
@@ -165,6 +169,7 @@ pub trait ConvTrainOps: Backend {
     }
 }
 
+#[cfg(feature = "flex")]
 mod autodiff {
     use super::ConvTrainOps;
     use burn::backend::autodiff::NodeId;
@@ -867,6 +872,19 @@ mod flex {
 /// # Shapes
 /// - input: `[N, C_in, H, W]`
 /// - output: `[N, C_out, H_out, W_out]`
+#[cfg(not(feature = "flex"))]
+pub fn conv2d_train(_conv: &Conv2d, _x: Tensor<4>) -> Option<Tensor<4>> {
+    None
+}
+
+/// The convolution of `conv` on `x` through [`ConvTrainOps`], or `None` where it does not
+/// apply (not flex, not f32, groups or dilation ≠ 1, no bias, asymmetric or "same" padding)
+/// — callers then use `conv.forward(x)`.
+///
+/// # Shapes
+/// - input: `[N, C_in, H, W]`
+/// - output: `[N, C_out, H_out, W_out]`
+#[cfg(feature = "flex")]
 pub fn conv2d_train(conv: &Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
     use burn::backend::Dispatch;
     let device = x.device();
@@ -1075,6 +1093,19 @@ mod tests {
 /// # Shapes
 /// - input: `[N, C, H, W]`
 /// - output: `[N, C, H / KH, W / KW]`
+#[cfg(not(feature = "flex"))]
+pub fn max_pool2d_train(_x: Tensor<4>, _kernel: [usize; 2]) -> Option<Tensor<4>> {
+    None
+}
+
+/// Non-overlapping max pooling (window = stride = `kernel`, no padding) through
+/// [`ConvTrainOps`], or `None` where it does not apply (not flex, not f32, window larger than
+/// the input) — callers then use burn's `max_pool2d`.
+///
+/// # Shapes
+/// - input: `[N, C, H, W]`
+/// - output: `[N, C, H / KH, W / KW]`
+#[cfg(feature = "flex")]
 pub fn max_pool2d_train(x: Tensor<4>, kernel: [usize; 2]) -> Option<Tensor<4>> {
     use burn::backend::Dispatch;
     let [_, _, h, w] = x.dims();
