@@ -188,14 +188,11 @@ impl Conv2dBlock {
     ///
     /// The backend decides how the convolution is computed, always with the same values and
     /// gradients (unit tests here and in [`crate::fastops`]; backend parity tests):
-    /// - flex (training and inference): [`crate::fastops::conv2d_train`], im2col + gemm with a
-    ///   hand-written backward, and [`crate::fastops::max_pool2d_train`] for non-overlapping
-    ///   max pooling; together they make the Keras convnet train ~2.7× faster than burn's own
-    ///   flex kernels (see the README's performance section);
-    /// - ndarray, training, first block (input without gradient): [`conv2d_unfold`], one matrix
-    ///   product whose backward is one matrix product for the weights (~440 instead of ~150
-    ///   images/s for the Keras convnet);
-    /// - otherwise burn's `Conv2d`.
+    /// - flex and ndarray (training and inference): [`crate::fastops::conv2d_train`], im2col +
+    ///   gemm with a hand-written backward, and [`crate::fastops::max_pool2d_train`] for
+    ///   non-overlapping max pooling (see the README's performance section);
+    /// - wgpu, and what `fastops` does not cover (groups, dilation, "same" padding): burn's
+    ///   `Conv2d`.
     ///
     /// With max pooling after ReLU (or no activation), pooling runs first: max and ReLU
     /// commute, so the outputs and gradients are the same and ReLU touches a quarter of the
@@ -205,17 +202,9 @@ impl Conv2dBlock {
     /// - input: `[N, C_in, H, W]`
     /// - output: `[N, C_out, H_out, W_out]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let device = x.device();
-        let use_unfold = device.is_autodiff()
-            && !x.is_require_grad()
-            && crate::backend::backend_of(&device) == Some(crate::BackendKind::NdArray);
-        let z = if use_unfold {
-            conv2d_unfold(&self.conv, x)
-        } else {
-            match crate::fastops::conv2d_train(&self.conv, x.clone()) {
-                Some(z) => z,
-                None => self.conv.forward(x),
-            }
+        let z = match crate::fastops::conv2d_train(&self.conv, x.clone()) {
+            Some(z) => z,
+            None => self.conv.forward(x),
         };
         match &self.pool {
             // max and ReLU commute (ReLU never decreases): pooling first applies ReLU to a
@@ -233,7 +222,9 @@ impl Conv2dBlock {
 }
 
 /// A 2D convolution computed as unfold (im2col) + one batched matrix product:
-/// `[C_out, C_in·K·K] × [N, C_in·K·K, H_out·W_out]`, plus the bias.
+/// `[C_out, C_in·K·K] × [N, C_in·K·K, H_out·W_out]`, plus the bias — the textbook formulation
+/// in burn tensor ops, on any backend (autodiff differentiates it through burn's `unfold4d`).
+/// [`Conv2dBlock`] uses the faster [`crate::fastops::conv2d_train`] instead on CPU backends.
 ///
 /// # Shapes
 /// - input: `[N, C_in, H, W]`

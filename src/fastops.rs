@@ -18,24 +18,31 @@
 //! symmetric padding) and returns `None` otherwise; [`crate::conv::Conv2dBlock`] then falls back to
 //! burn's `Conv2d`. Values and gradients equal burn's within float rounding (tests below).
 
-#[cfg(feature = "flex")]
+// burn-ndarray is deprecated upstream but is one of this crate's backends (the user asked for it).
+#![allow(deprecated)]
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 use burn::backend::{
     Backend, TensorMetadata, backend_extension,
     tensor::{FloatTensor, IntTensor},
 };
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 use burn::tensor::{DType, ops::ConvOptions};
 
 /// Training-time 2D convolution with a hand-written backward (see the [module docs](self)).
 ///
 /// The default bodies compose burn's own convolution ops, so any backend that lists this
 /// extension is correct; flex overrides the gradients with im2col + gemm kernels.
-#[cfg(feature = "flex")]
-#[backend_extension(Flex, Autodiff)]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+#[backend_extension(
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Autodiff
+)]
 pub trait ConvTrainOps: Backend {
     /// Convolution with bias, stride `stride`, symmetric zero padding `padding`, no dilation,
     /// one group.
@@ -169,7 +176,7 @@ pub trait ConvTrainOps: Backend {
     }
 }
 
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod autodiff {
     use super::ConvTrainOps;
     use burn::backend::autodiff::NodeId;
@@ -301,113 +308,225 @@ mod autodiff {
     }
 }
 
-#[cfg(feature = "flex")]
-mod flex {
-    //! The im2col + gemm gradient kernels on flex's f32 storage.
-    use super::ConvTrainOps;
-    use burn::backend::flex::FlexTensor;
-    use burn::backend::{Flex, TensorMetadata};
-    use burn::tensor::{DType, TensorData};
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod kernels {
+    //! The im2col + gemm and pooling kernels on f32 slices, and the CPU backends' impls of
+    //! [`ConvTrainOps`] on top of them.
+    use burn::backend::TensorMetadata;
+    use burn::tensor::TensorData;
     use rayon::prelude::*;
 
-    impl ConvTrainOps for Flex {
-        fn conv2d_train(
-            x: FlexTensor,
-            weight: FlexTensor,
-            bias: FlexTensor,
-            stride: [usize; 2],
-            padding: [usize; 2],
-        ) -> FlexTensor {
-            let x = x.to_contiguous();
-            let weight = weight.to_contiguous();
-            let bias = bias.to_contiguous();
-            let geo = Geometry::new(x.shape().dims(), weight.shape().dims(), stride, padding);
-            let y = forward(
-                &geo,
-                f32s(&x, "input"),
-                f32s(&weight, "weight"),
-                f32s(&bias, "bias"),
-            );
-            FlexTensor::from_data(TensorData::new(y, [geo.n, geo.o, geo.ho, geo.wo]))
+    /// Raw row-major access to a CPU backend's tensor primitive.
+    pub(super) trait Raw: TensorMetadata + Sized {
+        /// Calls `f` with the tensor's f32 values in row-major order (copied only if the
+        /// tensor is not contiguous).
+        fn with_f32<R>(&self, what: &str, f: impl FnOnce(&[f32]) -> R) -> R;
+        /// The same for the u32 window positions of the pooling kernels.
+        fn with_u32<R>(&self, f: impl FnOnce(&[u32]) -> R) -> R;
+        /// A tensor owning `data`.
+        fn from_values(data: TensorData) -> Self;
+    }
+
+    fn dims4<T: TensorMetadata>(t: &T) -> [usize; 4] {
+        t.shape().dims()
+    }
+
+    pub(super) fn conv_forward<T: Raw>(
+        x: T,
+        weight: T,
+        bias: T,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> T {
+        let geo = Geometry::new(dims4(&x), dims4(&weight), stride, padding);
+        let y = x.with_f32("input", |x| {
+            weight.with_f32("weight", |w| {
+                bias.with_f32("bias", |b| forward(&geo, x, w, b))
+            })
+        });
+        T::from_values(TensorData::new(y, [geo.n, geo.o, geo.ho, geo.wo]))
+    }
+
+    pub(super) fn conv_x_grad<T: Raw>(
+        weight: T,
+        grad: T,
+        x_shape: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> T {
+        let geo = Geometry::new(x_shape, dims4(&weight), stride, padding);
+        let gx = weight.with_f32("weight", |w| {
+            grad.with_f32("output gradient", |g| x_grad(&geo, w, g))
+        });
+        T::from_values(TensorData::new(gx, x_shape))
+    }
+
+    pub(super) fn conv_wb_grad<T: Raw>(
+        x: T,
+        grad: T,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> (T, T) {
+        let x_shape = dims4(&x);
+        let o = dims4(&grad)[1];
+        let w_shape = [o, x_shape[1], kernel[0], kernel[1]];
+        let geo = Geometry::new(x_shape, w_shape, stride, padding);
+        let (gw, gb) = x.with_f32("input", |x| {
+            grad.with_f32("output gradient", |g| wb_grad(&geo, x, g))
+        });
+        (
+            T::from_values(TensorData::new(gw, w_shape)),
+            T::from_values(TensorData::new(gb, [o])),
+        )
+    }
+
+    pub(super) fn pool<T: Raw>(x: T, kernel: [usize; 2], with_indices: bool) -> (T, Option<T>) {
+        let [n, c, h, w] = dims4(&x);
+        let out_shape = [n, c, h / kernel[0], w / kernel[1]];
+        let (y, idx) = x.with_f32("input", |x| {
+            pool_forward(x, [n * c, h, w], kernel, with_indices)
+        });
+        let idx = with_indices.then(|| T::from_values(TensorData::new(idx, out_shape)));
+        (T::from_values(TensorData::new(y, out_shape)), idx)
+    }
+
+    pub(super) fn pool_grad<T: Raw>(x: T, grad: T, indices: T, kernel: [usize; 2]) -> T {
+        let [n, c, h, w] = dims4(&x);
+        let gx = grad.with_f32("output gradient", |g| {
+            indices.with_u32(|idx| pool_backward(g, idx, [n * c, h, w], kernel))
+        });
+        T::from_values(TensorData::new(gx, [n, c, h, w]))
+    }
+
+    /// `impl ConvTrainOps` for a CPU backend whose float and int primitives implement [`Raw`].
+    macro_rules! impl_conv_train_ops {
+        ($backend:ty) => {
+            impl $crate::fastops::ConvTrainOps for $backend {
+                fn conv2d_train(
+                    x: FloatTensor<Self>,
+                    weight: FloatTensor<Self>,
+                    bias: FloatTensor<Self>,
+                    stride: [usize; 2],
+                    padding: [usize; 2],
+                ) -> FloatTensor<Self> {
+                    kernels::conv_forward(x, weight, bias, stride, padding)
+                }
+
+                fn conv2d_train_x_grad(
+                    weight: FloatTensor<Self>,
+                    grad: FloatTensor<Self>,
+                    x_shape: [usize; 4],
+                    stride: [usize; 2],
+                    padding: [usize; 2],
+                ) -> FloatTensor<Self> {
+                    kernels::conv_x_grad(weight, grad, x_shape, stride, padding)
+                }
+
+                fn conv2d_train_wb_grad(
+                    x: FloatTensor<Self>,
+                    grad: FloatTensor<Self>,
+                    kernel: [usize; 2],
+                    stride: [usize; 2],
+                    padding: [usize; 2],
+                ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                    kernels::conv_wb_grad(x, grad, kernel, stride, padding)
+                }
+
+                fn max_pool2d_train(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {
+                    kernels::pool(x, kernel, false).0
+                }
+
+                fn max_pool2d_train_fwd(
+                    x: FloatTensor<Self>,
+                    kernel: [usize; 2],
+                ) -> (FloatTensor<Self>, IntTensor<Self>) {
+                    let (y, idx) = kernels::pool(x, kernel, true);
+                    (y, idx.expect("indices requested"))
+                }
+
+                fn max_pool2d_train_bwd(
+                    x: FloatTensor<Self>,
+                    grad: FloatTensor<Self>,
+                    indices: IntTensor<Self>,
+                    kernel: [usize; 2],
+                ) -> FloatTensor<Self> {
+                    kernels::pool_grad(x, grad, indices, kernel)
+                }
+            }
+        };
+    }
+
+    #[cfg(feature = "flex")]
+    mod flex {
+        use super::{super::kernels, Raw};
+        use burn::backend::flex::FlexTensor;
+        use burn::backend::tensor::{FloatTensor, IntTensor};
+        use burn::backend::Flex;
+        use burn::tensor::{DType, TensorData};
+
+        impl Raw for FlexTensor {
+            fn with_f32<R>(&self, what: &str, f: impl FnOnce(&[f32]) -> R) -> R {
+                assert_eq!(self.dtype(), DType::F32, "fastops: {what} must be f32");
+                let t = self.to_contiguous();
+                f(t.as_slice::<f32>().expect("contiguous after to_contiguous"))
+            }
+            fn with_u32<R>(&self, f: impl FnOnce(&[u32]) -> R) -> R {
+                assert_eq!(
+                    self.dtype(),
+                    DType::U32,
+                    "fastops: pooling indices must be u32"
+                );
+                let t = self.to_contiguous();
+                f(t.as_slice::<u32>().expect("contiguous after to_contiguous"))
+            }
+            fn from_values(data: TensorData) -> Self {
+                FlexTensor::from_data(data)
+            }
         }
 
-        fn conv2d_train_x_grad(
-            weight: FlexTensor,
-            grad: FlexTensor,
-            x_shape: [usize; 4],
-            stride: [usize; 2],
-            padding: [usize; 2],
-        ) -> FlexTensor {
-            let weight = weight.to_contiguous();
-            let grad = grad.to_contiguous();
-            let w = f32s(&weight, "weight");
-            let g = f32s(&grad, "output gradient");
-            let geo = Geometry::new(x_shape, weight.shape().dims(), stride, padding);
-            let gx = x_grad(&geo, w, g);
-            FlexTensor::from_data(TensorData::new(gx, x_shape))
+        impl_conv_train_ops!(Flex);
+    }
+
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    mod ndarray {
+        use super::{super::kernels, Raw};
+        use burn::backend::ndarray::NdArrayTensor;
+        use burn::backend::tensor::{FloatTensor, IntTensor};
+        use burn::backend::{NdArray, TensorMetadata};
+        use burn::tensor::TensorData;
+
+        impl Raw for NdArrayTensor {
+            fn with_f32<R>(&self, what: &str, f: impl FnOnce(&[f32]) -> R) -> R {
+                match self {
+                    NdArrayTensor::F32(storage) => {
+                        let view = storage.view();
+                        let standard = view.as_standard_layout();
+                        f(standard.as_slice().expect("standard layout"))
+                    }
+                    other => panic!("fastops: {what} must be f32, is {:?}", other.dtype()),
+                }
+            }
+            fn with_u32<R>(&self, f: impl FnOnce(&[u32]) -> R) -> R {
+                match self {
+                    NdArrayTensor::U32(storage) => {
+                        let view = storage.view();
+                        let standard = view.as_standard_layout();
+                        f(standard.as_slice().expect("standard layout"))
+                    }
+                    other => panic!(
+                        "fastops: pooling indices must be u32, is {:?}",
+                        other.dtype()
+                    ),
+                }
+            }
+            fn from_values(data: TensorData) -> Self {
+                NdArrayTensor::from_data(data)
+            }
         }
 
-        fn conv2d_train_wb_grad(
-            x: FlexTensor,
-            grad: FlexTensor,
-            kernel: [usize; 2],
-            stride: [usize; 2],
-            padding: [usize; 2],
-        ) -> (FlexTensor, FlexTensor) {
-            let x = x.to_contiguous();
-            let grad = grad.to_contiguous();
-            let x_shape: [usize; 4] = x.shape().dims();
-            let o = grad.shape().dims::<4>()[1];
-            let geo = Geometry::new(
-                x_shape,
-                [o, x_shape[1], kernel[0], kernel[1]],
-                stride,
-                padding,
-            );
-            let (gw, gb) = wb_grad(&geo, f32s(&x, "input"), f32s(&grad, "output gradient"));
-            (
-                FlexTensor::from_data(TensorData::new(gw, [o, x_shape[1], kernel[0], kernel[1]])),
-                FlexTensor::from_data(TensorData::new(gb, [o])),
-            )
-        }
-
-        fn max_pool2d_train(x: FlexTensor, kernel: [usize; 2]) -> FlexTensor {
-            let x = x.to_contiguous();
-            let [n, c, h, w] = x.shape().dims();
-            let (ho, wo) = (h / kernel[0], w / kernel[1]);
-            let (y, _) = pool_forward(f32s(&x, "input"), [n * c, h, w], kernel, false);
-            FlexTensor::from_data(TensorData::new(y, [n, c, ho, wo]))
-        }
-
-        fn max_pool2d_train_fwd(x: FlexTensor, kernel: [usize; 2]) -> (FlexTensor, FlexTensor) {
-            let x = x.to_contiguous();
-            let [n, c, h, w] = x.shape().dims();
-            let (ho, wo) = (h / kernel[0], w / kernel[1]);
-            let (y, idx) = pool_forward(f32s(&x, "input"), [n * c, h, w], kernel, true);
-            (
-                FlexTensor::from_data(TensorData::new(y, [n, c, ho, wo])),
-                FlexTensor::from_data(TensorData::new(idx, [n, c, ho, wo])),
-            )
-        }
-
-        fn max_pool2d_train_bwd(
-            x: FlexTensor,
-            grad: FlexTensor,
-            indices: FlexTensor,
-            kernel: [usize; 2],
-        ) -> FlexTensor {
-            let [n, c, h, w] = x.shape().dims();
-            let grad = grad.to_contiguous();
-            let indices = indices.to_contiguous();
-            assert_eq!(
-                indices.dtype(),
-                DType::U32,
-                "max_pool2d_train: indices must be u32"
-            );
-            let idx = indices.as_slice::<u32>().expect("contiguous indices");
-            let gx = pool_backward(f32s(&grad, "output gradient"), idx, [n * c, h, w], kernel);
-            FlexTensor::from_data(TensorData::new(gx, [n, c, h, w]))
-        }
+        impl_conv_train_ops!(NdArray);
     }
 
     /// Planes per parallel task in the pooling kernels.
@@ -545,12 +664,6 @@ mod flex {
                 }
             });
         gx
-    }
-
-    fn f32s<'a>(t: &'a FlexTensor, what: &str) -> &'a [f32] {
-        assert_eq!(t.dtype(), DType::F32, "conv2d_train: {what} must be f32");
-        t.as_slice::<f32>()
-            .unwrap_or_else(|| panic!("conv2d_train: {what} not contiguous"))
     }
 
     /// Sizes of one convolution.
@@ -872,7 +985,7 @@ mod flex {
 /// # Shapes
 /// - input: `[N, C_in, H, W]`
 /// - output: `[N, C_out, H_out, W_out]`
-#[cfg(not(feature = "flex"))]
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
 pub fn conv2d_train(_conv: &Conv2d, _x: Tensor<4>) -> Option<Tensor<4>> {
     None
 }
@@ -884,11 +997,11 @@ pub fn conv2d_train(_conv: &Conv2d, _x: Tensor<4>) -> Option<Tensor<4>> {
 /// # Shapes
 /// - input: `[N, C_in, H, W]`
 /// - output: `[N, C_out, H_out, W_out]`
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 pub fn conv2d_train(conv: &Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
     use burn::backend::Dispatch;
     let device = x.device();
-    if crate::backend::backend_of(&device) != Some(crate::BackendKind::Flex)
+    if !on_cpu_backend(&device)
         || x.dtype() != DType::F32
         || conv.groups != 1
         || conv.dilation != [1, 1]
@@ -916,7 +1029,7 @@ pub fn conv2d_train(conv: &Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
     Some(Tensor::from_dispatch(out))
 }
 
-#[cfg(all(test, feature = "flex"))]
+#[cfg(all(test, any(feature = "flex", feature = "ndarray")))]
 mod tests {
     use super::conv2d_train;
     use crate::testing::{assert_close, values};
@@ -924,6 +1037,15 @@ mod tests {
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Device, Tensor};
+
+    /// The CPU backends compiled in: each test runs on every one of them.
+    fn cpu_devices() -> Vec<Device> {
+        use crate::BackendKind::{Flex, NdArray};
+        [Flex, NdArray]
+            .into_iter()
+            .filter_map(|k| crate::backend::device_of(k).ok())
+            .collect()
+    }
 
     fn wave(len: usize, phase: f32) -> Vec<f32> {
         (0..len)
@@ -935,7 +1057,12 @@ mod tests {
     /// input gradient and convolution weight gradient) on the same device and weights.
     #[test]
     fn values_and_gradients_equal_burns_convolution() {
-        let ad = Device::flex().autodiff();
+        for device in cpu_devices() {
+            convolution_against_burns(device.autodiff());
+        }
+    }
+
+    fn convolution_against_burns(ad: Device) {
         // (batch, c_in, c_out, h, w, kernel, stride, padding, input needs a gradient)
         let cases = [
             (37, 1, 8, 12, 12, [3, 3], [1, 1], [0, 0], false), // first layer: images
@@ -996,10 +1123,15 @@ mod tests {
     /// The reference is burn's `max_pool2d` (flex's kernel and autodiff backward).
     #[test]
     fn max_pool_equals_burns_in_values_and_gradients() {
+        for device in cpu_devices() {
+            max_pool_against_burns(device.autodiff());
+        }
+    }
+
+    fn max_pool_against_burns(ad: Device) {
         use super::max_pool2d_train;
         use burn::tensor::module::max_pool2d;
         use burn::tensor::ops::MaxPoolOptions;
-        let ad = Device::flex().autodiff();
         // (batch, channels, h, w, kernel): odd sizes drop the last row/column; 3×3 and 2×3
         // windows take the general path, 2×2 the specialised one.
         for (n, c, h, w, k) in [
@@ -1038,8 +1170,13 @@ mod tests {
     /// gradient goes only to the winning position.
     #[test]
     fn max_pool_ties_nan_and_gradient_routing_by_hand() {
+        for device in cpu_devices() {
+            max_pool_by_hand(device.autodiff());
+        }
+    }
+
+    fn max_pool_by_hand(ad: Device) {
         use super::max_pool2d_train;
-        let ad = Device::flex().autodiff();
         #[rustfmt::skip]
         let x = Tensor::<1>::from_floats([
             1.0, 5.0,   2.0, 2.0,
@@ -1066,17 +1203,8 @@ mod tests {
     }
 
     #[test]
-    fn only_applies_on_flex() {
-        #[allow(deprecated)]
-        let nd = Device::ndarray();
-        let conv = Conv2dConfig::new([1, 2], [3, 3]).init(&nd);
-        let x = Tensor::<4>::zeros([1, 1, 5, 5], &nd);
-        assert!(
-            conv2d_train(&conv, x.clone()).is_none(),
-            "ndarray: burn's convolution"
-        );
-        assert!(super::max_pool2d_train(x, [2, 2]).is_none());
-        let ad = Device::flex().autodiff();
+    fn falls_back_where_it_does_not_apply() {
+        let ad = cpu_devices()[0].clone().autodiff();
         let grouped = Conv2dConfig::new([2, 2], [3, 3]).with_groups(2).init(&ad);
         assert!(conv2d_train(&grouped, Tensor::<4>::zeros([1, 2, 5, 5], &ad)).is_none());
         let same = Conv2dConfig::new([1, 2], [3, 3])
@@ -1093,7 +1221,7 @@ mod tests {
 /// # Shapes
 /// - input: `[N, C, H, W]`
 /// - output: `[N, C, H / KH, W / KW]`
-#[cfg(not(feature = "flex"))]
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
 pub fn max_pool2d_train(_x: Tensor<4>, _kernel: [usize; 2]) -> Option<Tensor<4>> {
     None
 }
@@ -1105,11 +1233,11 @@ pub fn max_pool2d_train(_x: Tensor<4>, _kernel: [usize; 2]) -> Option<Tensor<4>>
 /// # Shapes
 /// - input: `[N, C, H, W]`
 /// - output: `[N, C, H / KH, W / KW]`
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 pub fn max_pool2d_train(x: Tensor<4>, kernel: [usize; 2]) -> Option<Tensor<4>> {
     use burn::backend::Dispatch;
     let [_, _, h, w] = x.dims();
-    if crate::backend::backend_of(&x.device()) != Some(crate::BackendKind::Flex)
+    if !on_cpu_backend(&x.device())
         || x.dtype() != DType::F32
         || kernel.contains(&0)
         || h < kernel[0]
@@ -1119,4 +1247,14 @@ pub fn max_pool2d_train(x: Tensor<4>, kernel: [usize; 2]) -> Option<Tensor<4>> {
     }
     let out = <Dispatch as ConvTrainOps>::max_pool2d_train(x.into_dispatch(), kernel);
     Some(Tensor::from_dispatch(out))
+}
+
+/// Whether `device` is one of the CPU backends [`ConvTrainOps`] is implemented for (flex,
+/// ndarray), with or without autodiff.
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+fn on_cpu_backend(device: &burn::tensor::Device) -> bool {
+    matches!(
+        crate::backend::backend_of(device),
+        Some(crate::BackendKind::Flex | crate::BackendKind::NdArray)
+    )
 }
