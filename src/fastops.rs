@@ -460,9 +460,9 @@ mod kernels {
     #[cfg(feature = "flex")]
     mod flex {
         use super::{super::kernels, Raw};
+        use burn::backend::Flex;
         use burn::backend::flex::FlexTensor;
         use burn::backend::tensor::{FloatTensor, IntTensor};
-        use burn::backend::Flex;
         use burn::tensor::{DType, TensorData};
 
         impl Raw for FlexTensor {
