@@ -221,42 +221,6 @@ impl Conv2dBlock {
     }
 }
 
-/// A 2D convolution computed as unfold (im2col) + one batched matrix product:
-/// `[C_out, C_in·K·K] × [N, C_in·K·K, H_out·W_out]`, plus the bias — the textbook formulation
-/// in burn tensor ops, on any backend (autodiff differentiates it through burn's `unfold4d`).
-/// [`Conv2dBlock`] uses the faster [`crate::fastops::conv2d_train`] instead on CPU backends.
-///
-/// # Shapes
-/// - input: `[N, C_in, H, W]`
-/// - output: `[N, C_out, H_out, W_out]`
-pub fn conv2d_unfold(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    use burn::tensor::module::unfold4d;
-    use burn::tensor::ops::UnfoldOptions;
-    let padding = match conv.padding {
-        PaddingConfig2d::Valid => [0, 0],
-        PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => [t, l],
-        // asymmetric or "same" padding: burn's convolution handles it
-        _ => return conv.forward(x),
-    };
-    let [n, c, h, w] = x.dims();
-    let [c_out, _, kh, kw] = conv.weight.dims();
-    let out = |len: usize, p: usize, k: usize, i: usize| {
-        (len + 2 * p - conv.dilation[i] * (k - 1) - 1) / conv.stride[i] + 1
-    };
-    let (ho, wo) = (out(h, padding[0], kh, 0), out(w, padding[1], kw, 1));
-    let cols = unfold4d(
-        x,
-        [kh, kw],
-        UnfoldOptions::new(conv.stride, padding, conv.dilation),
-    );
-    let weight = conv.weight.val().reshape([1, c_out, c * kh * kw]);
-    let mut y = weight.matmul(cols);
-    if let Some(b) = &conv.bias {
-        y = y + b.val().reshape([1, c_out, 1]);
-    }
-    y.reshape([n, c_out, ho, wo])
-}
-
 /// Configuration of a [`Conv1dBlock`]: 1D convolution → activation → optional 1D pooling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conv1dBlockConfig {
@@ -459,44 +423,6 @@ mod tests {
         let x = Tensor::<1>::from_floats([1.0, 0.0, 2.0, 1.0], &d).reshape([1, 1, 4]);
         // 1+0+2-1 = 2; 0+4+1-1 = 4
         assert_close(&values(block.forward(x)), &[2.0, 4.0], 1e-5);
-    }
-
-    #[test]
-    fn unfold_convolution_matches_burns_in_values_and_gradients() {
-        let ad = test_device().autodiff();
-        for (stride, padding) in [(1, 0), (2, 1)] {
-            let block = Conv2dBlockConfig::new(4, 3)
-                .with_stride(stride)
-                .with_padding(padding)
-                .init(2, &ad)
-                .unwrap();
-            let x = Tensor::<1>::from_floats(
-                (0..2 * 2 * 7 * 7)
-                    .map(|i| ((i as f32) * 0.7).sin())
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-                &ad,
-            )
-            .reshape([2, 2, 7, 7]);
-            let a = conv2d_unfold(&block.conv, x.clone());
-            let b = block.conv.forward(x);
-            assert_eq!(a.dims(), b.dims());
-            assert_close(&values(a.clone()), &values(b.clone()), 1e-5);
-            let ga = a.sum().backward();
-            let gb = b.sum().backward();
-            let w = &block.conv.weight;
-            assert_close(
-                &values(w.grad(&ga).unwrap()),
-                &values(w.grad(&gb).unwrap()),
-                1e-4,
-            );
-            let bias = block.conv.bias.as_ref().unwrap();
-            assert_close(
-                &values(bias.grad(&ga).unwrap()),
-                &values(bias.grad(&gb).unwrap()),
-                1e-4,
-            );
-        }
     }
 
     #[test]

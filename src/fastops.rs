@@ -500,21 +500,21 @@ mod kernels {
         impl Raw for NdArrayTensor {
             fn with_f32<R>(&self, what: &str, f: impl FnOnce(&[f32]) -> R) -> R {
                 match self {
-                    NdArrayTensor::F32(storage) => {
-                        let view = storage.view();
-                        let standard = view.as_standard_layout();
-                        f(standard.as_slice().expect("standard layout"))
-                    }
+                    NdArrayTensor::F32(s) => f(s
+                        .view()
+                        .as_standard_layout()
+                        .as_slice()
+                        .expect("standard layout")),
                     other => panic!("fastops: {what} must be f32, is {:?}", other.dtype()),
                 }
             }
             fn with_u32<R>(&self, f: impl FnOnce(&[u32]) -> R) -> R {
                 match self {
-                    NdArrayTensor::U32(storage) => {
-                        let view = storage.view();
-                        let standard = view.as_standard_layout();
-                        f(standard.as_slice().expect("standard layout"))
-                    }
+                    NdArrayTensor::U32(s) => f(s
+                        .view()
+                        .as_standard_layout()
+                        .as_slice()
+                        .expect("standard layout")),
                     other => panic!(
                         "fastops: pooling indices must be u32, is {:?}",
                         other.dtype()

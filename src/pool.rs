@@ -250,15 +250,13 @@ impl Pool2d {
     /// # Panics
     /// If the window does not fit in the input; [`Pool2d::try_forward`] returns an error instead.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        match self.kind {
-            PoolKind::Max if self.stride == self.kernel && self.padding == [0, 0] => {
-                match crate::fastops::max_pool2d_train(x.clone(), self.kernel) {
-                    Some(y) => y,
-                    None => {
-                        max_pool2d(x, MaxPoolOptions::new(self.kernel).with_stride(self.stride))
-                    }
-                }
+        let non_overlapping = self.stride == self.kernel && self.padding == [0, 0];
+        if self.kind == PoolKind::Max && non_overlapping {
+            if let Some(y) = crate::fastops::max_pool2d_train(x.clone(), self.kernel) {
+                return y;
             }
+        }
+        match self.kind {
             PoolKind::Max => max_pool2d(
                 x,
                 MaxPoolOptions::new(self.kernel)
