@@ -6,11 +6,11 @@
 //! `NETCALC_BENCH_WGPU=1` (on lavapipe its times mean nothing).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use netcalc::bench::{Inferer, TrainStepper};
 use netcalc::burn::nn::conv::Conv2dConfig;
 use netcalc::burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use netcalc::loss::cross_entropy;
 use netcalc::prob::softmax;
+use netcalc::train::bench::{Inferer, TrainStepper};
 use netcalc::{Activation, BackendKind, CnnConfig, Conv2dBlockConfig, Pool2dConfig, PoolKind};
 
 // The same allocator as the `mnist` example (see the README: glibc's malloc returns large

@@ -14,8 +14,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use netcalc::data::{DataOptions, Mnist, load_mnist};
+use netcalc::fsio::read_json;
 use netcalc::train::{
-    ProgressMode, RunOptions, Schedule, TrainConfig, evaluate, load_model, locate_model,
+    ProgressMode, RunDir, RunOptions, Schedule, TrainConfig, check_model_fits_data, evaluate,
+    load_model, locate_model,
 };
 use netcalc::{BackendKind, CnnConfig, compiled_backends, select_device};
 
@@ -188,8 +190,16 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            exit_code(&e)
         }
+    }
+}
+
+/// 3 when training diverged (the last checkpoint is kept), 2 for every other error.
+fn exit_code(e: &anyhow::Error) -> ExitCode {
+    match e.downcast_ref::<netcalc::Error>() {
+        Some(netcalc::Error::Diverged { .. }) => ExitCode::from(3),
+        _ => ExitCode::from(2),
     }
 }
 
@@ -204,8 +214,10 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Chooses the device, and makes it burn's default device too: burn's optimizer loads its state
-/// onto the default device, which would otherwise start a GPU backend just to read a checkpoint.
+/// Chooses the device, and makes it burn's default device too (`BURN_DEVICE`): burn's optimizer
+/// loads checkpointed state onto `Device::default()`, which with wgpu compiled in is wgpu
+/// (`backend::tests::default_device_prefers_wgpu_when_compiled_in`) — starting a GPU backend
+/// just to read a checkpoint, or failing on a machine without one.
 fn device(name: Option<&str>) -> Result<(BackendKind, netcalc::burn::tensor::Device)> {
     let (kind, device) = select_device(name)?;
     if std::env::var_os("BURN_DEVICE").is_none() {
@@ -227,10 +239,9 @@ fn load_data(a: &DataArgs) -> Result<Mnist> {
 
 fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     let mut cfg = if let Some(dir) = &a.resume {
-        let path = dir.join(netcalc::train::files::CONFIG);
-        netcalc::train::metrics::read_json(&path)?
+        RunDir::open(dir)?.read_config()?
     } else if let Some(path) = &a.config {
-        netcalc::train::metrics::read_json(path)?
+        read_json(path)?
     } else {
         TrainConfig::default()
     };
@@ -294,8 +305,12 @@ fn train(a: TrainArgs) -> Result<()> {
             PathBuf::from(format!("runs/{}-{secs}", cfg.model.name))
         }
     };
-    netcalc::train::prepare_out_dir(&out)
-        .with_context(|| format!("--out {} is not writable", out.display()))?;
+    check_model_fits_data(&cfg.model)?;
+    if a.resume.is_none() {
+        // Fail on an unwritable --out before loading (or downloading) any data; the directory
+        // is made by `train` once everything is checked.
+        check_writable(&out).with_context(|| format!("--out {} is not writable", out.display()))?;
+    }
     let data = load_data(&a.data)?;
     println!("{}", data.describe());
     println!(
@@ -344,13 +359,31 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether `out` (or, when it does not exist yet, its nearest existing parent) accepts files,
+/// without creating anything.
+fn check_writable(out: &Path) -> Result<()> {
+    let mut dir = out;
+    while !dir.exists() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p,
+            _ => return Ok(()),
+        }
+    }
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    tempfile::tempfile_in(dir)
+        .map(drop)
+        .with_context(|| format!("cannot create files in {}", dir.display()))
+}
+
 fn eval(a: EvalArgs) -> Result<()> {
     let (cfg, model_path) = locate_model(&a.model)?;
     let (kind, dev) = device(a.device.as_deref())?;
     let model = load_model(&cfg, &model_path, &dev)?;
     let data = load_data(&a.data)?;
     println!("{}", data.describe());
-    let e = evaluate(&model, &data.test, &dev, 1000);
+    let e = evaluate(&model, &data.test, &dev, 1000)?;
     println!(
         "{} on {kind}: test accuracy {:.2}%, test loss {:.4}",
         model_path.display(),
@@ -382,7 +415,7 @@ fn predict(a: PredictArgs) -> Result<()> {
 
 fn summary(a: SummaryArgs) -> Result<()> {
     let cfg = match &a.config {
-        Some(p) => netcalc::train::metrics::read_json::<TrainConfig>(p)?.model,
+        Some(p) => read_json::<TrainConfig>(p)?.model,
         None => CnnConfig::preset(&a.model)?,
     };
     println!("{}", cfg.summary()?);
@@ -414,7 +447,14 @@ fn bench(a: BenchArgs) -> Result<()> {
                 continue;
             }
         };
-        let t = netcalc::bench::measure(&cfg, &dev, a.batch_size, a.infer_batch_size, a.steps, 3)?;
+        let t = netcalc::train::bench::measure(
+            &cfg,
+            &dev,
+            a.batch_size,
+            a.infer_batch_size,
+            a.steps,
+            3,
+        )?;
         println!(
             "{kind:>8}: train {:>8.0} img/s ({:.1} ms/step)   inference {:>8.0} img/s ({:.1} ms/batch)",
             t.train_images_per_sec, t.train_step_ms, t.infer_images_per_sec, t.infer_batch_ms
@@ -428,6 +468,6 @@ fn bench(a: BenchArgs) -> Result<()> {
 }
 
 fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
-    netcalc::train::metrics::write_json(path, v)?;
+    netcalc::fsio::write_json(path, v)?;
     Ok(())
 }

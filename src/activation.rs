@@ -53,11 +53,10 @@ impl Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, test_device, values};
+    use crate::testing::{assert_close, values};
+    use burn::tensor::Device;
 
-    #[test]
-    fn each_activation_by_hand() {
-        let d = test_device();
+    fn each_activation_by_hand(d: Device) {
         let x = || Tensor::<1>::from_floats([-2.0, 0.0, 1.0], &d);
         // identity: unchanged
         assert_close(
@@ -101,4 +100,6 @@ mod tests {
         assert_eq!(a, Activation::Softmax);
         assert!(serde_json::from_str::<Activation>("\"swish\"").is_err());
     }
+
+    crate::test_on_backends!(each_activation_by_hand,);
 }

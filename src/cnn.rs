@@ -14,6 +14,7 @@ use crate::summary::{Summary, SummaryRow};
 
 /// Configuration of a [`FeatureExtractor`]: the input image shape and the conv blocks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeatureExtractorConfig {
     /// Input `[C, H, W]` (MNIST: `[1, 28, 28]`).
     pub input: [usize; 3],
@@ -97,6 +98,7 @@ impl FeatureExtractor {
 
 /// Configuration of a [`Cnn`]: a feature extractor and a classifier, plus a name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CnnConfig {
     /// A name for summaries and run directories.
     pub name: String,
@@ -292,6 +294,14 @@ pub struct Cnn {
 }
 
 impl Cnn {
+    /// Number of classes: the width of the classifier's last layer.
+    pub fn num_classes(&self) -> usize {
+        self.classifier
+            .layers
+            .last()
+            .map_or(0, |l| l.weight.dims()[1])
+    }
+
     /// Class scores (logits) for a batch of images.
     ///
     /// # Shapes
@@ -325,6 +335,7 @@ impl Cnn {
 mod tests {
     use super::*;
     use crate::testing::test_device;
+    use burn::tensor::Device;
 
     #[test]
     fn keras_convnet_summary_matches_keras() {
@@ -353,9 +364,7 @@ mod tests {
         assert!(text.contains("18,496") && text.contains("16,010"), "{text}");
     }
 
-    #[test]
-    fn presets_build_and_count_parameters() {
-        let d = test_device();
+    fn presets_build_and_count_parameters(d: Device) {
         for (cfg, params) in [
             (CnnConfig::keras_mnist(), 34_826),
             (CnnConfig::mnist_default(), 225_034),
@@ -374,12 +383,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn feature_vector_length() {
+    fn feature_vector_length(d: Device) {
         let cfg = CnnConfig::keras_mnist();
         assert_eq!(cfg.features.output_shape().unwrap(), [64, 5, 5]);
         assert_eq!(cfg.features.feature_len().unwrap(), 1600);
-        let d = test_device();
         let f = cfg
             .features
             .init(&d)
@@ -432,9 +439,7 @@ mod tests {
         assert!(CnnConfig::from_json("{\"name\": 3}").is_err());
     }
 
-    #[test]
-    fn wrong_input_shape_is_an_error() {
-        let d = test_device();
+    fn wrong_input_shape_is_an_error(d: Device) {
         let m = CnnConfig::keras_mnist().init(&d).unwrap();
         let err = m
             .try_forward(Tensor::zeros([2, 1, 32, 32], &d))
@@ -442,4 +447,10 @@ mod tests {
             .to_string();
         assert!(err.contains("[2, 1, 32, 32]"), "{err}");
     }
+
+    crate::test_on_backends!(
+        presets_build_and_count_parameters,
+        feature_vector_length,
+        wrong_input_shape_is_an_error,
+    );
 }

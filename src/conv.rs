@@ -2,7 +2,7 @@
 //!
 //! A 2D convolution with `C_out` filters of size `K×K` over `C_in` channels has
 //! `K·K·C_in·C_out` weights and `C_out` biases; its output side is
-//! `floor((L + 2P − K) / S) + 1` ([`pool_output_len`](crate::pool::pool_output_len)).
+//! `floor((L + 2P − K) / S) + 1` ([`crate::window::window_output_len`]).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::pool::{Pool1d, Pool1dConfig, Pool2d, Pool2dConfig, PoolKind, pool_output_len};
+use crate::pool::{Pool1d, Pool1dConfig, Pool2d, Pool2dConfig, PoolKind};
+use crate::window::window_output_len;
 
 fn default_stride() -> usize {
     1
@@ -35,12 +36,7 @@ fn conv_out(
     stride: usize,
     padding: usize,
 ) -> Result<usize> {
-    pool_output_len(len, kernel, stride, padding).map_err(|e| match e {
-        Error::InvalidConfig { message, .. } => {
-            Error::config(layer, message.replace("pooling", "conv"))
-        }
-        other => other,
-    })
+    window_output_len(len, kernel, stride, padding).map_err(|e| e.within(layer))
 }
 
 fn check_conv(layer: &str, filters: usize, kernel: usize, stride: usize) -> Result<()> {
@@ -58,6 +54,7 @@ fn check_conv(layer: &str, filters: usize, kernel: usize, stride: usize) -> Resu
 /// Configuration of a [`Conv2dBlock`]: square `kernel × kernel` convolution with `filters`
 /// outputs, then `activation`, then an optional pooling layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Conv2dBlockConfig {
     /// Number of filters `C_out`.
     pub filters: usize,
@@ -186,29 +183,17 @@ pub struct Conv2dBlock {
 impl Conv2dBlock {
     /// Convolution, activation, pooling.
     ///
-    /// The backend decides how the convolution is computed, always with the same values and
-    /// gradients (unit tests here and in [`crate::fastops`]; backend parity tests):
-    /// - flex and ndarray (training and inference): [`crate::fastops::conv2d_train`], im2col +
-    ///   gemm with a hand-written backward, and [`crate::fastops::max_pool2d_train`] for
-    ///   non-overlapping max pooling (see the README's performance section);
-    /// - wgpu, and what `fastops` does not cover (groups, dilation, "same" padding): burn's
-    ///   `Conv2d`.
-    ///
-    /// With max pooling after ReLU (or no activation), pooling runs first: max and ReLU
-    /// commute, so the outputs and gradients are the same and ReLU touches a quarter of the
-    /// values.
+    /// The convolution is [`crate::fastops::conv2d`] (burn's `Conv2d`, through netcalc's CPU
+    /// kernels on flex and ndarray). With max pooling after ReLU (or no activation) the pooling
+    /// runs first: max and ReLU commute (ReLU never decreases), so the outputs and gradients are
+    /// the same and ReLU touches a quarter of the values.
     ///
     /// # Shapes
     /// - input: `[N, C_in, H, W]`
     /// - output: `[N, C_out, H_out, W_out]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let z = match crate::fastops::conv2d_train(&self.conv, x.clone()) {
-            Some(z) => z,
-            None => self.conv.forward(x),
-        };
+        let z = crate::fastops::conv2d(&self.conv, x);
         match &self.pool {
-            // max and ReLU commute (ReLU never decreases): pooling first applies ReLU to a
-            // quarter of the values, with the same outputs and the same gradients.
             Some(p)
                 if p.kind == PoolKind::Max
                     && matches!(self.activation, Activation::Relu | Activation::Identity) =>
@@ -223,6 +208,7 @@ impl Conv2dBlock {
 
 /// Configuration of a [`Conv1dBlock`]: 1D convolution → activation → optional 1D pooling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Conv1dBlockConfig {
     /// Number of filters `C_out`.
     pub filters: usize,
@@ -340,16 +326,15 @@ impl Conv1dBlock {
 mod tests {
     use super::*;
     use crate::pool::PoolKind;
-    use crate::testing::{assert_close, test_device, values};
+    use crate::testing::{assert_close, values};
     use burn::module::Param;
+    use burn::tensor::Device;
 
-    #[test]
-    fn parameter_counts() {
+    fn parameter_counts(d: Device) {
         // K·K·C_in·C_out + C_out
         assert_eq!(conv2d_params(3, 1, 32), 320); // 9·1·32 + 32
         assert_eq!(conv2d_params(3, 32, 64), 18_496); // 9·32·64 + 64
         assert_eq!(conv1d_params(5, 4, 8), 168); // 5·4·8 + 8
-        let d = test_device();
         let block = Conv2dBlockConfig::new(32, 3).init(1, &d).unwrap();
         assert_eq!(block.num_params(), 320);
         assert_eq!(block.conv.weight.dims(), [32, 1, 3, 3]);
@@ -357,9 +342,7 @@ mod tests {
         assert_eq!(b1.num_params(), 168);
     }
 
-    #[test]
-    fn output_shapes_match_the_formula() {
-        let d = test_device();
+    fn output_shapes_match_the_formula(d: Device) {
         let cfg = Conv2dBlockConfig::new(4, 3).with_pool(Pool2dConfig::new(PoolKind::Max, [2, 2]));
         // 28 -> conv 26 -> pool 13
         assert_eq!(cfg.output_shape("b", [1, 28, 28]).unwrap(), [4, 13, 13]);
@@ -385,9 +368,7 @@ mod tests {
         assert_eq!(y.dims(), [1, 2, 4]);
     }
 
-    #[test]
-    fn conv2d_values_by_hand() {
-        let d = test_device();
+    fn conv2d_values_by_hand(d: Device) {
         let mut block = Conv2dBlockConfig::new(1, 2)
             .with_activation(Activation::Identity)
             .init(1, &d)
@@ -409,9 +390,7 @@ mod tests {
         assert_close(&values(block.forward(x)), &[0.0; 4], 1e-6);
     }
 
-    #[test]
-    fn conv1d_values_by_hand() {
-        let d = test_device();
+    fn conv1d_values_by_hand(d: Device) {
         let mut block = Conv1dBlockConfig::new(1, 3)
             .with_activation(Activation::Identity)
             .init(1, &d)
@@ -425,8 +404,7 @@ mod tests {
         assert_close(&values(block.forward(x)), &[2.0, 4.0], 1e-5);
     }
 
-    #[test]
-    fn impossible_convolutions_are_errors() {
+    fn impossible_convolutions_are_errors(d: Device) {
         let cfg = Conv2dBlockConfig::new(8, 5);
         let err = cfg
             .output_shape("features.blocks[0]", [1, 4, 4])
@@ -441,8 +419,15 @@ mod tests {
                 .output_shape("b", [1, 8, 8])
                 .is_err()
         );
-        let d = test_device();
         assert!(Conv2dBlockConfig::new(2, 3).init(0, &d).is_err());
         assert!(Conv1dBlockConfig::new(2, 9).output_shape([1, 4]).is_err());
     }
+
+    crate::test_on_backends!(
+        parameter_counts,
+        output_shapes_match_the_formula,
+        conv2d_values_by_hand,
+        conv1d_values_by_hand,
+        impossible_convolutions_are_errors,
+    );
 }

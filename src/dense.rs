@@ -21,6 +21,7 @@ pub fn dense_params(n_in: usize, n_out: usize) -> usize {
 /// Configuration of a [`Classifier`]: dense layers of `n_neurons[i]` units; the last one gives the
 /// class scores (logits).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClassifierConfig {
     /// Size of the input vector (for a CNN: the feature extractor's output length).
     pub n_inputs: usize,
@@ -190,11 +191,11 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, test_device, values};
+    use crate::testing::{assert_close, values};
     use burn::module::Param;
+    use burn::tensor::Device;
 
-    #[test]
-    fn the_50_25_10_stack_on_100_inputs() {
+    fn the_50_25_10_stack_on_100_inputs(d: Device) {
         let cfg = ClassifierConfig::new(100, [50, 25, 10]);
         assert_eq!(
             cfg.layer_shapes(),
@@ -202,7 +203,6 @@ mod tests {
         );
         // 100·50+50 = 5,050; 50·25+25 = 1,275; 25·10+10 = 260
         assert_eq!(cfg.num_params(), 6_585);
-        let d = test_device();
         let model = cfg.init(&d).unwrap();
         assert_eq!(model.num_params(), 6_585);
         let dims: Vec<_> = model
@@ -218,9 +218,7 @@ mod tests {
         assert_eq!(y.dims(), [4, 10]);
     }
 
-    #[test]
-    fn forward_by_hand() {
-        let d = test_device();
+    fn forward_by_hand(d: Device) {
         let mut model = ClassifierConfig::new(2, [2, 1]).init(&d).unwrap();
         // layer 0: W = [[1, -1], [2, 1]] (rows = inputs), b = [0, -1]; relu
         // layer 1: W = [[1], [3]], b = [0.5]
@@ -235,9 +233,7 @@ mod tests {
         assert_close(&values(model.forward(x)), &[3.5, 9.5], 1e-5);
     }
 
-    #[test]
-    fn zero_sized_layers_and_bad_dropout_are_errors() {
-        let d = test_device();
+    fn zero_sized_layers_and_bad_dropout_are_errors(d: Device) {
         let err = ClassifierConfig::new(10, [5, 0, 2])
             .init(&d)
             .unwrap_err()
@@ -251,4 +247,10 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("input_dropout"), "{err}");
     }
+
+    crate::test_on_backends!(
+        the_50_25_10_stack_on_100_inputs,
+        forward_by_hand,
+        zero_sized_layers_and_bad_dropout_are_errors,
+    );
 }

@@ -75,29 +75,38 @@ pub enum Error {
         message: String,
     },
     /// A model or checkpoint file that cannot be read or written.
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {message}: {source}", path.display())]
     Record {
         /// The record file.
         path: PathBuf,
-        /// What failed.
+        /// What was being done (`cannot load model`, `cannot save optimizer state`).
         message: String,
+        /// burn's error.
+        #[source]
+        source: BoxError,
     },
     /// A JSON (config, metrics) file that cannot be parsed or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}{source}", path.display(), field_prefix(field))]
     Json {
         /// The file.
         path: PathBuf,
+        /// The path of the field at fault inside the document (`model.classifier.n_neurons[1]`),
+        /// empty when the error is not inside a field.
+        field: String,
         /// The parse error, with line and column.
         #[source]
         source: serde_json::Error,
     },
-    /// An image that cannot be decoded.
+    /// An image that cannot be decoded or is not usable.
     #[error("{}: {message}", path.display())]
     Image {
         /// The image file.
         path: PathBuf,
-        /// The decoder's message.
+        /// What is wrong, with the decoder's message.
         message: String,
+        /// The decoder's error, when there is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A bad training or evaluation setting.
     #[error("invalid setting `{field}`: {message}")]
@@ -107,14 +116,54 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Training diverged: the loss of a batch was NaN or infinite. The last checkpoint (of the
+    /// epoch before) is kept.
+    #[error(
+        "training diverged: the loss of epoch {epoch}, batch {batch} is {loss} (learning rate {lr:e}); the learning rate is probably too high (try a tenth of it). The last checkpoint is kept"
+    )]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        batch: usize,
+        /// The loss (NaN or ±∞).
+        loss: f64,
+        /// The learning rate of that step.
+        lr: f64,
+    },
     /// A failure while drawing a plot.
-    #[error("plot {}: {message}", path.display())]
+    #[error("plot {}: {source}", path.display())]
     Plot {
         /// The PNG being drawn.
         path: PathBuf,
-        /// The drawing backend's message.
-        message: String,
+        /// The drawing backend's error.
+        #[source]
+        source: BoxError,
     },
+}
+
+/// A boxed error kept as the [`std::error::Error::source`] of an [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() || field == "." {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
+}
+
+/// Parses JSON text into `T`; an error names `path`, the field path inside the document
+/// (`model.classifier.n_neurons[1]`), the line and the column. Unknown fields are errors in
+/// every config type of this crate.
+pub fn parse_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, text: &str) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(de).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        field: e.path().to_string(),
+        source: e.into_inner(),
+    })?;
+    Ok(value)
 }
 
 fn file_name(path: &std::path::Path) -> String {
@@ -129,6 +178,18 @@ impl Error {
         Self::InvalidConfig {
             layer: layer.into(),
             message: message.into(),
+        }
+    }
+
+    /// The same error with its layer (or field) path put under `parent`: `classifier.n_inputs`
+    /// within `model` becomes `model.classifier.n_inputs`.
+    pub fn within(self, parent: &str) -> Self {
+        match self {
+            Self::InvalidConfig { layer, message } => Self::InvalidConfig {
+                layer: format!("{parent}.{layer}"),
+                message,
+            },
+            other => other,
         }
     }
 

@@ -5,27 +5,44 @@
 //! common losses, pooling, convolution, and a CNN made of a feature extractor and a classifier,
 //! plus an MNIST data pipeline and trainer.
 //!
+//! # Layout
+//! - **The core** (always compiled, no I/O crates): [`neuron`], [`activation`], [`dense`],
+//!   [`prob`], [`loss`], [`pool`], [`conv`], [`cnn`], [`summary`], [`backend`], [`fastops`]
+//!   (the CPU kernels behind [`conv::Conv2dBlock`] and [`pool::Pool2d`]) and [`error`].
+//! - **The MNIST application** (Cargo feature `mnist`, on by default): `data` (IDX files,
+//!   download, batches), `train` (the loop, run directories, checkpoints, metrics, plots,
+//!   throughput measurement) and `predict` (digits from image files).
+//!
 //! Backends are chosen with Cargo features (`ndarray`, `flex`, `wgpu`) and picked at run time
-//! with [`select_device`].
+//! with [`select_device`]. `cargo build --no-default-features --features flex` builds the core
+//! alone on one backend.
 #![warn(missing_docs)]
 
 pub mod activation;
 pub mod backend;
-pub mod bench;
 pub mod cnn;
 pub mod conv;
-pub mod data;
 pub mod dense;
 pub mod error;
 pub mod fastops;
 pub mod loss;
 pub mod neuron;
 pub mod pool;
-pub mod predict;
 pub mod prob;
 pub mod summary;
-pub mod testing;
+pub mod window;
+
+#[cfg(feature = "mnist")]
+pub mod data;
+#[cfg(feature = "mnist")]
+pub mod fsio;
+#[cfg(feature = "mnist")]
+pub mod predict;
+#[cfg(feature = "mnist")]
 pub mod train;
+
+#[doc(hidden)]
+pub mod testing;
 
 pub use activation::Activation;
 pub use backend::{BackendKind, compiled_backends, device_of, select_backend, select_device};
@@ -34,8 +51,9 @@ pub use conv::{Conv1dBlock, Conv1dBlockConfig, Conv2dBlock, Conv2dBlockConfig};
 pub use dense::{Classifier, ClassifierConfig};
 pub use error::{Error, Result};
 pub use neuron::{Neuron, NeuronConfig};
-pub use pool::{Pool1d, Pool1dConfig, Pool2d, Pool2dConfig, PoolKind, pool_output_len};
+pub use pool::{Pool1d, Pool1dConfig, Pool2d, Pool2dConfig, PoolKind};
 pub use summary::Summary;
+pub use window::window_output_len;
 
 /// Re-export of burn, so users get the same version.
 pub use burn;

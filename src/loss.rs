@@ -112,7 +112,7 @@ pub fn cross_entropy_one_hot(logits: Tensor<2>, targets: Tensor<2>) -> Result<Te
     Ok(per_row.mean())
 }
 
-/// Mean squared error, `mean((ŷ - y)²)`, with burn's [`MseLoss`](burn::nn::loss::MseLoss).
+/// Mean squared error, `mean((ŷ - y)²)`, with burn's `MseLoss`.
 ///
 /// # Shapes
 /// - predictions: `[..]`
@@ -126,11 +126,10 @@ pub fn mse<const D: usize>(predictions: Tensor<D>, targets: Tensor<D>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, test_device, values};
+    use crate::testing::{assert_close, values};
+    use burn::tensor::Device;
 
-    #[test]
-    fn bce_from_probabilities_by_hand() {
-        let d = test_device();
+    fn bce_from_probabilities_by_hand(d: Device) {
         let p = Tensor::<1>::from_floats([0.9, 0.2, 0.6], &d);
         let y = Tensor::<1, Int>::from_ints([1, 0, 1], &d);
         // -(ln 0.9 + ln 0.8 + ln 0.6) / 3 = (0.105361 + 0.223144 + 0.510826) / 3 = 0.279777
@@ -141,9 +140,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bce_from_logits_by_hand() {
-        let d = test_device();
+    fn bce_from_logits_by_hand(d: Device) {
         let z = Tensor::<1>::from_floats([2.0, -1.0, 0.0], &d);
         let y = Tensor::<1, Int>::from_ints([1, 0, 1], &d);
         // y=1: ln(1+e^-z); y=0: ln(1+e^z): ln(1+e^-2)=0.126928, ln(1+e^-1)=0.313262, ln 2=0.693147
@@ -155,9 +152,7 @@ mod tests {
         assert_close(&from_logits, &from_probs, 1e-5);
     }
 
-    #[test]
-    fn cross_entropy_from_indices_and_one_hot_by_hand() {
-        let d = test_device();
+    fn cross_entropy_from_indices_and_one_hot_by_hand(d: Device) {
         let logits = || Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]], &d);
         // row 0, class 2: -(3 - ln(e + e^2 + e^3)) = -(3 - 3.407606) = 0.407606
         // row 1, class 0: uniform over 3 classes: ln 3 = 1.098612; mean 0.753109
@@ -184,9 +179,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn cross_entropy_from_probabilities_by_hand() {
-        let d = test_device();
+    fn cross_entropy_from_probabilities_by_hand(d: Device) {
         let p = Tensor::<2>::from_floats([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], &d);
         let y = Tensor::<1, Int>::from_ints([0, 2], &d);
         // -(ln 0.7 + ln 0.8) / 2 = (0.356675 + 0.223144) / 2 = 0.289909
@@ -197,18 +190,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn mse_by_hand() {
-        let d = test_device();
+    fn mse_by_hand(d: Device) {
         let pred = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], &d);
         let target = Tensor::<1>::from_floats([1.5, 2.0, 2.0, 6.0], &d);
         // differences -0.5, 0, 1, -2 -> squares 0.25, 0, 1, 4 -> mean 5.25 / 4 = 1.3125
         assert_close(&values(mse(pred, target).unwrap()), &[1.3125], 1e-6);
     }
 
-    #[test]
-    fn mismatched_shapes_are_errors_not_panics() {
-        let d = test_device();
+    fn mismatched_shapes_are_errors_not_panics(d: Device) {
         let logits = Tensor::<2>::zeros([2, 3], &d);
         let err = cross_entropy(logits.clone(), Tensor::<1, Int>::zeros([3], &d))
             .unwrap_err()
@@ -217,4 +206,13 @@ mod tests {
         assert!(mse(Tensor::<1>::zeros([2], &d), Tensor::<1>::zeros([3], &d)).is_err());
         assert!(cross_entropy_one_hot(logits, Tensor::<2>::zeros([2, 4], &d)).is_err());
     }
+
+    crate::test_on_backends!(
+        bce_from_probabilities_by_hand,
+        bce_from_logits_by_hand,
+        cross_entropy_from_indices_and_one_hot_by_hand,
+        cross_entropy_from_probabilities_by_hand,
+        mse_by_hand,
+        mismatched_shapes_are_errors_not_panics,
+    );
 }

@@ -13,7 +13,8 @@
 //! | 4 | order-4 tensor | `[N, C, H, W]` | a batch of images (MNIST is `[N, 1, 28, 28]`) |
 //!
 //! burn has no rank-0 tensor: a scalar is a `Tensor<1>` of one element
-//! ([`Tensor::into_scalar`] reads it). [`tensor_order`] reports the order of each in the tests.
+//! ([`Tensor::into_scalar`] reads it). The order is a tensor's type parameter (`Tensor<4>`), so
+//! a shape of the wrong order does not compile.
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
@@ -22,13 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 
-/// The order (number of axes) of a tensor: 1 for a vector, 4 for a batch of images.
-pub fn tensor_order<const D: usize>(_t: &Tensor<D>) -> usize {
-    D
-}
-
 /// Configuration of a single [`Neuron`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NeuronConfig {
     /// Number of inputs `n` (length of the weight vector).
     pub n_inputs: usize,
@@ -131,11 +128,10 @@ impl Neuron {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, test_device, values};
+    use crate::testing::{assert_close, values};
+    use burn::tensor::Device;
 
-    #[test]
-    fn weighted_sum_plus_bias_through_sigmoid() {
-        let d = test_device();
+    fn weighted_sum_plus_bias_through_sigmoid(d: Device) {
         let neuron = NeuronConfig::new(3, Activation::Sigmoid)
             .init(&d)
             .unwrap()
@@ -149,9 +145,7 @@ mod tests {
         assert_close(&values(neuron.forward(x)), &[0.990_048, 0.524_979], 1e-5);
     }
 
-    #[test]
-    fn relu_neuron_clips_negative_sums() {
-        let d = test_device();
+    fn relu_neuron_clips_negative_sums(d: Device) {
         let neuron = NeuronConfig::new(2, Activation::Relu)
             .init(&d)
             .unwrap()
@@ -162,9 +156,7 @@ mod tests {
         assert_close(&values(neuron.forward(x)), &[0.0, 3.0], 1e-6);
     }
 
-    #[test]
-    fn bad_neuron_configs_are_errors() {
-        let d = test_device();
+    fn bad_neuron_configs_are_errors(d: Device) {
         assert!(NeuronConfig::new(0, Activation::Relu).init(&d).is_err());
         assert!(NeuronConfig::new(3, Activation::Softmax).init(&d).is_err());
         let n = NeuronConfig::new(2, Activation::Relu).init(&d).unwrap();
@@ -172,28 +164,37 @@ mod tests {
         assert!(err.contains("2 inputs, got 1"), "{err}");
     }
 
-    #[test]
-    fn tensors_of_order_0_to_4() {
-        let d = test_device();
+    fn tensors_of_order_0_to_4(d: Device) {
         // order 0: a scalar; burn stores it as a one-element vector
         let scalar = Tensor::<1>::from_floats([3.5], &d);
         assert_eq!(scalar.dims(), [1]);
         assert_eq!(scalar.clone().into_scalar::<f32>(), 3.5);
         // order 1: a vector
         let v = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &d);
-        assert_eq!((tensor_order(&v), v.dims()), (1, [3]));
-        // order 2: a matrix, 2 examples x 3 features
+        assert_eq!(v.dims(), [3]);
+        assert_eq!(values(v.slice(1..2)), vec![2.0]);
+        // order 2: a matrix, 2 examples x 3 features; row 1, column 2 is 6
         let m = Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], &d);
-        assert_eq!((tensor_order(&m), m.dims()), (2, [2, 3]));
-        // order 3: a batch of 2 one-channel signals of length 3
+        assert_eq!(m.dims(), [2, 3]);
+        assert_eq!(values(m.clone().slice([1..2, 2..3])), vec![6.0]);
+        // order 3: a batch of 2 one-channel signals of length 3 (the matrix's rows)
         let s = m.clone().reshape([2, 1, 3]);
-        assert_eq!((tensor_order(&s), s.dims()), (3, [2, 1, 3]));
+        assert_eq!(s.dims(), [2, 1, 3]);
+        assert_eq!(values(s.slice([1..2, 0..1, 0..3])), vec![4.0, 5.0, 6.0]);
         // order 4: a batch of 2 one-channel 2x2 images (values 1..8 in row-major order)
         let img = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &d)
             .reshape([2, 1, 2, 2]);
-        assert_eq!((tensor_order(&img), img.dims()), (4, [2, 1, 2, 2]));
+        assert_eq!(img.dims(), [2, 1, 2, 2]);
+        assert_eq!(values(img.clone().sum_dim(0)), vec![6.0, 8.0, 10.0, 12.0]);
         // the second image's bottom-right pixel is the last element, 8
         let last = img.slice([1..2, 0..1, 1..2, 1..2]).reshape([1]);
         assert_eq!(values(last), vec![8.0]);
     }
+
+    crate::test_on_backends!(
+        weighted_sum_plus_bias_through_sigmoid,
+        relu_neuron_clips_negative_sums,
+        bad_neuron_configs_are_errors,
+        tensors_of_order_0_to_4,
+    );
 }

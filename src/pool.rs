@@ -3,15 +3,16 @@
 //! A pooling layer slides a window of `K` values with step `S` over an input of length `L`
 //! (padded by `P` on each side) and keeps the window's maximum or mean. It has **no learnable
 //! parameters** and works on each channel separately, so the **channel count is unchanged**.
-//! The output length is [`pool_output_len`]: `floor((L + 2P − K) / S) + 1`.
+//! The output length is [`window_output_len`]: `floor((L + 2P − K) / S) + 1`.
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
+use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::window::window_output_len;
 
 /// Which statistic a pooling window keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,29 +23,6 @@ pub enum PoolKind {
     /// The window's mean (padding counts as 0 and is included in the divisor, as in PyTorch's
     /// and Keras' default).
     Avg,
-}
-
-/// `floor((L + 2P − K) / S) + 1`: the output length of a pooling (or convolution) window of size
-/// `kernel` and step `stride` over an input of length `len` padded by `padding` on each side.
-///
-/// Errors when the window does not fit (`K > L + 2P`), or `K` or `S` is 0.
-pub fn pool_output_len(len: usize, kernel: usize, stride: usize, padding: usize) -> Result<usize> {
-    if kernel == 0 || stride == 0 {
-        return Err(Error::config(
-            "pooling",
-            format!("kernel ({kernel}) and stride ({stride}) must be at least 1"),
-        ));
-    }
-    let padded = len + 2 * padding;
-    if kernel > padded {
-        return Err(Error::config(
-            "pooling",
-            format!(
-                "kernel {kernel} is larger than the padded input (length {len} + 2·{padding} = {padded})"
-            ),
-        ));
-    }
-    Ok((padded - kernel) / stride + 1)
 }
 
 fn check_window(layer: &str, kernel: usize, stride: usize, padding: usize) -> Result<()> {
@@ -66,6 +44,7 @@ fn check_window(layer: &str, kernel: usize, stride: usize, padding: usize) -> Re
 
 /// Configuration of a [`Pool1d`] layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pool1dConfig {
     /// Max or average.
     pub kind: PoolKind,
@@ -129,7 +108,8 @@ pub struct Pool1d {
 impl Pool1d {
     /// The output length for an input of length `len`.
     pub fn output_len(&self, len: usize) -> Result<usize> {
-        pool_output_len(len, self.kernel, self.stride, self.padding)
+        window_output_len(len, self.kernel, self.stride, self.padding)
+            .map_err(|e| e.within("pool1d"))
     }
 
     /// Pools each channel.
@@ -170,6 +150,7 @@ impl Pool1d {
 
 /// Configuration of a [`Pool2d`] layer (square or rectangular windows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pool2dConfig {
     /// Max or average.
     pub kind: PoolKind,
@@ -236,8 +217,10 @@ impl Pool2d {
     /// The output `[H_out, W_out]` for an input of `[H, W]`.
     pub fn output_hw(&self, hw: [usize; 2]) -> Result<[usize; 2]> {
         Ok([
-            pool_output_len(hw[0], self.kernel[0], self.stride[0], self.padding[0])?,
-            pool_output_len(hw[1], self.kernel[1], self.stride[1], self.padding[1])?,
+            window_output_len(hw[0], self.kernel[0], self.stride[0], self.padding[0])
+                .map_err(|e| e.within("pool2d.height"))?,
+            window_output_len(hw[1], self.kernel[1], self.stride[1], self.padding[1])
+                .map_err(|e| e.within("pool2d.width"))?,
         ])
     }
 
@@ -245,24 +228,13 @@ impl Pool2d {
     ///
     /// # Shapes
     /// - input: `[N, C, H, W]`
-    /// - output: `[N, C, H_out, W_out]`, each by [`pool_output_len`]
+    /// - output: `[N, C, H_out, W_out]`, each by [`window_output_len`]
     ///
     /// # Panics
     /// If the window does not fit in the input; [`Pool2d::try_forward`] returns an error instead.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let non_overlapping = self.stride == self.kernel && self.padding == [0, 0];
-        if self.kind == PoolKind::Max && non_overlapping {
-            if let Some(y) = crate::fastops::max_pool2d_train(x.clone(), self.kernel) {
-                return y;
-            }
-        }
         match self.kind {
-            PoolKind::Max => max_pool2d(
-                x,
-                MaxPoolOptions::new(self.kernel)
-                    .with_stride(self.stride)
-                    .with_padding(self.padding),
-            ),
+            PoolKind::Max => crate::fastops::max_pool2d(x, self.kernel, self.stride, self.padding),
             PoolKind::Avg => avg_pool2d(
                 x,
                 AvgPoolOptions::new(self.kernel)
@@ -312,24 +284,23 @@ pub fn global_pool1d(kind: PoolKind, x: Tensor<3>) -> Tensor<2> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, test_device, values};
+    use crate::testing::{assert_close, values};
+    use burn::tensor::Device;
 
     #[test]
     fn output_length_formula() {
         // floor((L + 2P - K) / S) + 1
-        assert_eq!(pool_output_len(6, 3, 1, 0).unwrap(), 4); // (6 - 3)/1 + 1
-        assert_eq!(pool_output_len(28, 2, 2, 0).unwrap(), 14);
-        assert_eq!(pool_output_len(7, 2, 2, 0).unwrap(), 3); // floor(5/2) + 1
-        assert_eq!(pool_output_len(5, 3, 2, 1).unwrap(), 3); // (5 + 2 - 3)/2 + 1
-        assert_eq!(pool_output_len(26, 3, 1, 0).unwrap(), 24);
-        assert!(pool_output_len(2, 3, 1, 0).is_err());
-        assert!(pool_output_len(5, 0, 1, 0).is_err());
-        assert!(pool_output_len(5, 2, 0, 0).is_err());
+        assert_eq!(window_output_len(6, 3, 1, 0).unwrap(), 4); // (6 - 3)/1 + 1
+        assert_eq!(window_output_len(28, 2, 2, 0).unwrap(), 14);
+        assert_eq!(window_output_len(7, 2, 2, 0).unwrap(), 3); // floor(5/2) + 1
+        assert_eq!(window_output_len(5, 3, 2, 1).unwrap(), 3); // (5 + 2 - 3)/2 + 1
+        assert_eq!(window_output_len(26, 3, 1, 0).unwrap(), 24);
+        assert!(window_output_len(2, 3, 1, 0).is_err());
+        assert!(window_output_len(5, 0, 1, 0).is_err());
+        assert!(window_output_len(5, 2, 0, 0).is_err());
     }
 
-    #[test]
-    fn sliding_window_1d_stride_1() {
-        let d = test_device();
+    fn sliding_window_1d_stride_1(d: Device) {
         // the classic example: a window of 3 sliding one step at a time over 6 values
         let x = Tensor::<1>::from_floats([1.0, 3.0, 2.0, 5.0, 4.0, 0.0], &d).reshape([1, 1, 6]);
         let max = Pool1dConfig::new(PoolKind::Max, 3)
@@ -369,9 +340,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn four_by_four_to_two_by_two() {
-        let d = test_device();
+    fn four_by_four_to_two_by_two(d: Device) {
         let x = Tensor::<2>::from_floats(
             [
                 [1.0, 2.0, 5.0, 6.0],
@@ -392,9 +361,7 @@ mod tests {
         assert_close(&values(avg.forward(x)), &[2.5, 6.5, 10.5, 14.5], 1e-6);
     }
 
-    #[test]
-    fn pooling_has_no_parameters_and_keeps_channels() {
-        let d = test_device();
+    fn pooling_has_no_parameters_and_keeps_channels(d: Device) {
         let p2 = Pool2dConfig::new(PoolKind::Max, [2, 2]).init().unwrap();
         assert_eq!(p2.num_params(), 0);
         let p1 = Pool1dConfig::new(PoolKind::Avg, 2).init().unwrap();
@@ -408,9 +375,7 @@ mod tests {
         assert_eq!(y1.dims(), [3, 5, 4]);
     }
 
-    #[test]
-    fn formula_matches_real_output_shapes() {
-        let d = test_device();
+    fn formula_matches_real_output_shapes(d: Device) {
         for (len, k, s, p) in [
             (10, 3, 1, 0),
             (10, 3, 2, 1),
@@ -427,16 +392,14 @@ mod tests {
                 let y = pool.forward(Tensor::<3>::ones([1, 2, len], &d));
                 assert_eq!(
                     y.dims()[2],
-                    pool_output_len(len, k, s, p).unwrap(),
+                    window_output_len(len, k, s, p).unwrap(),
                     "{len} {k} {s} {p}"
                 );
             }
         }
     }
 
-    #[test]
-    fn global_pooling() {
-        let d = test_device();
+    fn global_pooling(d: Device) {
         // channel 0: 1..4, channel 1: -1, -5, 2, 0
         let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0, -1.0, -5.0, 2.0, 0.0], &d)
             .reshape([1, 2, 2, 2]);
@@ -454,8 +417,7 @@ mod tests {
         assert_eq!(g.dims(), [1, 2]);
     }
 
-    #[test]
-    fn bad_windows_are_errors() {
+    fn bad_windows_are_errors(d: Device) {
         assert!(Pool1dConfig::new(PoolKind::Max, 0).init().is_err());
         assert!(
             Pool1dConfig::new(PoolKind::Max, 2)
@@ -469,11 +431,19 @@ mod tests {
                 .init()
                 .is_err()
         );
-        let d = test_device();
         let p = Pool2dConfig::new(PoolKind::Max, [3, 3]).init().unwrap();
         let err = p
             .try_forward(Tensor::<4>::ones([1, 1, 2, 5], &d))
             .unwrap_err();
         assert!(err.to_string().contains("kernel 3 is larger"), "{err}");
     }
+
+    crate::test_on_backends!(
+        sliding_window_1d_stride_1,
+        four_by_four_to_two_by_two,
+        pooling_has_no_parameters_and_keeps_channels,
+        formula_matches_real_output_shapes,
+        global_pooling,
+        bad_windows_are_errors,
+    );
 }

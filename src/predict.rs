@@ -20,7 +20,8 @@ use crate::prob::softmax;
 pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
     let img = image::open(path).map_err(|e| Error::Image {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: format!("cannot read the image: {e}"),
+        source: Some(Box::new(e)),
     })?;
     let mut g = img.to_luma8();
     let (w, h) = g.dimensions();
@@ -28,6 +29,7 @@ pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
         return Err(Error::Image {
             path: path.to_path_buf(),
             message: "image is empty".into(),
+            source: None,
         });
     }
     let border: Vec<u8> = (0..w)
@@ -98,10 +100,12 @@ pub fn save_digit_png(pixels: &[u8], path: &Path) -> Result<()> {
         GrayImage::from_raw(SIDE as u32, SIDE as u32, inverted).ok_or_else(|| Error::Image {
             path: path.to_path_buf(),
             message: format!("expected {PIXELS} pixels, got {}", pixels.len()),
+            source: None,
         })?;
     img.save(path).map_err(|e| Error::Image {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: format!("cannot write the image: {e}"),
+        source: Some(Box::new(e)),
     })
 }
 

@@ -57,11 +57,10 @@ pub fn log_softmax<const D: usize>(z: Tensor<D>, dim: usize) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, test_device, values};
+    use crate::testing::{assert_close, values};
+    use burn::tensor::Device;
 
-    #[test]
-    fn odds_and_logit_by_hand() {
-        let d = test_device();
+    fn odds_and_logit_by_hand(d: Device) {
         let p = || Tensor::<1>::from_floats([0.5, 0.8, 0.2, 0.9], &d);
         // 0.5/0.5 = 1, 0.8/0.2 = 4, 0.2/0.8 = 0.25, 0.9/0.1 = 9
         assert_close(&values(odds(p())), &[1.0, 4.0, 0.25, 9.0], 1e-5);
@@ -73,9 +72,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sigmoid_inverts_logit() {
-        let d = test_device();
+    fn sigmoid_inverts_logit(d: Device) {
         let ps = [0.001, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999];
         let p = Tensor::<1>::from_floats(ps, &d);
         assert_close(&values(sigmoid(logit(p))), &ps, 1e-6);
@@ -85,9 +82,7 @@ mod tests {
         assert_close(&values(logit(sigmoid(z))), &zs, 1e-4);
     }
 
-    #[test]
-    fn softmax_by_hand() {
-        let d = test_device();
+    fn softmax_by_hand(d: Device) {
         // e^1, e^2, e^3 = 2.718282, 7.389056, 20.085537; sum 30.192875
         let z = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &d);
         assert_close(
@@ -103,18 +98,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn two_class_softmax_is_sigmoid_of_the_logit_difference() {
-        let d = test_device();
+    fn two_class_softmax_is_sigmoid_of_the_logit_difference(d: Device) {
         let z = Tensor::<2>::from_floats([[0.3, 1.7], [2.0, -1.0], [5.0, 5.0]], &d);
         let p1 = softmax(z.clone(), 1).slice([0..3, 1..2]).flatten::<1>(0, 1);
         let diff = (z.clone().slice([0..3, 1..2]) - z.slice([0..3, 0..1])).flatten::<1>(0, 1);
         assert_close(&values(p1), &values(sigmoid(diff)), 1e-6);
     }
 
-    #[test]
-    fn softmax_is_shift_invariant_and_stable() {
-        let d = test_device();
+    fn softmax_is_shift_invariant_and_stable(d: Device) {
         let z = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &d);
         let shifted = z.clone().add_scalar(100.0);
         assert_close(&values(softmax(z, 1)), &values(softmax(shifted, 1)), 1e-6);
@@ -129,4 +120,12 @@ mod tests {
         let ln2 = std::f32::consts::LN_2;
         assert_close(&lp, &[-2000.0, 0.0, -ln2, -ln2], 1e-3);
     }
+
+    crate::test_on_backends!(
+        odds_and_logit_by_hand,
+        sigmoid_inverts_logit,
+        softmax_by_hand,
+        two_class_softmax_is_sigmoid_of_the_logit_difference,
+        softmax_is_shift_invariant_and_stable,
+    );
 }

@@ -1,24 +1,65 @@
-//! Helpers shared by the unit tests, the integration tests and the benches.
+//! Helpers shared by the unit tests, the integration tests and the benches. Not public API
+//! (hidden from the docs, may change in any release).
 
 use burn::tensor::{Device, Tensor};
 
-/// Every device compiled into this build: flex, ndarray and (when a wgpu adapter exists) wgpu.
-///
-/// The integration tests run the same numeric checks on each.
-pub fn all_devices() -> Vec<(crate::BackendKind, Device)> {
+use crate::BackendKind;
+
+/// The device of `kind`, for a test that must run there. A backend that is compiled in but
+/// cannot start (wgpu without any adapter) fails the test with the reason; it is never
+/// skipped silently.
+#[track_caller]
+pub fn device(kind: BackendKind) -> Device {
+    match crate::backend::device_of(kind) {
+        Ok(d) => d,
+        Err(e) => panic!("backend {kind} is compiled in but cannot run this test: {e}"),
+    }
+}
+
+/// Every backend compiled into this build, each with its device (see [`device`]).
+pub fn all_devices() -> Vec<(BackendKind, Device)> {
     crate::backend::compiled_backends()
         .into_iter()
-        .filter_map(|kind| crate::backend::device_of(kind).ok().map(|d| (kind, d)))
+        .map(|kind| (kind, device(kind)))
         .collect()
 }
 
-/// The device unit tests run on: the first compiled CPU backend (flex, else ndarray), else wgpu.
+/// A device for tests whose result does not depend on the backend (config checks): the first
+/// compiled CPU backend (flex, else ndarray), else wgpu.
 pub fn test_device() -> Device {
-    use crate::BackendKind::*;
-    [Flex, NdArray, Wgpu]
+    use BackendKind::*;
+    let kind = [Flex, NdArray, Wgpu]
         .into_iter()
-        .find_map(|k| crate::backend::device_of(k).ok())
-        .expect("no backend available for tests")
+        .find(|k| k.is_compiled())
+        .expect("no backend compiled in");
+    device(kind)
+}
+
+/// Runs each named function `fn name(device: Device)` on every backend compiled in: one
+/// `#[test]` per backend, named `name::flex`, `name::ndarray` and `name::wgpu`, so a failure
+/// names its backend and `cargo test name` runs them all.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! test_on_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[cfg(feature = "flex")]
+            #[test]
+            fn flex() {
+                super::$name($crate::testing::device($crate::BackendKind::Flex))
+            }
+            #[cfg(feature = "ndarray")]
+            #[test]
+            fn ndarray() {
+                super::$name($crate::testing::device($crate::BackendKind::NdArray))
+            }
+            #[cfg(feature = "wgpu")]
+            #[test]
+            fn wgpu() {
+                super::$name($crate::testing::device($crate::BackendKind::Wgpu))
+            }
+        }
+    )+};
 }
 
 /// The values of a float tensor, in row-major order.

@@ -82,7 +82,7 @@ fn trains_to_90_percent_and_predicts_from_png() {
     // the saved model gives the same evaluation
     let (mcfg, path) = locate_model(dir.path()).unwrap();
     let model = load_model(&mcfg, &path, &d).unwrap();
-    let again = evaluate(&model, &data.test, &d, 500);
+    let again = evaluate(&model, &data.test, &d, 500).unwrap();
     assert!((again.accuracy - acc).abs() < 1e-9);
 
     // held-out digits written to PNG and read back predict their class

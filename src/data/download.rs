@@ -1,7 +1,7 @@
 //! Where MNIST comes from: a directory, the per-user cache, a verified download, or the bundled
 //! sample.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::fsio::write_atomic;
 
 /// One file of a remote dataset: its name, SHA-256 and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,26 +67,6 @@ pub fn is_cached(dir: &Path, file: &RemoteFile) -> bool {
     std::fs::read(dir.join(&file.name))
         .map(|b| sha256_hex(&b) == file.sha256)
         .unwrap_or(false)
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed and
-/// synced, then renamed over `path`. A crash leaves either the old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".netcalc-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
 
 /// Downloads `files` from the first mirror that serves each of them into `cache_dir`,

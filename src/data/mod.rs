@@ -22,6 +22,10 @@ pub const MNIST_STD: f32 = 0.3081;
 pub const SIDE: usize = 28;
 /// Pixels per image.
 pub const PIXELS: usize = SIDE * SIDE;
+/// The shape `[C, H, W]` of one MNIST image as a model sees it.
+pub const IMAGE_SHAPE: [usize; 3] = [1, SIDE, SIDE];
+/// The number of MNIST classes (digits 0–9).
+pub const CLASSES: usize = 10;
 
 /// Environment variable naming a directory with the four MNIST files (like `--data-dir`).
 pub const DATA_DIR_ENV: &str = "NETCALC_MNIST_DIR";
@@ -219,7 +223,7 @@ impl Mnist {
             let ip = p(iname);
             let lp = p(lname);
             let images = idx::parse_images(&ip, &gunzip(&ip, img)?)?;
-            let labels = idx::parse_labels(&lp, &gunzip(&lp, lab)?, 10)?;
+            let labels = idx::parse_labels(&lp, &gunzip(&lp, lab)?, CLASSES as u8)?;
             MnistSplit::new(images, labels, &ip)
         };
         Ok(Self {

@@ -34,6 +34,7 @@ impl std::str::FromStr for OptimizerKind {
 
 /// Optimizer settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
     /// Which optimizer.
     pub kind: OptimizerKind,
@@ -53,7 +54,7 @@ fn default_momentum() -> f64 {
 
 /// Learning-rate schedule over the whole run (burn's schedulers, stepped once per batch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Schedule {
     /// The peak rate throughout.
     Constant,
@@ -73,6 +74,7 @@ pub enum Schedule {
 
 /// A full training configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// The model.
     pub model: CnnConfig,
@@ -119,7 +121,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks every field, naming the one at fault.
     pub fn validate(&self) -> Result<()> {
-        self.model.validate()?;
+        self.model.validate().map_err(|e| e.within("model"))?;
         if self.epochs == 0 {
             return Err(Error::setting("epochs", "must be at least 1"));
         }
@@ -168,5 +170,151 @@ impl TrainConfig {
             return Err(Error::setting("limit", "must be at least 1"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::parse_json;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
+    use std::path::Path;
+
+    /// `value` with `key` added at the JSON pointer `at` must be refused, naming the key and
+    /// the field path `path`.
+    #[track_caller]
+    fn refuses_unknown<T: DeserializeOwned + std::fmt::Debug>(
+        mut value: Value,
+        at: &str,
+        key: &str,
+        path: &str,
+    ) {
+        parse_json::<T>(Path::new("c.json"), &value.to_string()).expect("the valid config loads");
+        value
+            .pointer_mut(at)
+            .and_then(Value::as_object_mut)
+            .expect("an object at the pointer")
+            .insert(key.into(), json!(0.5));
+        let err = parse_json::<T>(Path::new("c.json"), &value.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("unknown field `{key}`")) && err.contains(path),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_config_refuses_unknown_fields() {
+        use crate::conv::{Conv1dBlockConfig, Conv2dBlockConfig};
+        use crate::pool::{Pool1dConfig, Pool2dConfig, PoolKind};
+        use crate::{ClassifierConfig, CnnConfig, FeatureExtractorConfig, NeuronConfig};
+        fn v<T: Serialize>(x: &T) -> Value {
+            serde_json::to_value(x).expect("configs serialize")
+        }
+        let train = TrainConfig::default();
+        refuses_unknown::<TrainConfig>(v(&train), "", "epoch", "c.json: ");
+        refuses_unknown::<TrainConfig>(
+            v(&train),
+            "/model/classifier",
+            "hiden_dropout",
+            "model.classifier: unknown",
+        );
+        refuses_unknown::<TrainConfig>(
+            v(&train),
+            "/model/features/blocks/1/pool",
+            "strides",
+            "model.features.blocks[1].pool",
+        );
+        refuses_unknown::<TrainConfig>(v(&train), "/optimizer", "beta", "optimizer");
+        refuses_unknown::<TrainConfig>(v(&train), "/schedule", "min", "schedule");
+        refuses_unknown::<CnnConfig>(v(&train.model), "", "nmae", "");
+        refuses_unknown::<FeatureExtractorConfig>(v(&train.model.features), "", "inputs", "");
+        refuses_unknown::<ClassifierConfig>(v(&train.model.classifier), "", "n_neuron", "");
+        refuses_unknown::<Conv2dBlockConfig>(v(&Conv2dBlockConfig::new(8, 3)), "", "size", "");
+        refuses_unknown::<Conv1dBlockConfig>(v(&Conv1dBlockConfig::new(8, 3)), "", "size", "");
+        refuses_unknown::<Pool2dConfig>(
+            v(&Pool2dConfig::new(PoolKind::Max, [2, 2])),
+            "",
+            "pad",
+            "",
+        );
+        refuses_unknown::<Pool1dConfig>(v(&Pool1dConfig::new(PoolKind::Avg, 2)), "", "pad", "");
+        refuses_unknown::<NeuronConfig>(
+            v(&NeuronConfig::new(3, crate::Activation::Relu)),
+            "",
+            "inputs",
+            "",
+        );
+        refuses_unknown::<OptimizerConfig>(v(&train.optimizer), "", "lrate", "");
+    }
+
+    /// A `config.json` as written by main at 6e7affd (before unknown fields were refused)
+    /// still loads, as the same config.
+    #[test]
+    fn config_written_by_earlier_main_still_loads() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/config-main-6e7affd.json"
+        ));
+        let cfg: TrainConfig = crate::fsio::read_json(path).unwrap();
+        assert_eq!(cfg, TrainConfig::default());
+        cfg.validate().unwrap();
+    }
+
+    /// Wrong types and sizes are reported with the field path, before anything is built.
+    #[test]
+    fn wrong_types_and_sizes_name_the_field() {
+        let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
+        v["model"]["classifier"]["n_neurons"][1] = json!("ten");
+        let err = parse_json::<TrainConfig>(Path::new("c.json"), &v.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model.classifier.n_neurons[1]"), "{err}");
+        let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
+        v["batch_size"] = json!(-4);
+        let err = parse_json::<TrainConfig>(Path::new("c.json"), &v.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("batch_size"), "{err}");
+        let mut cfg = TrainConfig::default();
+        cfg.model.features.blocks[0].kernel = 40;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("model.features.blocks[0]") && err.contains("kernel 40"),
+            "{err}"
+        );
+        let mut cfg = TrainConfig::default();
+        cfg.model.classifier.n_inputs = 1000;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("model.classifier.n_inputs"), "{err}");
+    }
+
+    /// The model must take MNIST's `[1, 28, 28]` images and predict 10 classes.
+    #[test]
+    fn a_model_that_does_not_fit_the_data_is_refused() {
+        use crate::train::check_model_fits_data;
+        check_model_fits_data(&TrainConfig::default().model).unwrap();
+        let mut m = TrainConfig::default().model;
+        *m.classifier.n_neurons.last_mut().unwrap() = 5;
+        let err = check_model_fits_data(&m).unwrap_err().to_string();
+        assert!(
+            err.contains("model.classifier.n_neurons[1]") && err.contains("5 output classes"),
+            "{err}"
+        );
+        let mut m = TrainConfig::default().model;
+        m.features.input = [3, 28, 28];
+        let err = check_model_fits_data(&m).unwrap_err().to_string();
+        assert!(
+            err.contains("model.features.input") && err.contains("[3, 28, 28]"),
+            "{err}"
+        );
+        let mut m = TrainConfig::default().model;
+        m.features.input = [1, 32, 32];
+        m.classifier.n_inputs = 64 * 6 * 6;
+        m.validate().unwrap();
+        let err = check_model_fits_data(&m).unwrap_err().to_string();
+        assert!(err.contains("[1, 32, 32]"), "{err}");
     }
 }

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::download::write_atomic;
 use crate::error::{Error, Result};
 
 /// One epoch's numbers.
@@ -124,32 +123,8 @@ pub fn parse_exact(path: &Path, text: &str) -> Result<Vec<EpochMetrics>> {
         .collect()
 }
 
-/// Writes `metrics.csv` and `metrics.json` into `dir`, atomically.
-pub fn write_history(dir: &Path, history: &[EpochMetrics]) -> Result<()> {
-    write_atomic(&dir.join("metrics.csv"), to_csv(history).as_bytes())?;
-    write_json(&dir.join("metrics.json"), &history)
-}
-
-/// Serializes `value` as pretty JSON into `path`, atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Json {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    write_atomic(path, text.as_bytes())
-}
-
-/// Reads a JSON file into `T`; errors name the file, line and column.
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Json {
-        path: path.to_path_buf(),
-        source: e,
-    })
-}
-
-/// Writes a confusion matrix (rows = true class, columns = predicted) as CSV.
-pub fn write_confusion(path: &Path, confusion: &[Vec<u64>]) -> Result<()> {
+/// A confusion matrix (rows = true class, columns = predicted) as CSV text.
+pub fn confusion_csv(confusion: &[Vec<u64>]) -> String {
     let n = confusion.len();
     let mut s = String::from("true\\predicted");
     for c in 0..n {
@@ -163,7 +138,7 @@ pub fn write_confusion(path: &Path, confusion: &[Vec<u64>]) -> Result<()> {
         }
         s.push('\n');
     }
-    write_atomic(path, s.as_bytes())
+    s
 }
 
 #[cfg(test)]
@@ -188,8 +163,10 @@ mod tests {
     fn csv_and_json_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let h = vec![row(1), row(2)];
-        write_history(dir.path(), &h).unwrap();
-        let back: Vec<EpochMetrics> = read_json(&dir.path().join("metrics.json")).unwrap();
+        let run = crate::train::RunDir::create(dir.path()).unwrap();
+        run.write_history(&h).unwrap();
+        let back: Vec<EpochMetrics> =
+            crate::fsio::read_json(&dir.path().join("metrics.json")).unwrap();
         assert_eq!(back, h);
         let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
@@ -220,12 +197,9 @@ mod tests {
     }
 
     #[test]
-    fn confusion_csv() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.csv");
-        write_confusion(&p, &[vec![5, 1], vec![0, 4]]).unwrap();
+    fn confusion_as_csv() {
         assert_eq!(
-            std::fs::read_to_string(p).unwrap(),
+            confusion_csv(&[vec![5, 1], vec![0, 4]]),
             "true\\predicted,0,1\n0,5,1\n1,0,4\n"
         );
     }

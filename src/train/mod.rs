@@ -1,13 +1,15 @@
 //! The training loop: forward → burn's `CrossEntropyLoss` → `backward()` → `GradientsParams` →
 //! burn optimizer step, with a learning-rate schedule, per-epoch evaluation, metrics, plots and
-//! atomic checkpoints.
+//! atomic checkpoints in a [`RunDir`].
 
+pub mod bench;
 pub mod config;
 pub mod metrics;
 pub mod plot;
+pub mod run_dir;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::lr_scheduler::constant::ConstantLr;
@@ -15,7 +17,7 @@ use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::step::StepLrSchedulerConfig;
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
@@ -23,25 +25,14 @@ use burn::tensor::{Device, Int, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
 use crate::cnn::{Cnn, CnnConfig};
-use crate::data::download::write_atomic;
-use crate::data::{Mnist, MnistSplit, epoch_order};
+use crate::data::{CLASSES, IMAGE_SHAPE, Mnist, MnistSplit, epoch_order};
 use crate::error::{Error, Result};
 pub use config::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
-use metrics::{EpochMetrics, read_json, write_confusion, write_history, write_json};
-
-/// File names inside a run directory.
-pub mod files {
-    /// The full training configuration.
-    pub const CONFIG: &str = "config.json";
-    /// The final (or latest) model, burn's burnpack format.
-    pub const MODEL: &str = "model.bpk";
-    /// Pointer to the latest complete checkpoint.
-    pub const CHECKPOINT: &str = "checkpoint.json";
-}
+use metrics::EpochMetrics;
+pub use run_dir::{Checkpoint, CheckpointInfo, RunDir, load_model, locate_model};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,21 +57,6 @@ pub struct RunOptions {
     /// Progress display.
     pub progress: ProgressMode,
     /// The backend (recorded in the checkpoint and the summary).
-    pub backend: BackendKind,
-}
-
-/// The checkpoint pointer, `checkpoint.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointInfo {
-    /// Last completed epoch.
-    pub epoch: usize,
-    /// Directory (inside the run directory) holding `model.bpk`, `optimizer.bpk`, `history.txt`.
-    pub dir: String,
-    /// The run's seed.
-    pub seed: u64,
-    /// Optimizer steps taken so far.
-    pub steps: usize,
-    /// Backend that wrote it.
     pub backend: BackendKind,
 }
 
@@ -154,21 +130,68 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         .wrapping_add(epoch as u64 * 1_442_695_040_888_963_407 + 1)
 }
 
-/// Cross-entropy, accuracy and confusion matrix of `model` on `split`, in batches.
-pub fn evaluate(model: &Cnn, split: &MnistSplit, device: &Device, batch_size: usize) -> Evaluation {
+/// Checks that a model takes MNIST's images and predicts its classes, naming the field at
+/// fault (`model.features.input`, `model.classifier.n_neurons[1]`). Run before anything is
+/// written.
+pub fn check_model_fits_data(model: &CnnConfig) -> Result<()> {
+    if model.features.input != IMAGE_SHAPE {
+        return Err(Error::config(
+            "model.features.input",
+            format!(
+                "is {:?} but the data's images are {IMAGE_SHAPE:?} ([channels, height, width])",
+                model.features.input
+            ),
+        ));
+    }
+    let classes = model.num_classes();
+    if classes != CLASSES {
+        let last = model.classifier.n_neurons.len().saturating_sub(1);
+        return Err(Error::config(
+            format!("model.classifier.n_neurons[{last}]"),
+            format!(
+                "the model has {classes} output classes but the data has {CLASSES} (labels 0..={})",
+                CLASSES - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Cross-entropy, accuracy and confusion matrix of `model` on `split`, in batches of
+/// `batch_size`. A label outside the model's classes, an empty split or a zero batch size is
+/// an error.
+pub fn evaluate(
+    model: &Cnn,
+    split: &MnistSplit,
+    device: &Device,
+    batch_size: usize,
+) -> Result<Evaluation> {
+    let classes = model.num_classes();
+    if classes == 0 {
+        return Err(Error::config(
+            "classifier",
+            "the model has no output classes",
+        ));
+    }
+    if batch_size == 0 {
+        return Err(Error::setting("batch-size", "must be at least 1"));
+    }
+    if split.is_empty() {
+        return Err(Error::setting("data", "cannot evaluate on an empty split"));
+    }
+    if let Some(&l) = split.labels.iter().find(|&&l| l as usize >= classes) {
+        return Err(Error::setting(
+            "data",
+            format!("label {l} is outside the model's {classes} classes"),
+        ));
+    }
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let n = split.len();
-    let classes = model
-        .classifier
-        .layers
-        .last()
-        .map(|l| l.weight.dims()[1])
-        .unwrap_or(10);
     let mut confusion = vec![vec![0u64; classes]; classes];
     let mut loss_sum = 0.0;
     let mut correct = 0u64;
     let indices: Vec<usize> = (0..n).collect();
-    for chunk in indices.chunks(batch_size.max(1)) {
+    for chunk in indices.chunks(batch_size) {
         let b = split.batch(chunk, device, None);
         let logits = model.forward(b.images);
         let loss = loss_fn.forward(logits.clone(), b.labels);
@@ -186,121 +209,40 @@ pub fn evaluate(model: &Cnn, split: &MnistSplit, device: &Device, batch_size: us
             correct += (t == p) as u64;
         }
     }
-    Evaluation {
-        loss: loss_sum / n.max(1) as f64,
-        accuracy: correct as f64 / n.max(1) as f64,
+    Ok(Evaluation {
+        loss: loss_sum / n as f64,
+        accuracy: correct as f64 / n as f64,
         confusion,
-    }
+    })
 }
 
-fn save_module(model: &Cnn, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("bpk.tmp");
-    model.clone().save_file(&tmp).map_err(|e| Error::Record {
-        path: tmp.clone(),
-        message: e.to_string(),
-    })?;
-    sync_file(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+/// Everything that changes from step to step.
+struct TrainState {
+    model: Cnn,
+    optimizer: ModuleOptimizer,
+    scheduler: ModuleLrScheduler,
+    history: Vec<EpochMetrics>,
+    /// Epochs completed.
+    epoch: usize,
+    /// Optimizer steps taken.
+    steps: usize,
+    /// The learning rate of the last step.
+    lr: f64,
 }
 
-fn sync_file(path: &Path) -> Result<()> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(path, e))
+/// Training loss and accuracy of one epoch.
+struct EpochTotals {
+    loss: f64,
+    accuracy: f64,
+    images_per_sec: f64,
 }
 
-/// Loads a model for `config` from a burnpack file; a wrong or corrupt file is an error.
-pub fn load_model(config: &CnnConfig, path: &Path, device: &Device) -> Result<Cnn> {
-    if !path.is_file() {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found"),
-        ));
-    }
-    config
-        .init(device)?
-        .try_load_file(path)
-        .map_err(|e| Error::Record {
-            path: path.to_path_buf(),
-            message: format!("cannot load model: {e}"),
-        })
-}
-
-/// Finds a model and its config: `path` is a run directory or a `.bpk` file with `config.json`
-/// beside it.
-pub fn locate_model(path: &Path) -> Result<(CnnConfig, PathBuf)> {
-    let (dir, model) = if path.is_dir() {
-        (path.to_path_buf(), path.join(files::MODEL))
-    } else {
-        (
-            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-            path.to_path_buf(),
-        )
-    };
-    let cfg: TrainConfig = read_json(&dir.join(files::CONFIG))?;
-    Ok((cfg.model, model))
-}
-
-fn write_checkpoint(
-    out: &Path,
-    model: &Cnn,
-    optim: &ModuleOptimizer,
-    history: &[EpochMetrics],
-    info: &CheckpointInfo,
-) -> Result<()> {
-    let tmp = out.join(format!(".{}.tmp", info.dir));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    model
-        .clone()
-        .save_file(tmp.join("model.bpk"))
-        .map_err(|e| Error::Record {
-            path: tmp.join("model.bpk"),
-            message: e.to_string(),
-        })?;
-    optim
-        .save(tmp.join("optimizer.bpk"))
-        .map_err(|e| Error::Record {
-            path: tmp.join("optimizer.bpk"),
-            message: e.to_string(),
-        })?;
-    write_atomic(
-        &tmp.join("history.txt"),
-        metrics::to_exact(history).as_bytes(),
-    )?;
-    for f in ["model.bpk", "optimizer.bpk"] {
-        sync_file(&tmp.join(f))?;
-    }
-    let dest = out.join(&info.dir);
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-    }
-    std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-    // The pointer is replaced atomically: until this rename the previous checkpoint stays valid.
-    write_json(&out.join(files::CHECKPOINT), info)?;
-    // Older checkpoints are no longer referenced.
-    if let Ok(entries) = std::fs::read_dir(out) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("checkpoint-epoch-") && name != info.dir {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Checks that `out` can be created and written, before any training starts.
-pub fn prepare_out_dir(out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write_atomic(&out.join(".write-test"), b"ok")?;
-    std::fs::remove_file(out.join(".write-test")).map_err(|e| Error::io(out, e))
-}
-
-/// Trains `cfg` on `data` on `device` (autodiff is added here), writing everything into
-/// `opts.out`. With `opts.resume`, continues from the checkpoint there.
+/// Trains `cfg` on `data` on `device` (autodiff is added here), writing everything into the
+/// run directory `opts.out`. With `opts.resume`, continues from its checkpoint.
+///
+/// Nothing is written before the config, the settings and the model's fit to the data are
+/// checked. A run that fails before its first checkpoint removes the directory it created;
+/// after that, the last checkpoint stays and `--resume` continues from it.
 pub fn train(
     cfg: &TrainConfig,
     data: &Mnist,
@@ -308,8 +250,7 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     cfg.validate()?;
-    prepare_out_dir(&opts.out)?;
-    let out = opts.out.as_path();
+    check_model_fits_data(&cfg.model)?;
     let train_split = match cfg.limit {
         Some(n) => data.train.take(n),
         None => data.train.clone(),
@@ -320,153 +261,229 @@ pub fn train(
             "the training and test splits must not be empty",
         ));
     }
-    let ad = device.clone().autodiff();
-    let inner = device.clone();
-    let steps_per_epoch = train_split.len().div_ceil(cfg.batch_size);
-    let mut scheduler = build_scheduler(cfg, steps_per_epoch)?;
-
-    let (mut model, mut optim, mut history, start_epoch, mut steps) = if opts.resume {
-        let info: CheckpointInfo = read_json(&out.join(files::CHECKPOINT))?;
-        let dir = out.join(&info.dir);
-        let model = load_model(&cfg.model, &dir.join("model.bpk"), &ad)?;
-        let optim = build_optimizer(&cfg.optimizer)
-            .load(dir.join("optimizer.bpk"))
-            .map_err(|e| Error::Record {
-                path: dir.join("optimizer.bpk"),
-                message: e.to_string(),
-            })?;
-        let hpath = dir.join("history.txt");
-        let text = std::fs::read_to_string(&hpath).map_err(|e| Error::io(&hpath, e))?;
-        let history = metrics::parse_exact(&hpath, &text)?;
-        for _ in 0..info.steps {
-            scheduler.step();
-        }
-        if info.seed != cfg.seed {
-            return Err(Error::setting(
-                "seed",
-                format!(
-                    "the checkpoint was written with seed {}, the config says {}",
-                    info.seed, cfg.seed
-                ),
-            ));
-        }
-        (model, optim, history, info.epoch, info.steps)
+    let existed = opts.out.exists();
+    let run = if opts.resume {
+        RunDir::open(&opts.out)?
     } else {
-        ad.seed(cfg.seed);
-        (
-            cfg.model.init(&ad)?,
-            build_optimizer(&cfg.optimizer),
-            Vec::new(),
-            0,
-            0,
-        )
+        RunDir::create(&opts.out)?
     };
-    write_json(&out.join(files::CONFIG), cfg)?;
+    let result = run_epochs(cfg, &train_split, data, device, opts, &run);
+    if result.is_err() && !opts.resume && !existed && !run.has_checkpoint() {
+        // Nothing worth keeping: leave no half-made run directory behind.
+        let _ = std::fs::remove_dir_all(run.path());
+    }
+    result
+}
 
+fn run_epochs(
+    cfg: &TrainConfig,
+    train_split: &MnistSplit,
+    data: &Mnist,
+    device: &Device,
+    opts: &RunOptions,
+    run: &RunDir,
+) -> Result<RunSummary> {
+    let ad = device.clone().autodiff();
+    let steps_per_epoch = train_split.len().div_ceil(cfg.batch_size);
+    let mut state = if opts.resume {
+        resume(cfg, run, &ad, steps_per_epoch)?
+    } else {
+        start(cfg, &ad, steps_per_epoch)?
+    };
+    run.write_config(cfg)?;
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let show_bars = opts.progress == ProgressMode::Auto && std::io::stdout().is_terminal();
-    let prior_elapsed = history.last().map(|m| m.elapsed_seconds).unwrap_or(0.0);
+    let prior_elapsed = state
+        .history
+        .last()
+        .map(|m| m.elapsed_seconds)
+        .unwrap_or(0.0);
     let run_start = Instant::now();
     let last_epoch = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
-    let mut lr = cfg.optimizer.lr;
     let mut last_eval: Option<Evaluation> = None;
-
-    for epoch in start_epoch..last_epoch {
+    while state.epoch < last_epoch {
         let epoch_start = Instant::now();
-        ad.seed(epoch_seed(cfg.seed, epoch));
-        let mut aug_rng = ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed ^ 0xA5A5, epoch));
-        let order = epoch_order(train_split.len(), cfg.seed, epoch);
-        let bar = if show_bars {
-            let bar = ProgressBar::new(steps_per_epoch as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
-        let mut loss_sum = 0.0;
-        let mut correct = 0i64;
-        let mut seen = 0usize;
-        for chunk in order.chunks(cfg.batch_size) {
-            let augment = (cfg.augment_shift > 0).then_some((&mut aug_rng, cfg.augment_shift));
-            let batch = train_split.batch(chunk, &ad, augment);
-            let logits = model.forward(batch.images);
-            let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
-            let hits: Tensor<1, Int> = logits
-                .detach()
-                .argmax(1)
-                .flatten::<1>(0, 1)
-                .equal(batch.labels)
-                .int()
-                .sum();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let step_lr = scheduler.step();
-            lr = step_lr.base();
-            model = optim.step(step_lr, model, grads);
-            steps += 1;
-            loss_sum += loss.into_scalar::<f64>() * chunk.len() as f64;
-            correct += hits.into_scalar::<i64>();
-            seen += chunk.len();
-            let secs = epoch_start.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "loss {:.4} acc {:.2}% {:.0} img/s",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
-                seen as f64 / secs
-            ));
-            bar.inc(1);
-        }
-        let train_secs = epoch_start.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        let valid = model.valid();
-        let eval = evaluate(&valid, &data.test, &inner, 1000);
+        let totals;
+        (state, totals) = train_epoch(cfg, state, train_split, &ad, &loss_fn, opts)?;
+        let valid = state.model.valid();
+        let eval = evaluate(&valid, &data.test, device, 1000)?;
+        state.epoch += 1;
         let m = EpochMetrics {
-            epoch: epoch + 1,
-            train_loss: loss_sum / seen as f64,
-            train_accuracy: correct as f64 / seen as f64,
+            epoch: state.epoch,
+            train_loss: totals.loss,
+            train_accuracy: totals.accuracy,
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
-            lr,
-            images_per_sec: seen as f64 / train_secs,
+            lr: state.lr,
+            images_per_sec: totals.images_per_sec,
             epoch_seconds: epoch_start.elapsed().as_secs_f64(),
             elapsed_seconds: prior_elapsed + run_start.elapsed().as_secs_f64(),
         };
         if opts.progress != ProgressMode::Quiet {
             println!("{}", m.line(cfg.epochs));
         }
-        history.push(m);
-        write_history(out, &history)?;
-        let info = CheckpointInfo {
-            epoch: epoch + 1,
-            dir: format!("checkpoint-epoch-{:03}", epoch + 1),
-            seed: cfg.seed,
-            steps,
-            backend: opts.backend,
-        };
-        write_checkpoint(out, &valid, &optim, &history, &info)?;
+        state.history.push(m);
+        checkpoint(cfg, &state, &valid, run, opts.backend)?;
         last_eval = Some(eval);
     }
+    finish(state, last_eval, data, device, run)
+}
 
-    let valid = model.valid();
-    save_module(&valid, &out.join(files::MODEL))?;
-    // The last epoch's evaluation is of this very model; evaluate only when no epoch ran (a
-    // resume of a finished run).
+/// A fresh model and optimizer, seeded.
+fn start(cfg: &TrainConfig, ad: &Device, steps_per_epoch: usize) -> Result<TrainState> {
+    ad.seed(cfg.seed);
+    Ok(TrainState {
+        model: cfg.model.init(ad)?,
+        optimizer: build_optimizer(&cfg.optimizer),
+        scheduler: build_scheduler(cfg, steps_per_epoch)?,
+        history: Vec::new(),
+        epoch: 0,
+        steps: 0,
+        lr: cfg.optimizer.lr,
+    })
+}
+
+/// The state of the run's last checkpoint, with the scheduler advanced to its step.
+fn resume(
+    cfg: &TrainConfig,
+    run: &RunDir,
+    ad: &Device,
+    steps_per_epoch: usize,
+) -> Result<TrainState> {
+    let ckpt = run.read_checkpoint(cfg, ad)?;
+    let mut scheduler = build_scheduler(cfg, steps_per_epoch)?;
+    let mut lr = cfg.optimizer.lr;
+    for _ in 0..ckpt.info.steps {
+        lr = scheduler.step().base();
+    }
+    Ok(TrainState {
+        model: ckpt.model,
+        optimizer: ckpt.optimizer,
+        scheduler,
+        history: ckpt.history,
+        epoch: ckpt.info.epoch,
+        steps: ckpt.info.steps,
+        lr,
+    })
+}
+
+/// One pass over `split` in the epoch's seeded order, with augmentation and a progress bar. A
+/// non-finite loss stops training with [`Error::Diverged`]. (The state is moved through: the
+/// optimizer takes the model by value, so its parameters can be updated in place.)
+fn train_epoch(
+    cfg: &TrainConfig,
+    mut state: TrainState,
+    split: &MnistSplit,
+    ad: &Device,
+    loss_fn: &CrossEntropyLoss,
+    opts: &RunOptions,
+) -> Result<(TrainState, EpochTotals)> {
+    let epoch = state.epoch;
+    let start = Instant::now();
+    ad.seed(epoch_seed(cfg.seed, epoch));
+    let mut aug_rng = ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed ^ 0xA5A5, epoch));
+    let order = epoch_order(split.len(), cfg.seed, epoch);
+    let batches = order.len().div_ceil(cfg.batch_size);
+    let bar = progress_bar(opts, batches, epoch + 1, cfg.epochs);
+    let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+    for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
+        let augment = (cfg.augment_shift > 0).then_some((&mut aug_rng, cfg.augment_shift));
+        let batch = split.batch(chunk, ad, augment);
+        let logits = state.model.forward(batch.images);
+        let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
+        let hits: Tensor<1, Int> = logits
+            .detach()
+            .argmax(1)
+            .flatten::<1>(0, 1)
+            .equal(batch.labels)
+            .int()
+            .sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        let step_lr = state.scheduler.step();
+        state.lr = step_lr.base();
+        state.model = state.optimizer.step(step_lr, state.model, grads);
+        state.steps += 1;
+        let batch_loss = loss.into_scalar::<f64>();
+        if !batch_loss.is_finite() {
+            bar.finish_and_clear();
+            return Err(Error::Diverged {
+                epoch: epoch + 1,
+                batch: b + 1,
+                loss: batch_loss,
+                lr: state.lr,
+            });
+        }
+        loss_sum += batch_loss * chunk.len() as f64;
+        correct += hits.into_scalar::<i64>();
+        seen += chunk.len();
+        bar.set_message(format!(
+            "loss {:.4} acc {:.2}% {:.0} img/s",
+            loss_sum / seen as f64,
+            100.0 * correct as f64 / seen as f64,
+            seen as f64 / start.elapsed().as_secs_f64()
+        ));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let totals = EpochTotals {
+        loss: loss_sum / seen as f64,
+        accuracy: correct as f64 / seen as f64,
+        images_per_sec: seen as f64 / start.elapsed().as_secs_f64(),
+    };
+    Ok((state, totals))
+}
+
+fn progress_bar(opts: &RunOptions, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if opts.progress != ProgressMode::Auto || !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Metrics files and a checkpoint after an epoch.
+fn checkpoint(
+    cfg: &TrainConfig,
+    state: &TrainState,
+    valid: &Cnn,
+    run: &RunDir,
+    backend: BackendKind,
+) -> Result<()> {
+    run.write_history(&state.history)?;
+    let info = CheckpointInfo {
+        epoch: state.epoch,
+        dir: RunDir::checkpoint_name(state.epoch),
+        seed: cfg.seed,
+        steps: state.steps,
+        backend,
+    };
+    run.write_checkpoint(valid, &state.optimizer, &state.history, &info)
+}
+
+/// The final model, the held-out evaluation (the last epoch's, or a new one when no epoch ran:
+/// a resume of a finished run) and the report files.
+fn finish(
+    state: TrainState,
+    last_eval: Option<Evaluation>,
+    data: &Mnist,
+    device: &Device,
+    run: &RunDir,
+) -> Result<RunSummary> {
+    let valid = state.model.valid();
+    run.save_model(&valid)?;
     let evaluation = match last_eval {
         Some(e) => e,
-        None => evaluate(&valid, &data.test, &inner, 1000),
+        None => evaluate(&valid, &data.test, device, 1000)?,
     };
-    write_confusion(&out.join("confusion.csv"), &evaluation.confusion)?;
-    plot::plot_history(out, &history)?;
-    plot::plot_confusion(&out.join("confusion.png"), &evaluation.confusion)?;
+    run.write_report(&state.history, &evaluation)?;
     Ok(RunSummary {
-        history,
+        history: state.history,
         evaluation,
-        out: out.to_path_buf(),
+        out: run.path().to_path_buf(),
     })
 }

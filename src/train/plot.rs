@@ -20,10 +20,10 @@ fn register_font() {
     });
 }
 
-fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+fn plot_err<E: std::error::Error + Send + Sync + 'static>(path: &Path, e: E) -> Error {
     Error::Plot {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -90,17 +90,17 @@ pub fn plot_curves(
     root.present().map_err(|e| plot_err(path, e))
 }
 
-/// Draws `loss.png` and `accuracy.png` into `dir`.
-pub fn plot_history(dir: &Path, history: &[EpochMetrics]) -> Result<()> {
+/// Draws the loss curves into `loss_png` and the accuracy curves into `accuracy_png`.
+pub fn plot_history(loss_png: &Path, accuracy_png: &Path, history: &[EpochMetrics]) -> Result<()> {
     plot_curves(
-        &dir.join("loss.png"),
+        loss_png,
         "cross-entropy loss",
         history,
         |m| m.train_loss,
         |m| m.test_loss,
     )?;
     plot_curves(
-        &dir.join("accuracy.png"),
+        accuracy_png,
         "accuracy (%)",
         history,
         |m| 100.0 * m.train_accuracy,
@@ -194,7 +194,12 @@ mod tests {
             epoch_seconds: 1.0,
             elapsed_seconds: e as f64,
         };
-        plot_history(dir.path(), &[m(1, 0.8), m(2, 0.9)]).unwrap();
+        plot_history(
+            &dir.path().join("loss.png"),
+            &dir.path().join("accuracy.png"),
+            &[m(1, 0.8), m(2, 0.9)],
+        )
+        .unwrap();
         plot_confusion(&dir.path().join("c.png"), &[vec![5, 1], vec![0, 4]]).unwrap();
         for f in ["loss.png", "accuracy.png", "c.png"] {
             let bytes = std::fs::read(dir.path().join(f)).unwrap();

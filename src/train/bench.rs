@@ -8,9 +8,9 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
+use super::{OptimizerConfig, OptimizerKind, build_optimizer};
 use crate::cnn::{Cnn, CnnConfig};
 use crate::error::Result;
-use crate::train::{OptimizerConfig, OptimizerKind, build_optimizer};
 
 /// A model, an Adam optimizer and one fixed batch, ready to take training steps.
 pub struct TrainStepper {

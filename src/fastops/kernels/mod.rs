@@ -1,0 +1,6 @@
+//! The f32 kernels on row-major slices, independent of burn: convolution (im2col + gemm) and
+//! tiled max pooling, each with its backward. Parallel over images or planes with rayon.
+
+pub(crate) mod conv;
+mod gemm;
+pub(crate) mod pool;

@@ -1,0 +1,306 @@
+//! netcalc's CPU kernels for the two operations that dominate a CNN step: 2D convolution and
+//! non-overlapping max pooling, forward and backward, on the flex and ndarray backends, for
+//! training and inference alike.
+//!
+//! Two entry points, both infallible and both with burn's semantics and shapes: [`conv2d`] (a
+//! burn `Conv2d` applied to `x`) and [`max_pool2d`]. Each uses the kernels here where they apply
+//! (flex or ndarray, with or without autodiff; f32; for convolution one group, no dilation,
+//! symmetric padding; for pooling windows that tile the input: stride = kernel, no padding)
+//! and burn's own op otherwise (wgpu, other dtypes, grouped/dilated/"same" convolutions,
+//! overlapping or padded pooling).
+//!
+//! How: burn 0.22 computes a convolution's weight gradient as another convolution (for the
+//! Keras convnet's second layer an 11×11 kernel over 128 "channels" with a 3×3 output: a matrix
+//! product only 9 columns wide) and its input gradient as a transposed convolution. Here all
+//! three are the textbook im2col formulation, with the matrix products in the `gemm` crate:
+//!
+//! - forward `Yₙ[O, P] = W[O, C·K·K] · colsₙ[C·K·K, P] + b` (P = output positions);
+//! - weight gradient `dW = Σₙ dYₙ · colsₙᵀ`, in blocks of images per thread; bias `db = Σ dY`;
+//! - input gradient `dXₙ = col2im(Wᵀ · dYₙ)`.
+//!
+//! Max pooling records each window's winner (first maximum wins, NaN wins, as in PyTorch) and
+//! routes the gradient back with one scatter.
+//!
+//! Layout: [`ConvPoolOps`] (a burn *backend extension*) here; `autodiff` (its graph nodes),
+//! `raw` (slices of flex/ndarray tensors and the two backends' impls), `kernels` (the f32
+//! kernels on slices: `conv`, `pool`, `gemm`) and `tests` (values and gradients against burn's
+//! own ops, on every CPU backend compiled in).
+
+// burn-ndarray is deprecated upstream; it stays one of this crate's backends.
+#![allow(deprecated)]
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod autodiff;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod kernels;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod raw;
+#[cfg(all(test, any(feature = "flex", feature = "ndarray")))]
+mod tests;
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+use burn::backend::{
+    Backend, Dispatch, TensorMetadata, backend_extension,
+    tensor::{FloatTensor, IntTensor},
+};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+use burn::tensor::module::max_pool2d as burn_max_pool2d;
+use burn::tensor::ops::MaxPoolOptions;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+use burn::tensor::{DType, ops::ConvOptions};
+
+/// The backend extension: 2D convolution (im2col + gemm) and tiled max pooling with their
+/// gradients, as operations of a burn backend (see the [module docs](self)).
+///
+/// flex and ndarray implement every method with the kernels of this module; on
+/// `Autodiff<B>` the two forward operations are graph nodes whose backward calls `B`'s gradient
+/// methods. The default bodies are burn's own convolution and pooling ops, so the trait is
+/// correct for any backend that lists it (none does today besides the two above).
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+#[backend_extension(
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Autodiff
+)]
+pub trait ConvPoolOps: Backend {
+    /// Convolution with bias, stride `stride`, symmetric zero padding `padding`, no dilation,
+    /// one group.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`, weight: `[O, C, KH, KW]`, bias: `[O]`
+    /// - output: `[N, O, (H + 2·PH − KH)/SH + 1, (W + 2·PW − KW)/SW + 1]`
+    fn conv2d_im2col(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        Self::conv2d(
+            x,
+            weight,
+            Some(bias),
+            ConvOptions::new(stride, padding, [1, 1], 1),
+        )
+    }
+
+    /// Gradient of [`ConvPoolOps::conv2d_im2col`] with respect to its input.
+    ///
+    /// # Shapes
+    /// - weight: `[O, C, KH, KW]`, grad: `[N, O, HO, WO]`
+    /// - output: `x_shape` = `[N, C, H, W]`
+    fn conv2d_im2col_x_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        x_shape: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        let device = grad.device();
+        let x = Self::float_zeros(x_shape.into(), &device, grad.dtype().into());
+        Self::conv2d_x_backward(
+            x,
+            weight,
+            grad,
+            ConvOptions::new(stride, padding, [1, 1], 1),
+        )
+    }
+
+    /// Gradients of [`ConvPoolOps::conv2d_im2col`] with respect to its weight and bias.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`, grad: `[N, O, HO, WO]`
+    /// - output: (`[O, C, kernel[0], kernel[1]]`, `[O]`)
+    fn conv2d_im2col_wb_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let [_, c, _, _] = x.shape().dims();
+        let [n, o, ho, wo] = grad.shape().dims();
+        let device = grad.device();
+        let weight = Self::float_zeros(
+            [o, c, kernel[0], kernel[1]].into(),
+            &device,
+            grad.dtype().into(),
+        );
+        let gw = Self::conv2d_weight_backward(
+            x,
+            weight,
+            grad.clone(),
+            ConvOptions::new(stride, padding, [1, 1], 1),
+        );
+        let g = Self::float_swap_dims(grad, 0, 1);
+        let g = Self::float_reshape(g, [o, n * ho * wo].into());
+        let gb = Self::float_reshape(Self::float_sum_dim(g, 1), [o].into());
+        (gw, gb)
+    }
+
+    /// Non-overlapping max pooling (stride = kernel, no padding; a partial last window is
+    /// dropped, as the output formula's floor says).
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`
+    /// - output: `[N, C, H / KH, W / KW]`
+    fn max_pool2d_tiled(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {
+        Self::max_pool2d_tiled_with_argmax(x, kernel).0
+    }
+
+    /// [`ConvPoolOps::max_pool2d_tiled`] and the position of each window's maximum, as the
+    /// backend's own backward expects it.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`
+    /// - output: (`[N, C, H / KH, W / KW]`, indices of the same shape)
+    fn max_pool2d_tiled_with_argmax(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let out = Self::max_pool2d_with_indices(
+            x,
+            kernel,
+            kernel,
+            [0, 0],
+            [1, 1],
+            false,
+            burn::tensor::IntDType::I64,
+        );
+        (out.output, out.indices)
+    }
+
+    /// Gradient of [`ConvPoolOps::max_pool2d_tiled`] with respect to its input.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`, grad and indices: `[N, C, H / KH, W / KW]`
+    /// - output: `[N, C, H, W]`
+    fn max_pool2d_tiled_x_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        kernel: [usize; 2],
+    ) -> FloatTensor<Self> {
+        Self::max_pool2d_with_indices_backward(
+            x,
+            kernel,
+            kernel,
+            [0, 0],
+            [1, 1],
+            false,
+            grad,
+            indices,
+        )
+        .x_grad
+    }
+}
+
+/// `conv.forward(x)`: burn's `Conv2d` on `x`, through [`ConvPoolOps`] where it applies.
+///
+/// Same values (within f32 rounding) and gradients as burn's `Conv2d::forward`, which it
+/// falls back to for wgpu, non-f32 tensors, groups or dilation other than 1, asymmetric or
+/// "same" padding, and kernels larger than the padded input.
+///
+/// # Shapes
+/// - input: `[N, C_in, H, W]`
+/// - output: `[N, C_out, H_out, W_out]`, `H_out = (H + 2·P − K) / S + 1`
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match conv_fast_path(conv, &x) {
+        #[cfg(any(feature = "flex", feature = "ndarray"))]
+        Some(padding) => {
+            let Some(bias) = conv.bias.as_ref() else {
+                return conv.forward(x);
+            };
+            let out = <Dispatch as ConvPoolOps>::conv2d_im2col(
+                x.into_dispatch(),
+                conv.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+                conv.stride,
+                padding,
+            );
+            Tensor::from_dispatch(out)
+        }
+        _ => conv.forward(x),
+    }
+}
+
+/// The symmetric padding `[PH, PW]` when [`conv2d`] can use the kernels of this module.
+fn conv_fast_path(conv: &Conv2d, x: &Tensor<4>) -> Option<[usize; 2]> {
+    if !on_cpu_backend(x) || conv.groups != 1 || conv.dilation != [1, 1] || conv.bias.is_none() {
+        return None;
+    }
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => [t, l],
+        _ => return None,
+    };
+    let [_, c, h, w] = x.dims();
+    let [_, ci, kh, kw] = conv.weight.dims();
+    (c == ci && h + 2 * padding[0] >= kh && w + 2 * padding[1] >= kw).then_some(padding)
+}
+
+/// Max pooling with window `kernel`, step `stride` and `padding` (−∞) on each side: burn's
+/// `max_pool2d`, through [`ConvPoolOps`] where the windows tile the input (stride = kernel, no
+/// padding) on a CPU backend.
+///
+/// A partial last window is dropped, as the output formula's floor says; the first maximum
+/// of a window wins a tie and NaN wins, as in burn and PyTorch.
+///
+/// # Shapes
+/// - input: `[N, C, H, W]`
+/// - output: `[N, C, (H + 2·PH − KH) / SH + 1, (W + 2·PW − KW) / SW + 1]`
+pub fn max_pool2d(
+    x: Tensor<4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor<4> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if pool_fast_path(&x, kernel, stride, padding) {
+        let out = <Dispatch as ConvPoolOps>::max_pool2d_tiled(x.into_dispatch(), kernel);
+        return Tensor::from_dispatch(out);
+    }
+    burn_max_pool2d(
+        x,
+        MaxPoolOptions::new(kernel)
+            .with_stride(stride)
+            .with_padding(padding),
+    )
+}
+
+/// Whether [`max_pool2d`] can use the kernels of this module: windows that tile the input
+/// (stride = kernel, no padding, at least one window) on a CPU backend.
+fn pool_fast_path(
+    x: &Tensor<4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> bool {
+    let [_, _, h, w] = x.dims();
+    stride == kernel
+        && padding == [0, 0]
+        && !kernel.contains(&0)
+        && h >= kernel[0]
+        && w >= kernel[1]
+        && on_cpu_backend(x)
+}
+
+/// Whether `x` is an f32 tensor on flex or ndarray (with or without autodiff): where
+/// [`ConvPoolOps`] is implemented.
+fn on_cpu_backend(x: &Tensor<4>) -> bool {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    {
+        x.dtype() == DType::F32
+            && matches!(
+                crate::backend::backend_of(&x.device()),
+                Some(crate::BackendKind::Flex | crate::BackendKind::NdArray)
+            )
+    }
+    #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+    {
+        let _ = x;
+        false
+    }
+}

@@ -1,0 +1,200 @@
+//! Values and gradients of the kernels against burn's own ops, on every CPU backend compiled in.
+
+use super::{conv_fast_path, conv2d, max_pool2d, pool_fast_path};
+use crate::testing::{assert_close, values};
+use burn::module::Module;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::tensor::{Device, Tensor};
+
+/// The CPU backends compiled in: each test runs on every one of them.
+fn cpu_devices() -> Vec<Device> {
+    use crate::BackendKind::{Flex, NdArray};
+    [Flex, NdArray]
+        .into_iter()
+        .filter_map(|k| crate::backend::device_of(k).ok())
+        .collect()
+}
+
+fn wave(len: usize, phase: f32) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i as f32) * 0.37 + phase).sin())
+        .collect()
+}
+
+/// The reference is burn's own `Conv2d` (convolution forward, its transposed-convolution
+/// input gradient and convolution weight gradient) on the same device and weights.
+#[test]
+fn values_and_gradients_equal_burns_convolution() {
+    for device in cpu_devices() {
+        convolution_against_burns(device.autodiff());
+    }
+}
+
+fn convolution_against_burns(ad: Device) {
+    // (batch, c_in, c_out, h, w, kernel, stride, padding, input needs a gradient)
+    let cases = [
+        (37, 1, 8, 12, 12, [3, 3], [1, 1], [0, 0], false), // first layer: images
+        (5, 3, 4, 9, 8, [3, 3], [1, 1], [1, 1], true),
+        (4, 2, 3, 9, 7, [3, 2], [2, 2], [1, 0], true),
+        (3, 4, 6, 10, 11, [5, 5], [2, 3], [2, 1], true),
+        (2, 2, 2, 4, 4, [4, 4], [1, 1], [0, 0], true), // 1×1 output
+    ];
+    for (n, c, o, h, w, k, s, p, x_grad) in cases {
+        let conv = Conv2dConfig::new([c, o], k)
+            .with_stride(s)
+            .with_padding(PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
+            .init(&ad);
+        let x = Tensor::<1>::from_floats(wave(n * c * h * w, 0.1).as_slice(), &ad)
+            .reshape([n, c, h, w]);
+        let x = if x_grad { x.require_grad() } else { x };
+        assert!(conv_fast_path(&conv, &x).is_some(), "the kernels apply");
+        let ours = conv2d(&conv, x.clone());
+        let burns = conv.forward(x.clone());
+        let case = format!("case {:?}", (n, c, o, h, w, k, s, p));
+        // inference (no autodiff): the same values
+        let (conv_i, x_i) = (conv.valid(), x.clone().inner());
+        assert_close(
+            &values(conv2d(&conv_i, x_i.clone())),
+            &values(conv_i.forward(x_i)),
+            1e-5,
+        );
+        assert_eq!(ours.dims(), burns.dims(), "{case}");
+        assert_close(&values(ours.clone()), &values(burns.clone()), 1e-5);
+        // A non-uniform upstream gradient, so that every position's weight matters.
+        let r = Tensor::<1>::from_floats(wave(ours.dims().iter().product(), 1.3).as_slice(), &ad)
+            .reshape(ours.dims());
+        let ga = (ours * r.clone()).sum().backward();
+        let gb = (burns * r).sum().backward();
+        assert_close(
+            &values(conv.weight.grad(&ga).unwrap()),
+            &values(conv.weight.grad(&gb).unwrap()),
+            1e-4,
+        );
+        let bias = conv.bias.as_ref().unwrap();
+        assert_close(
+            &values(bias.grad(&ga).unwrap()),
+            &values(bias.grad(&gb).unwrap()),
+            1e-4,
+        );
+        if x_grad {
+            assert_close(
+                &values(x.grad(&ga).unwrap()),
+                &values(x.grad(&gb).unwrap()),
+                1e-4,
+            );
+        } else {
+            assert!(x.grad(&ga).is_none(), "{case}: images got a gradient");
+        }
+    }
+}
+
+/// The reference is burn's `max_pool2d` (flex's kernel and autodiff backward).
+#[test]
+fn max_pool_equals_burns_in_values_and_gradients() {
+    for device in cpu_devices() {
+        max_pool_against_burns(device.autodiff());
+    }
+}
+
+fn max_pool_against_burns(ad: Device) {
+    use burn::tensor::module::max_pool2d as burn_max_pool2d;
+    use burn::tensor::ops::MaxPoolOptions;
+    // (batch, channels, h, w, kernel): odd sizes drop the last row/column; 3×3 and 2×3
+    // windows take the general path, 2×2 the specialised one.
+    for (n, c, h, w, k) in [
+        (3, 20, 26, 26, [2, 2]),
+        (2, 3, 11, 7, [2, 2]),
+        (2, 3, 9, 10, [3, 3]),
+        (1, 2, 7, 9, [2, 3]),
+    ] {
+        let x = Tensor::<1>::from_floats(wave(n * c * h * w, 0.4).as_slice(), &ad)
+            .reshape([n, c, h, w])
+            .require_grad();
+        assert!(pool_fast_path(&x, k, k, [0, 0]), "the kernels apply");
+        let ours = max_pool2d(x.clone(), k, k, [0, 0]);
+        let burns = burn_max_pool2d(x.clone(), MaxPoolOptions::new(k).with_stride(k));
+        assert_eq!(ours.dims(), burns.dims());
+        assert_close(&values(ours.clone()), &values(burns.clone()), 0.0);
+        let r = Tensor::<1>::from_floats(wave(ours.dims().iter().product(), 2.1).as_slice(), &ad)
+            .reshape(ours.dims());
+        let ga = (ours * r.clone()).sum().backward();
+        let gb = (burns * r).sum().backward();
+        assert_close(
+            &values(x.grad(&ga).unwrap()),
+            &values(x.grad(&gb).unwrap()),
+            0.0,
+        );
+        // without autodiff: the same values
+        let xi = x.clone().inner();
+        let inner = max_pool2d(xi.clone(), k, k, [0, 0]);
+        let burn_inner = burn_max_pool2d(xi, MaxPoolOptions::new(k).with_stride(k));
+        assert_close(&values(inner), &values(burn_inner), 0.0);
+    }
+}
+
+/// Worked by hand: ties go to the first position in row-major order (as PyTorch and burn
+/// do), a NaN anywhere in a window makes that window NaN (as PyTorch does), and the
+/// gradient goes only to the winning position.
+#[test]
+fn max_pool_ties_nan_and_gradient_routing_by_hand() {
+    for device in cpu_devices() {
+        max_pool_by_hand(device.autodiff());
+    }
+}
+
+fn max_pool_by_hand(ad: Device) {
+    #[rustfmt::skip]
+    let x = Tensor::<1>::from_floats([
+        1.0, 5.0,   2.0, 2.0,
+        5.0, 0.0,   2.0, 2.0,
+        -1.0, -3.0,  f32::NAN, 9.0,
+        -2.0, -1.0,  0.0, 1.0,
+    ], &ad)
+    .reshape([1, 1, 4, 4])
+    .require_grad();
+    assert!(pool_fast_path(&x, [2, 2], [2, 2], [0, 0]));
+    let y = max_pool2d(x.clone(), [2, 2], [2, 2], [0, 0]);
+    let v = values(y.clone());
+    assert_eq!(&v[..3], &[5.0, 2.0, -1.0]);
+    assert!(v[3].is_nan());
+    let g = (y * Tensor::<1>::from_floats([10.0, 20.0, 30.0, 40.0], &ad).reshape([1, 1, 2, 2]))
+        .sum()
+        .backward();
+    #[rustfmt::skip]
+    assert_eq!(values(x.grad(&g).unwrap()), vec![
+        0.0, 10.0,  20.0, 0.0,
+        0.0, 0.0,   0.0, 0.0,
+        30.0, 0.0,  40.0, 0.0,
+        0.0, 0.0,   0.0, 0.0,
+    ]);
+}
+
+#[test]
+fn falls_back_where_it_does_not_apply() {
+    let ad = cpu_devices()[0].clone().autodiff();
+    let grouped = Conv2dConfig::new([2, 2], [3, 3]).with_groups(2).init(&ad);
+    let x = Tensor::<1>::from_floats(wave(50, 0.3).as_slice(), &ad).reshape([1, 2, 5, 5]);
+    assert!(conv_fast_path(&grouped, &x).is_none());
+    assert_close(
+        &values(conv2d(&grouped, x.clone())),
+        &values(grouped.forward(x)),
+        0.0,
+    );
+    let same = Conv2dConfig::new([1, 2], [3, 3])
+        .with_padding(PaddingConfig2d::Same)
+        .init(&ad);
+    let x = Tensor::<1>::from_floats(wave(25, 0.3).as_slice(), &ad).reshape([1, 1, 5, 5]);
+    assert!(conv_fast_path(&same, &x).is_none());
+    let y = conv2d(&same, x.clone());
+    assert_eq!(y.dims(), [1, 2, 5, 5]);
+    assert_close(&values(y), &values(same.forward(x.clone())), 0.0);
+    // Overlapping and padded pooling windows: burn's max_pool2d, same shapes as the formula.
+    assert!(!pool_fast_path(&x, [3, 3], [1, 1], [0, 0]));
+    assert!(!pool_fast_path(&x, [2, 2], [2, 2], [1, 1]));
+    assert_eq!(
+        max_pool2d(x.clone(), [3, 3], [1, 1], [0, 0]).dims(),
+        [1, 1, 3, 3]
+    );
+    assert_eq!(max_pool2d(x, [2, 2], [2, 2], [1, 1]).dims(), [1, 1, 3, 3]);
+}
