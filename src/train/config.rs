@@ -219,7 +219,7 @@ mod tests {
             v(&train),
             "/model/classifier",
             "hiden_dropout",
-            "model.classifier: unknown",
+            "model.classifier.hiden_dropout: unknown field",
         );
         refuses_unknown::<TrainConfig>(
             v(&train),
