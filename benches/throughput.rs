@@ -20,9 +20,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn devices() -> Vec<(BackendKind, Device)> {
     let wgpu = std::env::var("NETCALC_BENCH_WGPU").is_ok_and(|v| v == "1");
-    netcalc::testing::all_devices()
+    netcalc::compiled_backends()
         .into_iter()
-        .filter(|(k, _)| *k != BackendKind::Wgpu || wgpu)
+        .filter(|k| *k != BackendKind::Wgpu || wgpu)
+        .map(|k| (k, netcalc::testing::device(k)))
         .collect()
 }
 

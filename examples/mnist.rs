@@ -309,7 +309,8 @@ fn train(a: TrainArgs) -> Result<()> {
     if a.resume.is_none() {
         // Fail on an unwritable --out before loading (or downloading) any data; the directory
         // is made by `train` once everything is checked.
-        check_writable(&out).with_context(|| format!("--out {} is not writable", out.display()))?;
+        RunDir::check_can_create(&out)
+            .with_context(|| format!("--out {} is not writable", out.display()))?;
     }
     let data = load_data(&a.data)?;
     println!("{}", data.describe());
@@ -357,24 +358,6 @@ fn train(a: TrainArgs) -> Result<()> {
         run.out.display()
     );
     Ok(())
-}
-
-/// Whether `out` (or, when it does not exist yet, its nearest existing parent) accepts files,
-/// without creating anything.
-fn check_writable(out: &Path) -> Result<()> {
-    let mut dir = out;
-    while !dir.exists() {
-        match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => dir = p,
-            _ => return Ok(()),
-        }
-    }
-    if !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
-    }
-    tempfile::tempfile_in(dir)
-        .map(drop)
-        .with_context(|| format!("cannot create files in {}", dir.display()))
 }
 
 fn eval(a: EvalArgs) -> Result<()> {

@@ -43,6 +43,7 @@ use burn::backend::{
     Backend, Dispatch, TensorMetadata, backend_extension,
     tensor::{FloatTensor, IntTensor},
 };
+use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
@@ -209,10 +210,7 @@ pub trait ConvPoolOps: Backend {
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match conv_fast_path(conv, &x) {
         #[cfg(any(feature = "flex", feature = "ndarray"))]
-        Some(padding) => {
-            let Some(bias) = conv.bias.as_ref() else {
-                return conv.forward(x);
-            };
+        Some((padding, bias)) => {
             let out = <Dispatch as ConvPoolOps>::conv2d_im2col(
                 x.into_dispatch(),
                 conv.weight.val().into_dispatch(),
@@ -226,9 +224,14 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// The symmetric padding `[PH, PW]` when [`conv2d`] can use the kernels of this module.
-fn conv_fast_path(conv: &Conv2d, x: &Tensor<4>) -> Option<[usize; 2]> {
-    if !on_cpu_backend(x) || conv.groups != 1 || conv.dilation != [1, 1] || conv.bias.is_none() {
+/// The symmetric padding `[PH, PW]` and the bias when [`conv2d`] can use the kernels of this
+/// module.
+fn conv_fast_path<'a>(
+    conv: &'a Conv2d,
+    x: &Tensor<4>,
+) -> Option<([usize; 2], &'a Param<Tensor<1>>)> {
+    let bias = conv.bias.as_ref()?;
+    if !on_cpu_backend(x) || conv.groups != 1 || conv.dilation != [1, 1] {
         return None;
     }
     let padding = match conv.padding {
@@ -238,7 +241,7 @@ fn conv_fast_path(conv: &Conv2d, x: &Tensor<4>) -> Option<[usize; 2]> {
     };
     let [_, c, h, w] = x.dims();
     let [_, ci, kh, kw] = conv.weight.dims();
-    (c == ci && h + 2 * padding[0] >= kh && w + 2 * padding[1] >= kw).then_some(padding)
+    (c == ci && h + 2 * padding[0] >= kh && w + 2 * padding[1] >= kw).then_some((padding, bias))
 }
 
 /// Max pooling with window `kernel`, step `stride` and `padding` (−∞) on each side: burn's

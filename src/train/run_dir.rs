@@ -96,6 +96,28 @@ impl RunDir {
         Ok(Self { root })
     }
 
+    /// Checks, without creating anything, that [`RunDir::create`] can make `path`: its nearest
+    /// existing ancestor is a directory that accepts new files. Lets a program refuse an
+    /// unwritable `--out` before it loads (or downloads) any data.
+    pub fn check_can_create(path: &Path) -> Result<()> {
+        let mut dir = path;
+        while !dir.exists() {
+            match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => dir = p,
+                _ => return Ok(()),
+            }
+        }
+        if !dir.is_dir() {
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            ));
+        }
+        tempfile::tempfile_in(dir)
+            .map(drop)
+            .map_err(|e| Error::io(dir, e))
+    }
+
     /// An existing run directory.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let root = path.into();
@@ -141,11 +163,7 @@ impl RunDir {
     pub fn save_model(&self, model: &Cnn) -> Result<()> {
         let path = self.file(Self::MODEL);
         let tmp = self.file(".model.bpk.tmp");
-        model
-            .clone()
-            .save_file(&tmp)
-            .map_err(|e| record_error(&tmp, "cannot save the model", e))?;
-        sync_file(&tmp)?;
+        save_model_file(model, &tmp)?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         sync_dir(&self.root)
     }
@@ -186,20 +204,16 @@ impl RunDir {
             std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         }
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let (m, o) = (tmp.join(Self::CKPT_MODEL), tmp.join(Self::CKPT_OPTIMIZER));
-        model
-            .clone()
-            .save_file(&m)
-            .map_err(|e| record_error(&m, "cannot save the model", e))?;
+        let o = tmp.join(Self::CKPT_OPTIMIZER);
+        save_model_file(model, &tmp.join(Self::CKPT_MODEL))?;
         optimizer
             .save(&o)
             .map_err(|e| record_error(&o, "cannot save the optimizer state", e))?;
+        sync_file(&o)?;
         write_atomic(
             &tmp.join(Self::CKPT_HISTORY),
             metrics::to_exact(history).as_bytes(),
         )?;
-        sync_file(&m)?;
-        sync_file(&o)?;
         sync_dir(&tmp)?;
         let dest = self.file(&info.dir);
         if dest.exists() {
@@ -285,6 +299,15 @@ fn check_default_device_for_state(device: &Device) -> Result<()> {
     #[cfg(not(feature = "wgpu"))]
     let _ = (device, backend_of);
     Ok(())
+}
+
+/// Writes `model` to `path` (burnpack) and syncs it to disk.
+fn save_model_file(model: &Cnn, path: &Path) -> Result<()> {
+    model
+        .clone()
+        .save_file(path)
+        .map_err(|e| record_error(path, "cannot save the model", e))?;
+    sync_file(path)
 }
 
 fn record_error(
