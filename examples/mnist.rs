@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -195,12 +197,57 @@ fn main() -> ExitCode {
     }
 }
 
-/// 3 when training diverged (the last checkpoint is kept), 2 for every other error.
+/// 3 when training diverged (the last checkpoint is kept), 130 after Ctrl-C (a checkpoint was
+/// written), 2 for every other error.
 fn exit_code(e: &anyhow::Error) -> ExitCode {
+    if e.is::<Interrupted>() {
+        return ExitCode::from(130);
+    }
     match e.downcast_ref::<netcalc::Error>() {
         Some(netcalc::Error::Diverged { .. }) => ExitCode::from(3),
         _ => ExitCode::from(2),
     }
+}
+
+/// Training stopped by Ctrl-C after writing a checkpoint (exit code 130, as after SIGINT).
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// A flag that the first Ctrl-C (SIGINT) or SIGTERM sets, so that training stops at the end
+/// of the current batch and writes a checkpoint; a second one ends the program at once (130).
+fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so that it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
+            .context("cannot install the Ctrl-C handler")?;
+        signal_hook::flag::register(sig, flag.clone())
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    Ok(flag)
+}
+
+/// The command that continues an interrupted run: this program, `train --resume DIR`, the same
+/// backend and data flags.
+fn resume_command(run: &Path, kind: BackendKind, data: &DataArgs) -> String {
+    let exe = std::env::args().next().unwrap_or_else(|| "mnist".into());
+    let mut cmd = format!("{exe} train --resume {} --device {kind}", run.display());
+    if let Some(d) = &data.data_dir {
+        cmd.push_str(&format!(" --data-dir {}", d.display()));
+    }
+    if data.offline {
+        cmd.push_str(" --offline");
+    }
+    cmd
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -337,9 +384,23 @@ fn train(a: TrainArgs) -> Result<()> {
             ProgressMode::Auto
         },
         backend: kind,
+        interrupt: Some(ctrl_c_flag()?),
     };
     let start = Instant::now();
-    let run = netcalc::train::train(&cfg, &data, &dev, &opts)?;
+    let run = match netcalc::train::train(&cfg, &data, &dev, &opts) {
+        Err(netcalc::Error::Interrupted {
+            epoch,
+            batches,
+            run,
+        }) => {
+            eprintln!(
+                "interrupted: checkpoint written after {epoch} epochs and {batches} batches; continue with:"
+            );
+            eprintln!("  {}", resume_command(&run, kind, &a.data));
+            return Err(Interrupted.into());
+        }
+        other => other?,
+    };
     let e = &run.evaluation;
     println!(
         "test accuracy {:.2}% ({} of {}), test loss {:.4}, {:.1} s",
@@ -385,7 +446,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         .iter()
         .map(|p| netcalc::predict::load_digit(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let probs = netcalc::predict::class_probabilities(&model, &digits, &dev);
+    let probs = netcalc::predict::class_probabilities(&model, &digits, &dev)?;
     for (path, p) in a.images.iter().zip(&probs) {
         let top: Vec<String> = netcalc::predict::top_k(p, 3)
             .iter()

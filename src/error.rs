@@ -131,6 +131,19 @@ pub enum Error {
         /// The learning rate of that step.
         lr: f64,
     },
+    /// Training was interrupted (Ctrl-C): a checkpoint was written after the current batch.
+    #[error(
+        "interrupted after {epoch} epochs and {batches} batches of the next; the checkpoint in {} resumes from there",
+        run.display()
+    )]
+    Interrupted {
+        /// Epochs completed.
+        epoch: usize,
+        /// Batches completed in the epoch after those.
+        batches: usize,
+        /// The run directory.
+        run: PathBuf,
+    },
     /// A failure while drawing a plot.
     #[error("plot {}: {source}", path.display())]
     Plot {

@@ -11,17 +11,49 @@ use crate::data::{PIXELS, SIDE, normalize};
 use crate::error::{Error, Result};
 use crate::prob::softmax;
 
+/// The largest image file [`load_digit`] reads: 64 MiB.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+/// The largest width or height [`load_digit`] decodes: 8,192 pixels.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
 /// Turns any image into a 28×28 MNIST-style digit (white ink on black, 0–255).
 ///
 /// Colour is converted to grey; a light background (the mean of the border pixels above 127)
 /// is inverted. A 28×28 input is used as it is; any other size is cropped to the ink's bounding
 /// box, scaled so its longer side is 20 pixels and centred by its centre of mass in a 28×28
 /// frame, as the MNIST digits were prepared.
+///
+/// Files above [`MAX_IMAGE_FILE_BYTES`] and images wider or taller than [`MAX_IMAGE_SIDE`]
+/// pixels are refused before they are decoded.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
-    let img = image::open(path).map_err(|e| Error::Image {
+    let image_error = |message: String, e: Option<image::ImageError>| Error::Image {
         path: path.to_path_buf(),
-        message: format!("cannot read the image: {e}"),
-        source: Some(Box::new(e)),
+        message,
+        source: e.map(|e| Box::new(e) as _),
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > MAX_IMAGE_FILE_BYTES {
+        return Err(image_error(
+            format!("the file is {len} bytes, more than the {MAX_IMAGE_FILE_BYTES} accepted"),
+            None,
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => image_error(
+            format!("the image is larger than {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels: {e}"),
+            Some(e),
+        ),
+        e => image_error(format!("cannot read the image: {e}"), Some(e)),
     })?;
     let mut g = img.to_luma8();
     let (w, h) = g.dimensions();
@@ -109,28 +141,45 @@ pub fn save_digit_png(pixels: &[u8], path: &Path) -> Result<()> {
     })
 }
 
-/// Class probabilities of each 28×28 digit.
+/// Class probabilities of each 28×28 digit. A digit that is not 784 pixels, or a model that
+/// does not take `[1, 28, 28]` images, is an error.
 ///
 /// # Shapes
 /// - digits: `k` images of 784 pixels
 /// - output: `k` vectors of `classes` probabilities
-pub fn class_probabilities(model: &Cnn, digits: &[Vec<u8>], device: &Device) -> Vec<Vec<f32>> {
+pub fn class_probabilities(
+    model: &Cnn,
+    digits: &[Vec<u8>],
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    if let Some((i, d)) = digits.iter().enumerate().find(|(_, d)| d.len() != PIXELS) {
+        return Err(Error::Shape {
+            what: "class_probabilities".into(),
+            message: format!(
+                "digit {i} has {} pixels, expected {PIXELS} (28×28)",
+                d.len()
+            ),
+        });
+    }
     if digits.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let data: Vec<f32> = digits
         .iter()
         .flat_map(|d| d.iter().map(|&p| normalize(p)))
         .collect();
     let x = Tensor::<4>::from_data(TensorData::new(data, [digits.len(), 1, SIDE, SIDE]), device);
-    let p = softmax(model.forward(x), 1);
+    let p = softmax(model.try_forward(x)?, 1);
     let [n, c] = p.dims();
     let v: Vec<f32> = p
         .into_data()
         .convert::<f32>()
         .try_to_vec()
         .unwrap_or_default();
-    (0..n).map(|i| v[i * c..(i + 1) * c].to_vec()).collect()
+    Ok(v.chunks_exact(c.max(1))
+        .take(n)
+        .map(<[f32]>::to_vec)
+        .collect())
 }
 
 /// The `k` most probable classes, most probable first.
@@ -187,7 +236,45 @@ mod tests {
         let p = dir.path().join("x.png");
         std::fs::write(&p, b"not a png").unwrap();
         let err = load_digit(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("x.png") && err.contains("cannot read the image"),
+            "{err}"
+        );
+        // an empty file
+        std::fs::write(&p, b"").unwrap();
+        let err = load_digit(&p).unwrap_err().to_string();
         assert!(err.contains("x.png"), "{err}");
+        // a PNG whose header says 100,000 × 10 pixels: refused by size before it is decoded
+        let big = dir.path().join("big.png");
+        GrayImage::new(1, 1).save(&big).unwrap();
+        let mut bytes = std::fs::read(&big).unwrap();
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes()); // IHDR width
+        let mut crc = flate2::Crc::new(); // the IHDR chunk's CRC covers its type and data
+        crc.update(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        std::fs::write(&big, &bytes).unwrap();
+        let err = load_digit(&big).unwrap_err().to_string();
+        assert!(
+            err.contains("big.png") && err.contains("larger than 8192×8192"),
+            "{err}"
+        );
+        assert!(matches!(
+            load_digit(&dir.path().join("nope.png")),
+            Err(Error::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn digits_of_the_wrong_size_are_an_error() {
+        let d = crate::testing::test_device();
+        let model = crate::CnnConfig::mlp().init(&d).unwrap();
+        let err = class_probabilities(&model, &[vec![0; PIXELS], vec![0; 10]], &d)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("digit 1 has 10 pixels"), "{err}");
+        let p = class_probabilities(&model, &[vec![0; PIXELS]], &d).unwrap();
+        assert_eq!(p.len(), 1);
+        assert!((p[0].iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
 
     #[test]

@@ -50,15 +50,17 @@ fn example() -> PathBuf {
     .clone()
 }
 
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(example());
+    cmd.args(args).env(
+        "NETCALC_CACHE_DIR",
+        std::env::temp_dir().join("netcalc-cli-test-cache"),
+    );
+    cmd
+}
+
 fn run(args: &[&str]) -> Output {
-    Command::new(example())
-        .args(args)
-        .env(
-            "NETCALC_CACHE_DIR",
-            std::env::temp_dir().join("netcalc-cli-test-cache"),
-        )
-        .output()
-        .expect("run the mnist example")
+    command(args).output().expect("run the mnist example")
 }
 
 fn stderr(o: &Output) -> String {
@@ -227,4 +229,203 @@ fn predict_with_a_missing_model_exits_2() {
     let o = run(&["predict", "--model", "/nonexistent/run", "x.png"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("config.json"), "{}", stderr(&o));
+}
+
+/// Waits (at most two minutes) until `done` says yes, polling every `every` (zero: without
+/// pause, to catch a state that lasts only milliseconds).
+fn wait_until(what: &str, every: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(every);
+    }
+}
+
+fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(ok.success(), "kill {sig} failed");
+}
+
+/// `(train loss, train accuracy, test loss, test accuracy, lr)` of every epoch in a run's
+/// `metrics.json`.
+fn metrics(run: &std::path::Path) -> Vec<[f64; 5]> {
+    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            [
+                "train_loss",
+                "train_accuracy",
+                "test_loss",
+                "test_accuracy",
+                "lr",
+            ]
+            .map(|k| m[k].as_f64().unwrap())
+        })
+        .collect()
+}
+
+/// A real child process: Ctrl-C (SIGINT) after the first checkpoint stops at the end of the
+/// batch with a checkpoint, prints the `--resume` command and exits 130; `kill -9` in the
+/// middle of writing the second checkpoint leaves the first one loadable. Both, resumed, end
+/// with exactly the metrics of an uninterrupted run (same seed, same backend).
+#[test]
+fn sigint_and_kill_9_leave_a_checkpoint_that_resumes_to_the_same_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name);
+    let args = |run: &std::path::Path| -> Vec<String> {
+        [
+            "train",
+            "--offline",
+            "--model",
+            "keras-cnn",
+            "--limit",
+            "3000",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "50",
+            "--seed",
+            "5",
+            "--device",
+            "flex",
+            "--plain",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([run.display().to_string()])
+        .collect()
+    };
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    let full = out("full");
+    let o = run(&strs(&args(&full)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = metrics(&full);
+    assert_eq!(expected.len(), 3);
+
+    // Ctrl-C as soon as the first checkpoint is there (epoch 2 has started)
+    let b = out("sigint");
+    let child = command(&strs(&args(&b)))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first checkpoint", ms(1), || {
+        b.join("checkpoint.json").exists()
+    });
+    signal(&child, "-INT");
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{e}");
+    let resume_line = e
+        .lines()
+        .find(|l| l.contains("--resume"))
+        .unwrap_or_else(|| panic!("no --resume command in {e}"));
+    let printed: Vec<&str> = resume_line.split_whitespace().collect();
+    assert_eq!(
+        &printed[1..],
+        &[
+            "train",
+            "--resume",
+            b.to_str().unwrap(),
+            "--device",
+            "flex",
+            "--offline"
+        ],
+        "{e}"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("checkpoint.json")).unwrap()).unwrap();
+    eprintln!("checkpoint after SIGINT: {info}");
+    let o = run(&printed[1..]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metrics(&b), expected, "resumed after SIGINT");
+
+    // kill -9 while the second checkpoint is being written (its temporary directory exists)
+    let c = out("kill9");
+    let mut child = command(&strs(&args(&c)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = c.join(".checkpoint-epoch-002.tmp");
+    wait_until("the second checkpoint's write", ms(0), || {
+        tmp.exists() || c.join("checkpoint-epoch-002").exists()
+    });
+    signal(&child, "-KILL");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+    let during = tmp.exists();
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c.join("checkpoint.json")).unwrap()).unwrap();
+    eprintln!(
+        "killed {} the write; checkpoint.json: {info}",
+        if during { "during" } else { "after" }
+    );
+    let o = run(&[
+        "train",
+        "--resume",
+        c.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--offline",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metrics(&c), expected, "resumed after kill -9");
+}
+
+/// An absurd learning rate: the loss becomes NaN or infinite, training stops with one line
+/// naming the epoch, the batch and the learning rate, exit code 3. (Diverging in the first
+/// epoch, before any checkpoint, it leaves no run directory.)
+#[test]
+fn a_diverging_run_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = run(&[
+        "train",
+        "--offline",
+        "--model",
+        "keras-cnn",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e8",
+        "--schedule",
+        "constant",
+        "--limit",
+        "500",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--device",
+        "flex",
+        "--plain",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("training diverged") && e.contains("epoch 1, batch") && e.contains("1e8"),
+        "{e}"
+    );
+    assert!(!out.exists());
 }

@@ -29,14 +29,36 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// Reads a whole file, decompressing it when it starts with the gzip magic bytes.
+/// The largest IDX content (after decompression) the reader accepts: 256 MiB, more than five
+/// times full MNIST's training images (47 MB). Larger files, and headers announcing more, are
+/// refused before their data is allocated.
+pub const MAX_IDX_BYTES: usize = 256 << 20;
+
+/// Reads a whole file, decompressing it when it starts with the gzip magic bytes; refuses
+/// content above [`MAX_IDX_BYTES`] without reading (or inflating) more than that.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+    let too_big = || {
+        Error::data(
+            path,
+            format!("holds more than {MAX_IDX_BYTES} bytes, the most an IDX file may have here"),
+        )
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > MAX_IDX_BYTES as u64 {
+        return Err(too_big());
+    }
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
+        let mut out = Vec::with_capacity((raw.len() * 4).min(MAX_IDX_BYTES));
         GzDecoder::new(raw.as_slice())
+            .take(MAX_IDX_BYTES as u64 + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::data(path, format!("gzip data is corrupt or truncated: {e}")))?;
+        if out.len() > MAX_IDX_BYTES {
+            return Err(too_big());
+        }
         Ok(out)
     } else {
         Ok(raw)
@@ -80,7 +102,15 @@ fn parse<'a>(
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::data(path, format!("dimensions {dims:?} overflow")))?;
+        .filter(|&n| n <= MAX_IDX_BYTES)
+        .ok_or_else(|| {
+            Error::data(
+                path,
+                format!(
+                    "header announces dimensions {dims:?}, more than the {MAX_IDX_BYTES} bytes an IDX file may hold here"
+                ),
+            )
+        })?;
     let data = &bytes[header_len..];
     if data.len() != expected {
         let per_item: usize = dims[1..].iter().product::<usize>().max(1);
@@ -117,6 +147,9 @@ pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<IdxImages> {
 /// Parses an `idx1-ubyte` label file already in memory; every label must be below
 /// `num_classes`.
 pub fn parse_labels(path: &Path, bytes: &[u8], num_classes: u8) -> Result<Vec<u8>> {
+    if num_classes == 0 {
+        return Err(Error::setting("num_classes", "must be at least 1"));
+    }
     let (_, data) = parse(path, bytes, 1, "labels")?;
     if let Some(i) = data.iter().position(|&l| l >= num_classes) {
         return Err(Error::data(
@@ -250,5 +283,44 @@ mod tests {
         assert!(err.contains("label 12 at index 1"), "{err}");
         let missing = dir.path().join("nope");
         assert!(matches!(read_labels(&missing), Err(Error::Io { .. })));
+        let err = parse_labels(Path::new("l"), &encode_labels(&[1]), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("num_classes"), "{err}");
+    }
+
+    /// Headers that announce absurd sizes, and files or gzip streams above the limit, are
+    /// refused before their data is allocated.
+    #[test]
+    fn absurd_sizes_are_refused_before_allocating() {
+        // 2^31 images of 28x28 announced by a 16-byte header
+        let mut h = vec![0, 0, 8, 3];
+        for d in [1u32 << 31, 28, 28] {
+            h.extend(d.to_be_bytes());
+        }
+        let err = parse_images(Path::new("i"), &h).unwrap_err().to_string();
+        assert!(
+            err.contains("i: header announces dimensions [2147483648, 28, 28]"),
+            "{err}"
+        );
+        // u32::MAX in every dimension overflows usize multiplication on 32-bit and the limit here
+        let mut h = vec![0, 0, 8, 3];
+        h.extend([0xff; 12]);
+        assert!(parse_images(Path::new("i"), &h).is_err());
+        // a gzip stream that inflates past the limit (a 256 MiB + 1 run of zeros, ~260 KB packed)
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.gz");
+        let mut e = GzEncoder::new(Vec::new(), Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            e.write_all(&zeros).unwrap();
+        }
+        e.write_all(&[0]).unwrap();
+        std::fs::write(&p, e.finish().unwrap()).unwrap();
+        let err = read_images(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("bomb.gz: holds more than 268435456 bytes"),
+            "{err}"
+        );
     }
 }

@@ -129,8 +129,13 @@ impl TrainConfig {
             return Err(Error::setting("batch-size", "must be at least 1"));
         }
         let lr = self.optimizer.lr;
-        if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
-            return Err(Error::setting("lr", format!("must be in (0, 1], got {lr}")));
+        // No upper bound: a rate far too high is a valid request whose result, a diverging
+        // loss, stops training with `Error::Diverged` (exit code 3) and keeps the checkpoint.
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::setting(
+                "lr",
+                format!("must be a finite number above 0, got {lr}"),
+            ));
         }
         if !(self.optimizer.weight_decay >= 0.0 && self.optimizer.weight_decay.is_finite()) {
             return Err(Error::setting(

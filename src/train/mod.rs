@@ -10,6 +10,8 @@ pub mod run_dir;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::lr_scheduler::constant::ConstantLr;
@@ -32,7 +34,7 @@ use crate::data::{CLASSES, IMAGE_SHAPE, Mnist, MnistSplit, epoch_order};
 use crate::error::{Error, Result};
 pub use config::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
 use metrics::EpochMetrics;
-pub use run_dir::{Checkpoint, CheckpointInfo, RunDir, load_model, locate_model};
+pub use run_dir::{Checkpoint, CheckpointInfo, EpochProgress, RunDir, load_model, locate_model};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,18 @@ pub struct RunOptions {
     pub progress: ProgressMode,
     /// The backend (recorded in the checkpoint and the summary).
     pub backend: BackendKind,
+    /// Set (e.g. by a Ctrl-C handler) to stop at the end of the current batch: a checkpoint is
+    /// written there and the run ends with [`Error::Interrupted`]; `resume` continues from that
+    /// very batch.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl RunOptions {
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
 }
 
 /// The result of a run.
@@ -123,6 +137,13 @@ pub fn build_scheduler(cfg: &TrainConfig, steps_per_epoch: usize) -> Result<Modu
             .init()
             .map_err(|e| Error::setting("schedule", e)),
     }
+}
+
+/// The seed of batch `batch` of epoch `epoch`. Dropout masks (burn's device RNG) and the
+/// random shifts are drawn from it, batch by batch, so a run resumed after any batch continues
+/// exactly as an uninterrupted one would.
+fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
+    epoch_seed(seed, epoch) ^ (batch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -228,6 +249,8 @@ struct TrainState {
     steps: usize,
     /// The learning rate of the last step.
     lr: f64,
+    /// Where the current epoch stands when it was interrupted after a batch.
+    in_epoch: Option<EpochProgress>,
 }
 
 /// Training loss and accuracy of one epoch.
@@ -235,6 +258,8 @@ struct EpochTotals {
     loss: f64,
     accuracy: f64,
     images_per_sec: f64,
+    /// Training time of the part of the epoch before an interruption (0 without one).
+    earlier_seconds: f64,
 }
 
 /// Trains `cfg` on `data` on `device` (autodiff is added here), writing everything into the
@@ -304,6 +329,11 @@ fn run_epochs(
         let epoch_start = Instant::now();
         let totals;
         (state, totals) = train_epoch(cfg, state, train_split, &ad, &loss_fn, opts)?;
+        let Some(totals) = totals else {
+            // Interrupted after a batch: a checkpoint of the unfinished epoch.
+            checkpoint(cfg, &state, &state.model.valid(), run, opts.backend)?;
+            return Err(interrupted(run, &state));
+        };
         let valid = state.model.valid();
         let eval = evaluate(&valid, &data.test, device, 1000)?;
         state.epoch += 1;
@@ -315,7 +345,7 @@ fn run_epochs(
             test_accuracy: eval.accuracy,
             lr: state.lr,
             images_per_sec: totals.images_per_sec,
-            epoch_seconds: epoch_start.elapsed().as_secs_f64(),
+            epoch_seconds: totals.earlier_seconds + epoch_start.elapsed().as_secs_f64(),
             elapsed_seconds: prior_elapsed + run_start.elapsed().as_secs_f64(),
         };
         if opts.progress != ProgressMode::Quiet {
@@ -324,8 +354,19 @@ fn run_epochs(
         state.history.push(m);
         checkpoint(cfg, &state, &valid, run, opts.backend)?;
         last_eval = Some(eval);
+        if opts.interrupted() && state.epoch < cfg.epochs {
+            return Err(interrupted(run, &state));
+        }
     }
     finish(state, last_eval, data, device, run)
+}
+
+fn interrupted(run: &RunDir, state: &TrainState) -> Error {
+    Error::Interrupted {
+        epoch: state.epoch,
+        batches: state.in_epoch.as_ref().map_or(0, |p| p.batches),
+        run: run.path().to_path_buf(),
+    }
 }
 
 /// A fresh model and optimizer, seeded.
@@ -339,6 +380,7 @@ fn start(cfg: &TrainConfig, ad: &Device, steps_per_epoch: usize) -> Result<Train
         epoch: 0,
         steps: 0,
         lr: cfg.optimizer.lr,
+        in_epoch: None,
     })
 }
 
@@ -363,12 +405,15 @@ fn resume(
         epoch: ckpt.info.epoch,
         steps: ckpt.info.steps,
         lr,
+        in_epoch: ckpt.info.in_epoch,
     })
 }
 
-/// One pass over `split` in the epoch's seeded order, with augmentation and a progress bar. A
-/// non-finite loss stops training with [`Error::Diverged`]. (The state is moved through: the
-/// optimizer takes the model by value, so its parameters can be updated in place.)
+/// One pass over `split` in the epoch's seeded order, with augmentation and a progress bar,
+/// starting after the batches an interrupted run already did. Returns no totals when
+/// `opts.interrupt` stopped it after a batch (the state then says where). A non-finite loss
+/// stops training with [`Error::Diverged`]. (The state is moved through: the optimizer takes
+/// the model by value, so its parameters can be updated in place.)
 fn train_epoch(
     cfg: &TrainConfig,
     mut state: TrainState,
@@ -376,16 +421,20 @@ fn train_epoch(
     ad: &Device,
     loss_fn: &CrossEntropyLoss,
     opts: &RunOptions,
-) -> Result<(TrainState, EpochTotals)> {
+) -> Result<(TrainState, Option<EpochTotals>)> {
     let epoch = state.epoch;
     let start = Instant::now();
-    ad.seed(epoch_seed(cfg.seed, epoch));
-    let mut aug_rng = ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed ^ 0xA5A5, epoch));
     let order = epoch_order(split.len(), cfg.seed, epoch);
     let batches = order.len().div_ceil(cfg.batch_size);
+    let done = state.in_epoch.take().unwrap_or_default();
     let bar = progress_bar(opts, batches, epoch + 1, cfg.epochs);
-    let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
-    for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
+    bar.inc(done.batches as u64);
+    let (mut loss_sum, mut correct, mut seen) =
+        (f64::from_bits(done.loss_sum_bits), done.correct, done.seen);
+    let seconds = |start: Instant| done.seconds + start.elapsed().as_secs_f64();
+    for (b, chunk) in order.chunks(cfg.batch_size).enumerate().skip(done.batches) {
+        ad.seed(batch_seed(cfg.seed, epoch, b));
+        let mut aug_rng = ChaCha8Rng::seed_from_u64(batch_seed(cfg.seed ^ 0xA5A5, epoch, b));
         let augment = (cfg.augment_shift > 0).then_some((&mut aug_rng, cfg.augment_shift));
         let batch = split.batch(chunk, ad, augment);
         let logits = state.model.forward(batch.images);
@@ -419,17 +468,29 @@ fn train_epoch(
             "loss {:.4} acc {:.2}% {:.0} img/s",
             loss_sum / seen as f64,
             100.0 * correct as f64 / seen as f64,
-            seen as f64 / start.elapsed().as_secs_f64()
+            seen as f64 / seconds(start)
         ));
         bar.inc(1);
+        if opts.interrupted() && b + 1 < batches {
+            bar.finish_and_clear();
+            state.in_epoch = Some(EpochProgress {
+                batches: b + 1,
+                seen,
+                correct,
+                loss_sum_bits: loss_sum.to_bits(),
+                seconds: seconds(start),
+            });
+            return Ok((state, None));
+        }
     }
     bar.finish_and_clear();
     let totals = EpochTotals {
         loss: loss_sum / seen as f64,
         accuracy: correct as f64 / seen as f64,
-        images_per_sec: seen as f64 / start.elapsed().as_secs_f64(),
+        images_per_sec: seen as f64 / seconds(start),
+        earlier_seconds: done.seconds,
     };
-    Ok((state, totals))
+    Ok((state, Some(totals)))
 }
 
 fn progress_bar(opts: &RunOptions, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
@@ -457,10 +518,11 @@ fn checkpoint(
     run.write_history(&state.history)?;
     let info = CheckpointInfo {
         epoch: state.epoch,
-        dir: RunDir::checkpoint_name(state.epoch),
+        dir: RunDir::checkpoint_name(state.epoch, state.in_epoch.as_ref()),
         seed: cfg.seed,
         steps: state.steps,
         backend,
+        in_epoch: state.in_epoch.clone(),
     };
     run.write_checkpoint(valid, &state.optimizer, &state.history, &info)
 }

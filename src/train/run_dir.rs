@@ -38,6 +38,26 @@ pub struct CheckpointInfo {
     pub steps: usize,
     /// Backend that wrote it.
     pub backend: BackendKind,
+    /// When the run was interrupted inside epoch `epoch + 1`: how far it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_epoch: Option<EpochProgress>,
+}
+
+/// How far an interrupted epoch got: the batches done and the running totals of its metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpochProgress {
+    /// Batches completed in the epoch.
+    pub batches: usize,
+    /// Images trained on in them.
+    pub seen: usize,
+    /// Of which classified correctly.
+    pub correct: i64,
+    /// The sum of the batches' losses (weighted by batch size), as `f64::to_bits`: exact
+    /// through JSON.
+    pub loss_sum_bits: u64,
+    /// Training time so far, seconds.
+    pub seconds: f64,
 }
 
 /// What a checkpoint holds, loaded.
@@ -235,9 +255,13 @@ impl RunDir {
         Ok(())
     }
 
-    /// The directory name of the checkpoint after `epoch` epochs.
-    pub fn checkpoint_name(epoch: usize) -> String {
-        format!("{}{epoch:03}", Self::CKPT_PREFIX)
+    /// The directory name of the checkpoint after `epoch` epochs (and, for an interrupted
+    /// epoch, after its `in_epoch.batches` batches).
+    pub fn checkpoint_name(epoch: usize, in_epoch: Option<&EpochProgress>) -> String {
+        match in_epoch {
+            None => format!("{}{epoch:03}", Self::CKPT_PREFIX),
+            Some(p) => format!("{}{epoch:03}-batch-{:05}", Self::CKPT_PREFIX, p.batches),
+        }
     }
 
     /// Loads the latest checkpoint for `cfg`, the model onto `device`.
