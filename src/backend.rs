@@ -135,6 +135,10 @@ pub fn device_of(kind: BackendKind) -> Result<Device> {
 }
 
 /// The backend a device belongs to (autodiff or not), if it is one netcalc knows.
+#[cfg_attr(
+    not(any(feature = "flex", feature = "ndarray", feature = "wgpu")),
+    allow(unused_variables)
+)]
 pub fn backend_of(device: &Device) -> Option<BackendKind> {
     let inner = device.clone().inner();
     match () {

@@ -26,27 +26,45 @@ pub const MAX_IMAGE_SIDE: u32 = 8192;
 /// Files above [`MAX_IMAGE_FILE_BYTES`] and images wider or taller than [`MAX_IMAGE_SIDE`]
 /// pixels are refused before they are decoded.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
-    let image_error = |message: String, e: Option<image::ImageError>| Error::Image {
-        path: path.to_path_buf(),
-        message,
-        source: e.map(|e| Box::new(e) as _),
-    };
     let len = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
         .len();
     if len > MAX_IMAGE_FILE_BYTES {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            message: format!(
+                "the file is {len} bytes, more than the {MAX_IMAGE_FILE_BYTES} accepted"
+            ),
+            source: None,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_digit(&bytes, path)
+}
+
+/// [`load_digit`] for an image already in memory (PNG or JPEG bytes, e.g. an upload); `origin`
+/// only names it in errors. The same limits apply.
+pub fn decode_digit(bytes: &[u8], origin: &Path) -> Result<Vec<u8>> {
+    let image_error = |message: String, e: Option<image::ImageError>| Error::Image {
+        path: origin.to_path_buf(),
+        message,
+        source: e.map(|e| Box::new(e) as _),
+    };
+    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
         return Err(image_error(
-            format!("the file is {len} bytes, more than the {MAX_IMAGE_FILE_BYTES} accepted"),
+            format!(
+                "the image is {} bytes, more than the {MAX_IMAGE_FILE_BYTES} accepted",
+                bytes.len()
+            ),
             None,
         ));
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::io(origin, e))?;
     reader.limits(limits);
     let img = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(_) => image_error(
@@ -55,14 +73,15 @@ pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
         ),
         e => image_error(format!("cannot read the image: {e}"), Some(e)),
     })?;
-    let mut g = img.to_luma8();
+    digit_from_gray(img.to_luma8()).ok_or_else(|| image_error("image is empty".into(), None))
+}
+
+/// The preprocessing of [`load_digit`] on a decoded grey image (any size; `None` if it has no
+/// pixels): light backgrounds inverted, then cropped, scaled and centred into 28×28.
+pub fn digit_from_gray(mut g: GrayImage) -> Option<Vec<u8>> {
     let (w, h) = g.dimensions();
     if w == 0 || h == 0 {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            message: "image is empty".into(),
-            source: None,
-        });
+        return None;
     }
     let border: Vec<u8> = (0..w)
         .flat_map(|x| [g.get_pixel(x, 0)[0], g.get_pixel(x, h - 1)[0]])
@@ -73,9 +92,9 @@ pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
         image::imageops::invert(&mut g);
     }
     if (w, h) == (SIDE as u32, SIDE as u32) {
-        return Ok(g.into_raw());
+        return Some(g.into_raw());
     }
-    Ok(center_digit(&g))
+    Some(center_digit(&g))
 }
 
 fn center_digit(g: &GrayImage) -> Vec<u8> {
@@ -164,11 +183,7 @@ pub fn class_probabilities(
     if digits.is_empty() {
         return Ok(Vec::new());
     }
-    let data: Vec<f32> = digits
-        .iter()
-        .flat_map(|d| d.iter().map(|&p| normalize(p)))
-        .collect();
-    let x = Tensor::<4>::from_data(TensorData::new(data, [digits.len(), 1, SIDE, SIDE]), device);
+    let x = digits_tensor(digits, device)?;
     let p = softmax(model.try_forward(x)?, 1);
     let [n, c] = p.dims();
     let v: Vec<f32> = p
@@ -180,6 +195,37 @@ pub fn class_probabilities(
         .take(n)
         .map(<[f32]>::to_vec)
         .collect())
+}
+
+/// A batch of 28×28 digits (0–255, white ink on black) as the network's input: normalized as
+/// in training, `[k, 1, 28, 28]`. A digit that is not 784 pixels, or no digit, is an error.
+///
+/// # Shapes
+/// - output: `[k, 1, 28, 28]`
+pub fn digits_tensor(digits: &[Vec<u8>], device: &Device) -> Result<Tensor<4>> {
+    if let Some((i, d)) = digits.iter().enumerate().find(|(_, d)| d.len() != PIXELS) {
+        return Err(Error::Shape {
+            what: "digits".into(),
+            message: format!(
+                "digit {i} has {} pixels, expected {PIXELS} (28×28)",
+                d.len()
+            ),
+        });
+    }
+    if digits.is_empty() {
+        return Err(Error::Shape {
+            what: "digits".into(),
+            message: "no digit given".into(),
+        });
+    }
+    let data: Vec<f32> = digits
+        .iter()
+        .flat_map(|d| d.iter().map(|&p| normalize(p)))
+        .collect();
+    Ok(Tensor::<4>::from_data(
+        TensorData::new(data, [digits.len(), 1, SIDE, SIDE]),
+        device,
+    ))
 }
 
 /// The `k` most probable classes, most probable first.

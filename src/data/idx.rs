@@ -37,19 +37,29 @@ pub const MAX_IDX_BYTES: usize = 256 << 20;
 /// Reads a whole file, decompressing it when it starts with the gzip magic bytes; refuses
 /// content above [`MAX_IDX_BYTES`] without reading (or inflating) more than that.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let too_big = || {
-        Error::data(
-            path,
-            format!("holds more than {MAX_IDX_BYTES} bytes, the most an IDX file may have here"),
-        )
-    };
     let len = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
         .len();
     if len > MAX_IDX_BYTES as u64 {
-        return Err(too_big());
+        return Err(too_big(path));
     }
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_maybe_gzip(path, raw)
+}
+
+fn too_big(path: &Path) -> Error {
+    Error::data(
+        path,
+        format!("holds more than {MAX_IDX_BYTES} bytes, the most an IDX file may have here"),
+    )
+}
+
+/// [`read_maybe_gzip`] for bytes already in memory (`path` only names them in errors): inflates
+/// them when they start with the gzip magic bytes, never past [`MAX_IDX_BYTES`].
+pub fn decode_maybe_gzip(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
+    if raw.len() > MAX_IDX_BYTES {
+        return Err(too_big(path));
+    }
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity((raw.len() * 4).min(MAX_IDX_BYTES));
         GzDecoder::new(raw.as_slice())
@@ -57,7 +67,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
             .read_to_end(&mut out)
             .map_err(|e| Error::data(path, format!("gzip data is corrupt or truncated: {e}")))?;
         if out.len() > MAX_IDX_BYTES {
-            return Err(too_big());
+            return Err(too_big(path));
         }
         Ok(out)
     } else {

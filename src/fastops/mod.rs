@@ -275,6 +275,7 @@ pub fn max_pool2d(
 
 /// Whether [`max_pool2d`] can use the kernels of this module: windows that tile the input
 /// (stride = kernel, no padding, at least one window) on a CPU backend.
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 fn pool_fast_path(
     x: &Tensor<4>,
     kernel: [usize; 2],
