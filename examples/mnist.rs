@@ -44,6 +44,10 @@ enum Cmd {
     Eval(EvalArgs),
     /// Classify image files (PNG/JPEG, any size) with a trained model.
     Predict(PredictArgs),
+    /// Draw every stage of the network for images: feature maps, feature vector, class scores.
+    Explain(ExplainArgs),
+    /// Serve a draw-a-digit web page and a JSON API for a trained model.
+    Serve(ServeArgs),
     /// Print the Keras-like summary of a model.
     Summary(SummaryArgs),
     /// Measure training and inference throughput (images/second) on synthetic batches.
@@ -132,6 +136,37 @@ struct PredictArgs {
     /// Images to classify.
     #[arg(required = true)]
     images: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    /// A run directory or a model.bpk with config.json beside it.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    device: Option<String>,
+    /// The PNG to write (one image only) [default: <image>-explain.png in the current directory].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Images to explain (PNG/JPEG, any size).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// A run directory or a model.bpk with config.json beside it.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    device: Option<String>,
+    /// Where to listen. Loopback by default; any other address is reachable from other
+    /// machines, so it has to be asked for explicitly.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Threads answering requests.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
 }
 
 #[derive(Args, Debug)]
@@ -256,6 +291,8 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Train(a)) => train(*a),
         Some(Cmd::Eval(a)) => eval(a),
         Some(Cmd::Predict(a)) => predict(a),
+        Some(Cmd::Explain(a)) => explain(a),
+        Some(Cmd::Serve(a)) => serve(a),
         Some(Cmd::Summary(a)) => summary(a),
         Some(Cmd::Bench(a)) => bench(a),
     }
@@ -454,6 +491,51 @@ fn predict(a: PredictArgs) -> Result<()> {
             .collect();
         println!("{}: {}", path.display(), top.join(", "));
     }
+    Ok(())
+}
+
+fn explain(a: ExplainArgs) -> Result<()> {
+    if a.out.is_some() && a.images.len() > 1 {
+        bail!("--out names one PNG; give one image, or leave --out out");
+    }
+    let (cfg, model_path) = locate_model(&a.model)?;
+    let (_, dev) = device(a.device.as_deref())?;
+    let model = load_model(&cfg, &model_path, &dev)?;
+    for image in &a.images {
+        let digit = netcalc::predict::load_digit(image)?;
+        let out = match &a.out {
+            Some(out) => out.clone(),
+            None => {
+                let stem = image.file_stem().unwrap_or_default().to_string_lossy();
+                PathBuf::from(format!("{stem}-explain.png"))
+            }
+        };
+        let png = netcalc::explain::explain_digit(&model, &digit, &dev)?;
+        netcalc::fsio::write_atomic(&out, &png)?;
+        println!("{}: {}", image.display(), out.display());
+    }
+    Ok(())
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let (cfg, model_path) = locate_model(&a.model)?;
+    let (_, dev) = device(a.device.as_deref())?;
+    let model = load_model(&cfg, &model_path, &dev)?;
+    let run_dir = model_path.parent().map(Path::to_path_buf);
+    let app = netcalc::serve::App::new(model, cfg, dev, run_dir);
+    let server = netcalc::serve::Server::bind(app, a.addr)?;
+    if !a.addr.ip().is_loopback() {
+        eprintln!(
+            "note: listening on {} — reachable from other machines on this network",
+            a.addr
+        );
+    }
+    println!(
+        "serving {} on http://{}/ (Ctrl-C to stop)",
+        model_path.display(),
+        server.addr()
+    );
+    server.run(a.threads);
     Ok(())
 }
 

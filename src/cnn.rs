@@ -331,6 +331,129 @@ impl Cnn {
     }
 }
 
+/// What a [`Stage`] of [`Cnn::forward_stages`] is, in the concepts' own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    /// The image fed to the network, `[C, H, W]`.
+    Input,
+    /// Feature maps of a convolution after its activation, `[C_out, H, W]`.
+    Conv,
+    /// Feature maps after a pooling layer, `[C_out, H, W]`.
+    Pool,
+    /// The flattened output of the feature extractor, `[F]`.
+    FeatureVector,
+    /// A hidden dense layer after its activation, `[n]`.
+    Dense,
+    /// The classifier's output: one score (logit) per class, `[classes]`.
+    ClassScores,
+    /// The softmax of the class scores: one probability per class, `[classes]`.
+    Probabilities,
+}
+
+/// One intermediate result of a forward pass (see [`Cnn::forward_stages`]).
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Where it comes from, e.g. `features.blocks[0].conv`, `classifier.layers[1]`.
+    pub name: String,
+    /// What it is.
+    pub kind: StageKind,
+    /// Its shape for one image (without the batch axis), as in the summary.
+    pub shape: Vec<usize>,
+    /// The values, one row per image: `[N, ∏ shape]`.
+    pub tensor: Tensor<2>,
+}
+
+impl Cnn {
+    /// The forward pass in inference mode (no dropout), returning every stage with its shape:
+    /// the input; each convolution after its activation and each pooling layer (the feature
+    /// maps); the feature vector; each hidden dense layer after its activation; the class
+    /// scores (exactly [`Cnn::forward`]'s output); the softmax probabilities.
+    ///
+    /// # Shapes
+    /// - input: `[N, C, H, W]` matching the config
+    /// - output: stages whose `tensor` is `[N, ∏ shape]`
+    pub fn forward_stages(&self, x: Tensor<4>) -> Result<Vec<Stage>> {
+        let [n, c, h, w] = x.dims();
+        if [c, h, w] != self.features.input || n == 0 {
+            return Err(Error::Shape {
+                what: "Cnn::forward_stages".into(),
+                message: format!(
+                    "expected [N >= 1, {}, {}, {}], got [{n}, {c}, {h}, {w}]",
+                    self.features.input[0], self.features.input[1], self.features.input[2]
+                ),
+            });
+        }
+        let mut stages = Vec::new();
+        let map_stage = |name: String, kind: StageKind, t: &Tensor<4>| {
+            let [n, c, h, w] = t.dims();
+            Stage {
+                name,
+                kind,
+                shape: vec![c, h, w],
+                tensor: t.clone().reshape([n, c * h * w]),
+            }
+        };
+        stages.push(map_stage("input".into(), StageKind::Input, &x));
+        let mut x = x;
+        for (i, b) in self.features.blocks.iter().enumerate() {
+            let z = crate::fastops::conv2d(&b.conv, x);
+            let activated = b.activation.forward(z.clone());
+            stages.push(map_stage(
+                format!("features.blocks[{i}].conv"),
+                StageKind::Conv,
+                &activated,
+            ));
+            if b.pool.is_some() {
+                // the order `forward` uses (max-pool before ReLU), so the values are its own
+                x = b.after_conv(z, Some(activated));
+                stages.push(map_stage(
+                    format!("features.blocks[{i}].pool"),
+                    StageKind::Pool,
+                    &x,
+                ));
+            } else {
+                x = activated;
+            }
+        }
+        let mut v = x.flatten::<2>(1, 3);
+        let vec_stage = |name: String, kind: StageKind, t: &Tensor<2>| Stage {
+            name,
+            kind,
+            shape: vec![t.dims()[1]],
+            tensor: t.clone(),
+        };
+        stages.push(vec_stage(
+            "feature vector".into(),
+            StageKind::FeatureVector,
+            &v,
+        ));
+        let cls = &self.classifier;
+        let last = cls.layers.len().saturating_sub(1);
+        for (i, layer) in cls.layers.iter().enumerate() {
+            v = layer.forward(v);
+            if i < last {
+                v = cls.hidden_activation.forward(v);
+                stages.push(vec_stage(
+                    format!("classifier.layers[{i}]"),
+                    StageKind::Dense,
+                    &v,
+                ));
+            } else {
+                v = cls.output_activation.forward(v);
+                stages.push(vec_stage(
+                    format!("classifier.layers[{i}]"),
+                    StageKind::ClassScores,
+                    &v,
+                ));
+            }
+        }
+        let p = crate::prob::softmax(v, 1);
+        stages.push(vec_stage("softmax".into(), StageKind::Probabilities, &p));
+        Ok(stages)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,9 +571,88 @@ mod tests {
         assert!(err.contains("[2, 1, 32, 32]"), "{err}");
     }
 
+    fn stages_match_forward_and_summary(d: Device) {
+        use burn::tensor::Distribution;
+        for cfg in [
+            CnnConfig::mnist_default(),
+            CnnConfig::keras_mnist(),
+            CnnConfig::mlp(),
+        ] {
+            let m = cfg.init(&d).unwrap();
+            let x = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.0, 1.0), &d);
+            let stages = m.forward_stages(x.clone()).unwrap();
+            let logits = crate::testing::values(m.forward(x));
+            let n = stages.len();
+            assert_eq!(stages[0].kind, StageKind::Input);
+            assert_eq!(stages[0].shape, vec![1, 28, 28]);
+            assert_eq!(stages[n - 2].kind, StageKind::ClassScores);
+            // forward's output: the same ops in the same order, so bit for bit on the CPU
+            // backends; wgpu fuses element-wise ops into different kernels when intermediate
+            // results are kept (the stages), which moves the last bits
+            let scores = crate::testing::values(stages[n - 2].tensor.clone());
+            if crate::backend::backend_of(&d) == Some(crate::BackendKind::Wgpu) {
+                crate::testing::assert_close(&scores, &logits, 1e-5);
+            } else {
+                assert_eq!(scores, logits, "{}", cfg.name);
+            }
+            assert_eq!(stages[n - 1].kind, StageKind::Probabilities);
+            let probs = crate::testing::values(stages[n - 1].tensor.clone());
+            for row in probs.chunks(10) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+            // every stage's shape is the summary's row for that layer (dropout rows aside)
+            let rows: Vec<Vec<usize>> = cfg
+                .summary()
+                .unwrap()
+                .rows
+                .into_iter()
+                .filter(|r| !r.layer.starts_with("dropout"))
+                .map(|r| r.output_shape)
+                .collect();
+            let shapes: Vec<Vec<usize>> =
+                stages[1..n - 1].iter().map(|s| s.shape.clone()).collect();
+            assert_eq!(shapes, rows, "{}", cfg.name);
+            for s in &stages {
+                assert_eq!(
+                    s.tensor.dims(),
+                    [3, s.shape.iter().product::<usize>()],
+                    "{}",
+                    s.name
+                );
+            }
+        }
+        // the default CNN: input, conv, pool, conv, pool, feature vector, dense, scores, softmax
+        let kinds: Vec<StageKind> = CnnConfig::mnist_default()
+            .init(&d)
+            .unwrap()
+            .forward_stages(Tensor::zeros([1, 1, 28, 28], &d))
+            .unwrap()
+            .into_iter()
+            .map(|s| s.kind)
+            .collect();
+        use StageKind::*;
+        assert_eq!(
+            kinds,
+            [
+                Input,
+                Conv,
+                Pool,
+                Conv,
+                Pool,
+                FeatureVector,
+                Dense,
+                ClassScores,
+                Probabilities
+            ]
+        );
+        let m = CnnConfig::mlp().init(&d).unwrap();
+        assert!(m.forward_stages(Tensor::zeros([1, 1, 27, 28], &d)).is_err());
+    }
+
     crate::test_on_backends!(
         presets_build_and_count_parameters,
         feature_vector_length,
         wrong_input_shape_is_an_error,
+        stages_match_forward_and_summary,
     );
 }

@@ -192,7 +192,12 @@ impl Conv2dBlock {
     /// - input: `[N, C_in, H, W]`
     /// - output: `[N, C_out, H_out, W_out]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let z = crate::fastops::conv2d(&self.conv, x);
+        self.after_conv(crate::fastops::conv2d(&self.conv, x), None)
+    }
+
+    /// Activation and pooling of the convolution's output `z`, exactly as [`Self::forward`]
+    /// does them; `activated` is `activation(z)` when the caller already has it.
+    pub(crate) fn after_conv(&self, z: Tensor<4>, activated: Option<Tensor<4>>) -> Tensor<4> {
         match &self.pool {
             Some(p)
                 if p.kind == PoolKind::Max
@@ -200,8 +205,8 @@ impl Conv2dBlock {
             {
                 self.activation.forward(p.forward(z))
             }
-            Some(p) => p.forward(self.activation.forward(z)),
-            None => self.activation.forward(z),
+            Some(p) => p.forward(activated.unwrap_or_else(|| self.activation.forward(z))),
+            None => activated.unwrap_or_else(|| self.activation.forward(z)),
         }
     }
 }

@@ -144,6 +144,15 @@ pub enum Error {
         /// The run directory.
         run: PathBuf,
     },
+    /// The web server could not listen on its address.
+    #[error("cannot listen on {addr}: {source}")]
+    Serve {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
     /// A failure while drawing a plot.
     #[error("plot {}: {source}", path.display())]
     Plot {

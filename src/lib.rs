@@ -35,9 +35,13 @@ pub mod window;
 #[cfg(feature = "mnist")]
 pub mod data;
 #[cfg(feature = "mnist")]
+pub mod explain;
+#[cfg(feature = "mnist")]
 pub mod fsio;
 #[cfg(feature = "mnist")]
 pub mod predict;
+#[cfg(feature = "mnist")]
+pub mod serve;
 #[cfg(feature = "mnist")]
 pub mod train;
 
@@ -46,7 +50,7 @@ pub mod testing;
 
 pub use activation::Activation;
 pub use backend::{BackendKind, compiled_backends, device_of, select_backend, select_device};
-pub use cnn::{Cnn, CnnConfig, FeatureExtractor, FeatureExtractorConfig};
+pub use cnn::{Cnn, CnnConfig, FeatureExtractor, FeatureExtractorConfig, Stage, StageKind};
 pub use conv::{Conv1dBlock, Conv1dBlockConfig, Conv2dBlock, Conv2dBlockConfig};
 pub use dense::{Classifier, ClassifierConfig};
 pub use error::{Error, Result};

@@ -12,7 +12,7 @@ use crate::train::metrics::EpochMetrics;
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-fn register_font() {
+pub(crate) fn register_font() {
     REGISTER.call_once(|| {
         // The font is compiled in, so registering it cannot fail at run time; ignore the unit
         // result of a second registration.
@@ -20,7 +20,7 @@ fn register_font() {
     });
 }
 
-fn plot_err<E: std::error::Error + Send + Sync + 'static>(path: &Path, e: E) -> Error {
+pub(crate) fn plot_err<E: std::error::Error + Send + Sync + 'static>(path: &Path, e: E) -> Error {
     Error::Plot {
         path: path.to_path_buf(),
         source: Box::new(e),
