@@ -36,6 +36,7 @@ impl FeatureExtractorConfig {
                 ),
             ));
         }
+        crate::window::checked_elements("features.input", "the input", &self.input)?;
         let mut shape = self.input;
         let mut out = Vec::with_capacity(self.blocks.len());
         for (i, b) in self.blocks.iter().enumerate() {
@@ -53,7 +54,7 @@ impl FeatureExtractorConfig {
     /// Length of the flattened feature vector, `C·H·W` of the output.
     pub fn feature_len(&self) -> Result<usize> {
         let [c, h, w] = self.output_shape()?;
-        Ok(c * h * w)
+        crate::window::checked_elements("features", "the feature vector", &[c, h, w])
     }
 
     /// Builds the extractor.
@@ -516,6 +517,49 @@ mod tests {
             .unwrap()
             .forward(Tensor::zeros([2, 1, 28, 28], &d));
         assert_eq!(f.dims(), [2, 1600]);
+    }
+
+    #[test]
+    fn oversized_configs_are_refused_before_anything_is_allocated() {
+        // found while fuzzing: 10^12 × 10^12 weights overflowed the parameter count (a panic
+        // in debug builds, a wrapped number in the summary in release builds)
+        let mut cfg = CnnConfig::mnist_default();
+        cfg.classifier.n_neurons = vec![1_000_000_000_000, 1_000_000_000_000, 10];
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("classifier.n_neurons[0]"), "{err}");
+        assert!(
+            err.contains("1600·1000000000000") && err.contains("1073741824"),
+            "{err}"
+        );
+        assert!(cfg.summary().is_err() && cfg.init(&test_device()).is_err());
+
+        let mut cfg = CnnConfig::mnist_default();
+        cfg.features.blocks[1].filters = 1 << 40;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("features.blocks[1]") && err.contains("the weights"),
+            "{err}"
+        );
+
+        let mut cfg = CnnConfig::mlp();
+        cfg.features.input = [1, 1 << 20, 1 << 20];
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("features.input") && err.contains("the input"),
+            "{err}"
+        );
+
+        // the formulas saturate instead of overflowing
+        assert_eq!(dense_params(usize::MAX, 2), usize::MAX);
+        assert_eq!(
+            crate::conv::conv2d_params(1 << 20, 1 << 20, 1 << 30),
+            usize::MAX
+        );
+        let neuron = crate::neuron::NeuronConfig::new(usize::MAX, Activation::Sigmoid);
+        assert!(neuron.init(&test_device()).is_err());
+        // the largest allowed layer is still accepted by the check
+        assert!(crate::window::checked_elements("x", "w", &[1 << 15, 1 << 15]).is_ok());
+        assert!(crate::window::checked_elements("x", "w", &[(1 << 15) + 1, 1 << 15]).is_err());
     }
 
     #[test]

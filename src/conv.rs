@@ -13,20 +13,32 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::pool::{Pool1d, Pool1dConfig, Pool2d, Pool2dConfig, PoolKind};
-use crate::window::window_output_len;
+use crate::window::{checked_elements, window_output_len};
 
 fn default_stride() -> usize {
     1
 }
 
 /// `K·K·C_in·C_out + C_out`: the parameters of a 2D convolution with bias.
+///
+/// Saturates at `usize::MAX` instead of overflowing; configs are checked against
+/// [`crate::window::MAX_ELEMENTS`] long before that.
 pub fn conv2d_params(kernel: usize, c_in: usize, c_out: usize) -> usize {
-    kernel * kernel * c_in * c_out + c_out
+    kernel
+        .saturating_mul(kernel)
+        .saturating_mul(c_in)
+        .saturating_mul(c_out)
+        .saturating_add(c_out)
 }
 
 /// `K·C_in·C_out + C_out`: the parameters of a 1D convolution with bias.
+///
+/// Saturates at `usize::MAX` instead of overflowing.
 pub fn conv1d_params(kernel: usize, c_in: usize, c_out: usize) -> usize {
-    kernel * c_in * c_out + c_out
+    kernel
+        .saturating_mul(c_in)
+        .saturating_mul(c_out)
+        .saturating_add(c_out)
 }
 
 fn conv_out(
@@ -118,9 +130,16 @@ impl Conv2dBlockConfig {
         ])
     }
 
-    /// Output `[C_out, H_out, W_out]` of the whole block (after pooling).
+    /// Output `[C_out, H_out, W_out]` of the whole block (after pooling). Also checks that the
+    /// block's weights and its output stay within [`crate::window::MAX_ELEMENTS`].
     pub fn output_shape(&self, layer: &str, input: [usize; 3]) -> Result<[usize; 3]> {
         let [c, h, w] = self.conv_output_shape(layer, input)?;
+        checked_elements(
+            layer,
+            "the weights",
+            &[self.kernel, self.kernel, input[0], self.filters],
+        )?;
+        checked_elements(layer, "the output", &[c, h, w])?;
         match &self.pool {
             None => Ok([c, h, w]),
             Some(p) => {
@@ -147,6 +166,11 @@ impl Conv2dBlockConfig {
                 "input channels must be at least 1, got 0",
             ));
         }
+        checked_elements(
+            "conv2d",
+            "the weights",
+            &[self.kernel, self.kernel, c_in, self.filters],
+        )?;
         let p = self.padding;
         let conv = Conv2dConfig::new([c_in, self.filters], [self.kernel, self.kernel])
             .with_stride([self.stride, self.stride])
@@ -289,6 +313,7 @@ impl Conv1dBlockConfig {
                 "input channels must be at least 1, got 0",
             ));
         }
+        checked_elements("conv1d", "the weights", &[self.kernel, c_in, self.filters])?;
         let conv = Conv1dConfig::new(c_in, self.filters, self.kernel)
             .with_stride(self.stride)
             .with_padding(PaddingConfig1d::Explicit(self.padding, self.padding))

@@ -14,8 +14,10 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 
 /// `n_in·n_out + n_out`: the parameters of a dense layer with bias.
+///
+/// Saturates at `usize::MAX` instead of overflowing.
 pub fn dense_params(n_in: usize, n_out: usize) -> usize {
-    n_in * n_out + n_out
+    n_in.saturating_mul(n_out).saturating_add(n_out)
 }
 
 /// Configuration of a [`Classifier`]: dense layers of `n_neurons[i]` units; the last one gives the
@@ -91,7 +93,7 @@ impl ClassifierConfig {
         self.layer_shapes()
             .iter()
             .map(|(w, _)| dense_params(w[0], w[1]))
-            .sum()
+            .fold(0, usize::saturating_add)
     }
 
     /// Number of classes (the last layer's width).
@@ -115,6 +117,15 @@ impl ClassifierConfig {
                 format!("{layer}.n_neurons[{i}]"),
                 "a dense layer needs at least 1 neuron, got 0",
             ));
+        }
+        let mut n_in = self.n_inputs;
+        for (i, &n_out) in self.n_neurons.iter().enumerate() {
+            crate::window::checked_elements(
+                &format!("{layer}.n_neurons[{i}]"),
+                "the weights",
+                &[n_in, n_out],
+            )?;
+            n_in = n_out;
         }
         for (name, p) in [
             ("input_dropout", self.input_dropout),

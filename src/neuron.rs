@@ -52,6 +52,7 @@ impl NeuronConfig {
                 "n_inputs must be at least 1, got 0",
             ));
         }
+        crate::window::checked_elements("neuron", "the weights", &[self.n_inputs])?;
         if self.activation == Activation::Softmax {
             return Err(Error::config(
                 "neuron",

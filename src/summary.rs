@@ -27,7 +27,10 @@ pub struct Summary {
 impl Summary {
     /// Sum of the rows' parameters.
     pub fn total_params(&self) -> usize {
-        self.rows.iter().map(|r| r.params).sum()
+        self.rows
+            .iter()
+            .map(|r| r.params)
+            .fold(0, usize::saturating_add)
     }
 }
 

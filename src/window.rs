@@ -34,3 +34,27 @@ pub fn window_output_len(
     }
     Ok((padded - kernel) / stride + 1)
 }
+
+/// The most values one layer's parameters, or one image's activations at any stage, may hold:
+/// 2^30 (4 GiB as `f32`). Configurations above it are refused when they are checked, with the
+/// layer named, instead of failing to allocate (or overflowing) later.
+pub const MAX_ELEMENTS: usize = 1 << 30;
+
+/// `∏ factors`, or an error naming `layer` and `what` when it overflows or exceeds
+/// [`MAX_ELEMENTS`].
+pub fn checked_elements(layer: &str, what: &str, factors: &[usize]) -> Result<usize> {
+    factors
+        .iter()
+        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            let shown: Vec<String> = factors.iter().map(usize::to_string).collect();
+            Error::config(
+                layer,
+                format!(
+                    "{what} {} is more than the {MAX_ELEMENTS} values a layer may hold here",
+                    shown.join("·")
+                ),
+            )
+        })
+}
