@@ -2,6 +2,9 @@
 //! request, 100 concurrent requests) and its page in a real browser (headless Chromium over
 //! WebDriver) that draws held-out digits on the canvas and reads the prediction from the page.
 //!
+//! Also `load_digit` on "photos" of held-out digits (tinted paper, uneven light, coloured ink,
+//! JPEG, a large frame), read by the same model.
+//!
 //! One model is trained for all tests (3 epochs on the 8,000 bundled training images, flex when
 //! compiled in).
 
@@ -680,4 +683,81 @@ fn a_real_browser_draws_held_out_digits_and_reads_the_prediction() {
         digits.len()
     );
     assert!(correct >= 7, "{correct} of {}", digits.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Photos of digits.
+
+/// A held-out digit as a phone would photograph it: a 400×300 frame of grey or tinted paper,
+/// lit unevenly (darker on one side and at the top), the digit in blue or black ink, 5× its
+/// size, off-centre, with sensor noise, saved as JPEG at quality 70.
+fn photo(digit: &[u8], k: usize) -> Vec<u8> {
+    use image::{ImageEncoder, Rgb, RgbImage};
+    let papers = [
+        [196.0, 194.0, 188.0],
+        [222.0, 210.0, 172.0],
+        [176.0, 188.0, 200.0],
+    ];
+    let inks = [[38.0, 52.0, 160.0], [28.0, 28.0, 34.0]];
+    let paper = papers[k % papers.len()];
+    let ink = inks[k % inks.len()];
+    let big = image::imageops::resize(
+        &image::GrayImage::from_raw(SIDE as u32, SIDE as u32, digit.to_vec()).unwrap(),
+        140,
+        140,
+        image::imageops::FilterType::Triangle,
+    );
+    let (ox, oy) = (30 + (k * 53) % 200, 20 + (k * 37) % 130);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ k as u64;
+    let img = RgbImage::from_fn(400, 300, |x, y| {
+        let a = if (ox..ox + 140).contains(&(x as usize)) && (oy..oy + 140).contains(&(y as usize))
+        {
+            big.get_pixel(x - ox as u32, y - oy as u32)[0] as f32 / 255.0
+        } else {
+            0.0
+        };
+        let light = 0.62 + 0.38 * x as f32 / 400.0 + 0.12 * y as f32 / 300.0;
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let noise = (state % 13) as f32 - 6.0;
+        Rgb(std::array::from_fn(|c| {
+            ((paper[c] * (1.0 - a) + ink[c] * a) * light + noise).clamp(0.0, 255.0) as u8
+        }))
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70)
+        .write_image(img.as_raw(), 400, 300, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    jpeg
+}
+
+#[test]
+fn photos_of_held_out_digits_are_read_like_scans() {
+    let f = fixture();
+    let (cfg, path) = locate_model(&f.run).unwrap();
+    let model = load_model(&cfg, &path, &f.device).unwrap();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("photos");
+    std::fs::create_dir_all(&out).unwrap();
+    let (mut photo_correct, mut clean_correct) = (0, 0);
+    for (k, (digit, label)) in f.held_out.iter().enumerate() {
+        let p = out.join(format!("photo-{k}-label-{label}.jpg"));
+        std::fs::write(&p, photo(digit, k)).unwrap();
+        let read = load_digit(&p).unwrap();
+        let probs = class_probabilities(&model, &[read, digit.clone()], &f.device).unwrap();
+        let best = |p: &[f32]| netcalc::predict::top_k(p, 1)[0].0;
+        photo_correct += usize::from(best(&probs[0]) == *label as usize);
+        clean_correct += usize::from(best(&probs[1]) == *label as usize);
+    }
+    eprintln!(
+        "photos: {photo_correct} of {} held-out digits read correctly from 400x300 JPEG photos \
+         (the clean digits: {clean_correct}); photos in {}",
+        f.held_out.len(),
+        out.display()
+    );
+    assert!(
+        photo_correct * 10 >= f.held_out.len() * 9,
+        "{photo_correct} of {}",
+        f.held_out.len()
+    );
 }
