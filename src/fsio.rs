@@ -40,13 +40,19 @@ pub fn sync_file(path: &Path) -> Result<()> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, written and
 /// synced, renamed over `path`, then the directory synced. A crash at any moment leaves either
 /// the old file or the new one.
+///
+/// The file gets the permissions an ordinary new file would (0666 less the umask on Unix, so
+/// usually 0644), not the private 0600 of a temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".netcalc-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".netcalc-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file()
         .sync_all()
@@ -69,4 +75,21 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     crate::error::parse_json(path, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_get_ordinary_file_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        super::write_atomic(&p, b"{}").unwrap();
+        let ordinary = dir.path().join("ordinary");
+        std::fs::write(&ordinary, b"{}").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // what std::fs::write gives under this umask (0644 under the usual 022), not 0600
+        assert_eq!(mode(&p), mode(&ordinary));
+    }
 }
