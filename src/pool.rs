@@ -33,7 +33,8 @@ fn check_window(layer: &str, kernel: usize, stride: usize, padding: usize) -> Re
         ));
     }
     // PyTorch and burn require P <= K/2: a window must always hold one real value.
-    if 2 * padding > kernel {
+    // (`padding > kernel / 2` is `2P > K` without overflowing for any P.)
+    if padding > kernel / 2 {
         return Err(Error::config(
             layer,
             format!("padding {padding} is more than half the kernel {kernel}"),
@@ -431,6 +432,24 @@ mod tests {
                 .init()
                 .is_err()
         );
+        // found by fuzzing: `2 * padding` overflowed (a panic with overflow checks; 2^63
+        // wrapped to 0 and was accepted without them)
+        for padding in [1 << 63, usize::MAX] {
+            let err = Pool2dConfig::new(PoolKind::Max, [3, 3])
+                .with_padding([0, padding])
+                .init()
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("more than half the kernel 3"),
+                "{err}"
+            );
+            assert!(
+                Pool1dConfig::new(PoolKind::Avg, 3)
+                    .with_padding(padding)
+                    .init()
+                    .is_err()
+            );
+        }
         let p = Pool2dConfig::new(PoolKind::Max, [3, 3]).init().unwrap();
         let err = p
             .try_forward(Tensor::<4>::ones([1, 1, 2, 5], &d))

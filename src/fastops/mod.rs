@@ -241,7 +241,12 @@ fn conv_fast_path<'a>(
     };
     let [_, c, h, w] = x.dims();
     let [_, ci, kh, kw] = conv.weight.dims();
-    (c == ci && h + 2 * padding[0] >= kh && w + 2 * padding[1] >= kw).then_some((padding, bias))
+    let fits = |len: usize, p: usize, k: usize| {
+        p.checked_mul(2)
+            .and_then(|p2| p2.checked_add(len))
+            .is_some_and(|padded| padded >= k)
+    };
+    (c == ci && fits(h, padding[0], kh) && fits(w, padding[1], kw)).then_some((padding, bias))
 }
 
 /// Max pooling with window `kernel`, step `stride` and `padding` (−∞) on each side: burn's
