@@ -226,10 +226,26 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             exit_code(&e)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: netcalc's messages already end with
+/// their source's text (`x.png: No such file or directory`), which `{:#}` would repeat.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 /// 3 when training diverged (the last checkpoint is kept), 130 after Ctrl-C (a checkpoint was

@@ -229,6 +229,10 @@ fn predict_with_a_missing_model_exits_2() {
     let o = run(&["predict", "--model", "/nonexistent/run", "x.png"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("config.json"), "{}", stderr(&o));
+    // the cause once, on one line (not `…: No such file…: No such file…`)
+    let err = stderr(&o);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
 /// Waits (at most two minutes) until `done` says yes, polling every `every` (zero: without
