@@ -1,27 +1,57 @@
 #!/usr/bin/env bash
-# Runs netcalc's `mnist bench` and the PyTorch reference back to back on this machine and prints
-# the ratios (netcalc / PyTorch). Needs a Python with torch: PYTHON=/path/to/python (default
-# python3). Extra arguments go to both (e.g. --steps 50).
+# Runs netcalc's `mnist bench`, the PyTorch reference and the Keras/TensorFlow reference back to
+# back on this machine, and prints the CPU, the thread counts, each figure and the ratios of
+# netcalc to the best peer (the faster of PyTorch and Keras, for training and inference
+# separately).
 #
-#   bash benches/reference/compare.sh --steps 30
+#   PYTHON=/path/to/python-with-torch KERAS_PYTHON=/path/to/python-with-tensorflow \
+#     bash benches/reference/compare.sh --steps 30
+#
+# Either reference is skipped (and said so) when its Python cannot import its framework.
+# Set-up (PyPI only): python3 -m venv venv && venv/bin/pip install torch tensorflow-cpu
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PYTHON="${PYTHON:-python3}"
+KERAS_PYTHON="${KERAS_PYTHON:-$PYTHON}"
 steps=30
 if [[ "${1:-}" == "--steps" ]]; then steps="$2"; fi
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) threads," \
+  "flags: $(grep -m1 -o -w -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 cargo build --release --example mnist -q
 tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 ./target/release/examples/mnist bench --model keras-cnn --device all --steps "$steps" --json "$tmp/netcalc.json"
-"$PYTHON" benches/reference/pytorch_convnet.py --steps "$steps" | tee "$tmp/pytorch.json"
-"$PYTHON" - "$tmp/netcalc.json" "$tmp/pytorch.json" <<'PY'
-import json, sys
-ours = json.load(open(sys.argv[1]))
-ref = json.load(open(sys.argv[2]))
-print(f"\n{'backend':<10}{'train img/s':>13}{'x PyTorch':>11}{'infer img/s':>14}{'x PyTorch':>11}")
-print(f"{'pytorch':<10}{ref['train_images_per_sec']:>13.0f}{1:>11.2f}{ref['infer_images_per_sec']:>14.0f}{1:>11.2f}")
+if "$PYTHON" -c 'import torch' 2>/dev/null; then
+  "$PYTHON" benches/reference/pytorch_convnet.py --steps "$steps" | tee "$tmp/pytorch.json"
+else
+  echo "PyTorch: skipped ($PYTHON cannot import torch)"
+fi
+if "$KERAS_PYTHON" -c 'import tensorflow, keras' 2>/dev/null; then
+  "$KERAS_PYTHON" benches/reference/keras_convnet.py --steps "$steps" | tee "$tmp/keras.json"
+else
+  echo "Keras: skipped ($KERAS_PYTHON cannot import tensorflow and keras)"
+fi
+python3 - "$tmp" <<'PY'
+import json, os, sys
+tmp = sys.argv[1]
+ours = json.load(open(os.path.join(tmp, "netcalc.json")))
+peers = {}
+for name in ("pytorch", "keras"):
+    path = os.path.join(tmp, f"{name}.json")
+    if os.path.exists(path):
+        peers[name] = json.load(open(path))
+print()
+for name, r in peers.items():
+    print(f"{name}: {r['version']}, {r['threads']} threads")
+best_t = max((r["train_images_per_sec"] for r in peers.values()), default=None)
+best_i = max((r["infer_images_per_sec"] for r in peers.values()), default=None)
+print(f"\n{'':<10}{'train img/s':>13}{'x best peer':>13}{'infer img/s':>14}{'x best peer':>13}")
+def row(name, t, i):
+    rt = f"{t / best_t:>13.2f}" if best_t else f"{'-':>13}"
+    ri = f"{i / best_i:>13.2f}" if best_i else f"{'-':>13}"
+    print(f"{name:<10}{t:>13.0f}{rt}{i:>14.0f}{ri}")
+for name, r in peers.items():
+    row(name, r["train_images_per_sec"], r["infer_images_per_sec"])
 for r in ours:
-    t = r["result"]["train_images_per_sec"]
-    i = r["result"]["infer_images_per_sec"]
-    print(f"{r['backend']:<10}{t:>13.0f}{t / ref['train_images_per_sec']:>11.2f}{i:>14.0f}{i / ref['infer_images_per_sec']:>11.2f}")
+    row("netcalc " + r["backend"], r["result"]["train_images_per_sec"], r["result"]["infer_images_per_sec"])
 PY
-rm -rf "$tmp"

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Keras 3 / TensorFlow CPU reference for netcalc's throughput benchmark.
+
+The same model and protocol as `pytorch_convnet.py` and `mnist bench`: Keras' "simple MNIST
+convnet" (conv 1->32 3x3 ReLU, max-pool 2, conv 32->64 3x3 ReLU, max-pool 2, flatten 1600,
+dropout 0.5, dense 10; 34,826 parameters), synthetic N(0, 1) batches, sparse categorical
+cross-entropy on logits, Adam lr 1e-3, f32; 3 warm-up steps, then the median of `--steps` timed
+training steps at batch 128 (`train_on_batch`, a compiled `tf.function`) and of up to 20
+inference batches of 1000 (`predict_on_batch`, training=False). TensorFlow's default threads
+unless `--threads`.
+
+Prints one JSON object: {"framework": "keras", "version": ..., "backend": ..., "threads": ...,
+"train_images_per_sec": ..., "infer_images_per_sec": ...}.
+
+    python3 -m venv venv && venv/bin/pip install tensorflow-cpu
+    venv/bin/python benches/reference/keras_convnet.py --steps 30
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+
+def model() -> keras.Model:
+    return keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Flatten(), layers.Dropout(0.5), layers.Dense(10),
+    ])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--infer-batch-size", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = default)")
+    a = ap.parse_args()
+    if a.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(a.threads)
+    keras.utils.set_random_seed(0)
+    net = model()
+    assert net.count_params() == 34_826, net.count_params()
+    net.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((a.batch_size, 28, 28, 1), dtype=np.float32)
+    y = (np.arange(a.batch_size) % 10).astype(np.int64)
+
+    for _ in range(3):
+        net.train_on_batch(x, y)
+    train = []
+    for _ in range(max(1, a.steps)):
+        t = time.perf_counter()
+        float(net.train_on_batch(x, y))
+        train.append(time.perf_counter() - t)
+
+    xi = rng.standard_normal((a.infer_batch_size, 28, 28, 1), dtype=np.float32)
+    infer = []
+    for _ in range(3):
+        int(np.argmax(net.predict_on_batch(xi), axis=1)[0])
+    for _ in range(min(20, max(1, a.steps))):
+        t = time.perf_counter()
+        int(np.argmax(net.predict_on_batch(xi), axis=1)[0])
+        infer.append(time.perf_counter() - t)
+
+    print(json.dumps({
+        "framework": "keras",
+        "version": f"keras {keras.__version__}, tensorflow {tf.__version__}",
+        "backend": keras.backend.backend(),
+        "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+        "train_images_per_sec": a.batch_size / statistics.median(train),
+        "infer_images_per_sec": a.infer_batch_size / statistics.median(infer),
+    }))
+
+
+if __name__ == "__main__":
+    main()
