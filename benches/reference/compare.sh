@@ -45,11 +45,11 @@ for name, r in peers.items():
     print(f"{name}: {r['version']}, {r['threads']} threads")
 best_t = max((r["train_images_per_sec"] for r in peers.values()), default=None)
 best_i = max((r["infer_images_per_sec"] for r in peers.values()), default=None)
-print(f"\n{'':<10}{'train img/s':>13}{'x best peer':>13}{'infer img/s':>14}{'x best peer':>13}")
+print(f"\n{'':<16}{'train img/s':>13}{'x best peer':>13}{'infer img/s':>14}{'x best peer':>13}")
 def row(name, t, i):
     rt = f"{t / best_t:>13.2f}" if best_t else f"{'-':>13}"
     ri = f"{i / best_i:>13.2f}" if best_i else f"{'-':>13}"
-    print(f"{name:<10}{t:>13.0f}{rt}{i:>14.0f}{ri}")
+    print(f"{name:<16}{t:>13.0f}{rt}{i:>14.0f}{ri}")
 for name, r in peers.items():
     row(name, r["train_images_per_sec"], r["infer_images_per_sec"])
 for r in ours:
