@@ -318,17 +318,23 @@ impl Cnn {
     /// - input: `[N, C, H, W]`
     /// - output: `[N, classes]`
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        self.check_input("Cnn::forward", &x)?;
+        Ok(self.forward(x))
+    }
+
+    /// An error unless `x` is `[N >= 1, C, H, W]` with the configured `[C, H, W]`.
+    fn check_input(&self, what: &str, x: &Tensor<4>) -> Result<()> {
         let [n, c, h, w] = x.dims();
         if [c, h, w] != self.features.input || n == 0 {
             return Err(Error::Shape {
-                what: "Cnn::forward".into(),
+                what: what.into(),
                 message: format!(
                     "expected [N >= 1, {}, {}, {}], got [{n}, {c}, {h}, {w}]",
                     self.features.input[0], self.features.input[1], self.features.input[2]
                 ),
             });
         }
-        Ok(self.forward(x))
+        Ok(())
     }
 }
 
@@ -375,16 +381,7 @@ impl Cnn {
     /// - input: `[N, C, H, W]` matching the config
     /// - output: stages whose `tensor` is `[N, ∏ shape]`
     pub fn forward_stages(&self, x: Tensor<4>) -> Result<Vec<Stage>> {
-        let [n, c, h, w] = x.dims();
-        if [c, h, w] != self.features.input || n == 0 {
-            return Err(Error::Shape {
-                what: "Cnn::forward_stages".into(),
-                message: format!(
-                    "expected [N >= 1, {}, {}, {}], got [{n}, {c}, {h}, {w}]",
-                    self.features.input[0], self.features.input[1], self.features.input[2]
-                ),
-            });
-        }
+        self.check_input("Cnn::forward_stages", &x)?;
         let mut stages = Vec::new();
         let map_stage = |name: String, kind: StageKind, t: &Tensor<4>| {
             let [n, c, h, w] = t.dims();

@@ -285,7 +285,7 @@ fn draw(
             None => section = Some((part, x)),
         }
         let body_top = TOP;
-        match col {
+        let caption = match col {
             Column::Input(s) => {
                 let [_, h, w_] = dims3(s);
                 let v = value_of(s);
@@ -295,12 +295,7 @@ fn draw(
                     let g = (((t - lo) / (hi - lo)) * 255.0).round() as u8;
                     RGBColor(g, g, g)
                 })?;
-                root.draw(&Text::new(
-                    format!("image {}", shape_label(&s.shape)),
-                    (x, TOP - 24),
-                    label.clone(),
-                ))
-                .map_err(e)?;
+                format!("image {}", shape_label(&s.shape))
             }
             Column::Maps(s, name) => {
                 let [c, h, w_] = dims3(s);
@@ -321,12 +316,7 @@ fn draw(
                         |t| heat((t - lo) / (hi - lo)),
                     )?;
                 }
-                root.draw(&Text::new(
-                    format!("{name} {}", shape_label(&s.shape)),
-                    (x, TOP - 24),
-                    label.clone(),
-                ))
-                .map_err(e)?;
+                format!("{name} {}", shape_label(&s.shape))
             }
             Column::Strip(s, name) => {
                 let v = value_of(s);
@@ -340,12 +330,7 @@ fn draw(
                 draw_map(&root, &t, [rows, cols], (x, body_top), cell, |u| {
                     heat((u - lo) / (hi - lo))
                 })?;
-                root.draw(&Text::new(
-                    format!("{name} {}", shape_label(&s.shape)),
-                    (x, TOP - 24),
-                    label.clone(),
-                ))
-                .map_err(e)?;
+                format!("{name} {}", shape_label(&s.shape))
             }
             Column::Scores(s) | Column::Probs(s) => {
                 let v = value_of(s);
@@ -415,14 +400,11 @@ fn draw(
                 } else {
                     "class scores (logits)"
                 };
-                root.draw(&Text::new(
-                    format!("{name} {}", shape_label(&s.shape)),
-                    (x, TOP - 24),
-                    label.clone(),
-                ))
-                .map_err(e)?;
+                format!("{name} {}", shape_label(&s.shape))
             }
-        }
+        };
+        root.draw(&Text::new(caption, (x, TOP - 24), label.clone()))
+            .map_err(e)?;
         if i + 1 < columns.len() {
             root.draw(&Text::new(
                 "→",

@@ -333,15 +333,7 @@ pub fn class_probabilities(
     digits: &[Vec<u8>],
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
-    if let Some((i, d)) = digits.iter().enumerate().find(|(_, d)| d.len() != PIXELS) {
-        return Err(Error::Shape {
-            what: "class_probabilities".into(),
-            message: format!(
-                "digit {i} has {} pixels, expected {PIXELS} (28×28)",
-                d.len()
-            ),
-        });
-    }
+    check_digits("class_probabilities", digits)?;
     if digits.is_empty() {
         return Ok(Vec::new());
     }
@@ -365,15 +357,7 @@ pub fn class_probabilities(
 /// # Shapes
 /// - output: `[k, 1, 28, 28]`
 pub fn digits_tensor(digits: &[Vec<u8>], device: &Device) -> Result<Tensor<4>> {
-    if let Some((i, d)) = digits.iter().enumerate().find(|(_, d)| d.len() != PIXELS) {
-        return Err(Error::Shape {
-            what: "digits".into(),
-            message: format!(
-                "digit {i} has {} pixels, expected {PIXELS} (28×28)",
-                d.len()
-            ),
-        });
-    }
+    check_digits("digits", digits)?;
     if digits.is_empty() {
         return Err(Error::Shape {
             what: "digits".into(),
@@ -388,6 +372,20 @@ pub fn digits_tensor(digits: &[Vec<u8>], device: &Device) -> Result<Tensor<4>> {
         TensorData::new(data, [digits.len(), 1, SIDE, SIDE]),
         device,
     ))
+}
+
+/// An error naming `what` unless every digit has 784 pixels.
+fn check_digits(what: &str, digits: &[Vec<u8>]) -> Result<()> {
+    match digits.iter().enumerate().find(|(_, d)| d.len() != PIXELS) {
+        Some((i, d)) => Err(Error::Shape {
+            what: what.into(),
+            message: format!(
+                "digit {i} has {} pixels, expected {PIXELS} (28×28)",
+                d.len()
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The `k` most probable classes, most probable first.
