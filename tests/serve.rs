@@ -74,7 +74,9 @@ fn fixture() -> &'static Fixture {
         let server = Server::bind(app, "127.0.0.1:0".parse().unwrap()).unwrap();
         let s = server.clone();
         std::thread::spawn(move || s.run(8));
-        let held_out = (0..20)
+        // 100 digits: enough that a threshold of 90 % has a margin on any CPU (the model's
+        // last bits, and so a near tie, differ between AVX2 and AVX-512 matrix kernels)
+        let held_out = (0..100)
             .map(|i| (data.test.image(i).to_vec(), data.test.labels[i]))
             .collect();
         Fixture {
@@ -178,7 +180,11 @@ fn api_predicts_held_out_digits_as_predict_does() {
         "API, PNG files: {correct} of {} held-out digits predicted correctly",
         f.held_out.len()
     );
-    assert!(correct >= 18, "{correct} of 20");
+    assert!(
+        correct * 10 >= f.held_out.len() * 9,
+        "{correct} of {}",
+        f.held_out.len()
+    );
 
     // every held-out digit as JSON: the accuracy `evaluate` measured after training
     let n = f.test.len();
@@ -623,7 +629,7 @@ fn a_real_browser_draws_held_out_digits_and_reads_the_prediction() {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-browser");
     std::fs::create_dir_all(&out).unwrap();
     let mut correct = 0;
-    let digits = &f.held_out[..8];
+    let digits = &f.held_out[..12];
     for (i, (digit, label)) in digits.iter().enumerate() {
         wd("POST", &format!("/element/{clear}/click"), None);
         wd("POST", "/actions", Some(strokes(digit, &canvas)));
@@ -682,7 +688,7 @@ fn a_real_browser_draws_held_out_digits_and_reads_the_prediction() {
         "browser: {correct} of {} drawn digits read correctly from the page",
         digits.len()
     );
-    assert!(correct >= 7, "{correct} of {}", digits.len());
+    assert!(correct >= 10, "{correct} of {}", digits.len());
 }
 
 // ---------------------------------------------------------------------------------------------
