@@ -371,6 +371,27 @@ pub struct Stage {
     pub tensor: Tensor<2>,
 }
 
+impl Stage {
+    /// The values of image `index` of the batch (`∏ shape` of them, row-major).
+    pub fn row(&self, index: usize) -> Result<Vec<f32>> {
+        let n = self.tensor.dims()[0];
+        let error = |message: String| Error::Shape {
+            what: format!("stage {}", self.name),
+            message,
+        };
+        if index >= n {
+            return Err(error(format!("image {index} of a batch of {n}")));
+        }
+        self.tensor
+            .clone()
+            .slice(index..index + 1)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| error(format!("{e:?}")))
+    }
+}
+
 impl Cnn {
     /// The forward pass in inference mode (no dropout), returning every stage with its shape:
     /// the input; each convolution after its activation and each pooling layer (the feature
@@ -660,6 +681,9 @@ mod tests {
                     "{}",
                     s.name
                 );
+                let row = s.row(2).unwrap();
+                assert_eq!(row.len(), s.shape.iter().product::<usize>(), "{}", s.name);
+                assert!(s.row(3).is_err(), "a batch of 3 has no image 3");
             }
         }
         // the default CNN: input, conv, pool, conv, pool, feature vector, dense, scores, softmax

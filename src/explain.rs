@@ -168,22 +168,10 @@ pub fn explain_png(stages: &[Stage], index: usize) -> Result<Vec<u8>> {
     {
         return Err(bad(format!("not the stages of a forward pass: {kinds:?}")));
     }
-    let n = stages[0].tensor.dims()[0];
-    if index >= n {
-        return Err(bad(format!("image {index} of a batch of {n}")));
-    }
-    // values of image `index` for every stage
+    // values of image `index` for every stage (an error when the batch has no such image)
     let values = stages
         .iter()
-        .map(|s| {
-            s.tensor
-                .clone()
-                .slice(index..index + 1)
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| bad(format!("stage {}: {e:?}", s.name)))
-        })
+        .map(|s| s.row(index))
         .collect::<Result<Vec<Vec<f32>>>>()?;
     // one column per block: its last stage (after pooling when there is pooling)
     let mut columns = vec![Column::Input(&stages[0])];

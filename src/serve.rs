@@ -30,7 +30,7 @@ use tiny_http::{Header, Method, Request, Response};
 use crate::cnn::{Cnn, CnnConfig, StageKind};
 use crate::data::{PIXELS, SIDE};
 use crate::error::{Error, Result};
-use crate::predict::{decode_digit, digit_from_gray, digits_tensor, top_k};
+use crate::predict::{class_probabilities, decode_digit, digit_from_gray, digits_tensor, top_k};
 use crate::train::RunDir;
 
 /// The largest request body accepted: 4 MiB (a 28×28 JSON digit is ~3 KB, a canvas PNG
@@ -176,42 +176,35 @@ impl App {
         }
     }
 
+    /// The prediction for one digit; the stages (a longer forward pass) only when asked.
     fn predict(&self, digit: Vec<u8>, stages: bool) -> Result<Prediction> {
-        let x = digits_tensor(std::slice::from_ref(&digit), &self.device)?;
         let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
-        let all = model.forward_stages(x)?;
-        drop(model);
-        let values = |t: &burn::tensor::Tensor<2>| -> Result<Vec<f32>> {
-            t.clone()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| Error::Shape {
-                    what: "serve".into(),
-                    message: format!("{e:?}"),
+        let (probabilities, stages) = if stages {
+            let x = digits_tensor(std::slice::from_ref(&digit), &self.device)?;
+            let all = model.forward_stages(x)?;
+            drop(model);
+            let out = all
+                .iter()
+                .map(|s| {
+                    Ok(StageOut {
+                        name: s.name.clone(),
+                        kind: s.kind,
+                        shape: s.shape.clone(),
+                        values: s.row(0)?,
+                    })
                 })
+                .collect::<Result<Vec<_>>>()?;
+            let probabilities = out.last().map(|s| s.values.clone()).unwrap_or_default();
+            (probabilities, Some(out))
+        } else {
+            let mut p = class_probabilities(&model, std::slice::from_ref(&digit), &self.device)?;
+            drop(model);
+            (p.pop().unwrap_or_default(), None)
         };
-        let probabilities = values(&all[all.len() - 1].tensor)?;
         let top: Vec<TopClass> = top_k(&probabilities, 3)
             .into_iter()
             .map(|(class, probability)| TopClass { class, probability })
             .collect();
-        let stages = if stages {
-            Some(
-                all.iter()
-                    .map(|s| {
-                        Ok(StageOut {
-                            name: s.name.clone(),
-                            kind: s.kind,
-                            shape: s.shape.clone(),
-                            values: values(&s.tensor)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            )
-        } else {
-            None
-        };
         Ok(Prediction {
             predicted: top.first().map_or(0, |t| t.class),
             probabilities,
