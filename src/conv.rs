@@ -210,13 +210,30 @@ impl Conv2dBlock {
     /// The convolution is [`crate::fastops::conv2d`] (burn's `Conv2d`, through netcalc's CPU
     /// kernels on flex and ndarray). With max pooling after ReLU (or no activation) the pooling
     /// runs first: max and ReLU commute (ReLU never decreases), so the outputs and gradients are
-    /// the same and ReLU touches a quarter of the values.
+    /// the same and ReLU touches a quarter of the values. On flex and ndarray that block
+    /// (convolution, max pooling with windows that tile, ReLU) is one pass,
+    /// [`crate::fastops::conv2d_max_pool`], whose convolution output stays in cache.
     ///
     /// # Shapes
     /// - input: `[N, C_in, H, W]`
     /// - output: `[N, C_out, H_out, W_out]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.after_conv(crate::fastops::conv2d(&self.conv, x), None)
+        match &self.pool {
+            Some(p)
+                if p.kind == PoolKind::Max
+                    && matches!(self.activation, Activation::Relu | Activation::Identity) =>
+            {
+                crate::fastops::conv2d_max_pool(
+                    &self.conv,
+                    x,
+                    p.kernel,
+                    p.stride,
+                    p.padding,
+                    self.activation == Activation::Relu,
+                )
+            }
+            _ => self.after_conv(crate::fastops::conv2d(&self.conv, x), None),
+        }
     }
 
     /// Activation and pooling of the convolution's output `z`, exactly as [`Self::forward`]

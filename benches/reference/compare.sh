@@ -5,7 +5,10 @@
 # separately).
 #
 #   PYTHON=/path/to/python-with-torch KERAS_PYTHON=/path/to/python-with-tensorflow \
-#     bash benches/reference/compare.sh --steps 30
+#     bash benches/reference/compare.sh [--steps 30] [--model keras-cnn|cnn|mlp] \
+#       [--infer-batch-size 1000]
+#
+# `--infer-batch-size 1` measures one image at a time: its img/s is 1 / latency.
 #
 # Either reference is skipped (and said so) when its Python cannot import its framework.
 # Set-up (PyPI only): python3 -m venv venv && venv/bin/pip install torch tensorflow-cpu
@@ -14,20 +17,31 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PYTHON="${PYTHON:-python3}"
 KERAS_PYTHON="${KERAS_PYTHON:-$PYTHON}"
 steps=30
-if [[ "${1:-}" == "--steps" ]]; then steps="$2"; fi
+model=keras-cnn
+infer=1000
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --steps) steps="$2"; shift 2 ;;
+    --model) model="$2"; shift 2 ;;
+    --infer-batch-size) infer="$2"; shift 2 ;;
+    *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+common=(--model "$model" --steps "$steps" --infer-batch-size "$infer")
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) threads," \
   "flags: $(grep -m1 -o -w -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "model: $model, training batch 128, inference batch $infer"
 cargo build --release --example mnist -q
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-./target/release/examples/mnist bench --model keras-cnn --device all --steps "$steps" --json "$tmp/netcalc.json"
+./target/release/examples/mnist bench "${common[@]}" --device all --json "$tmp/netcalc.json"
 if "$PYTHON" -c 'import torch' 2>/dev/null; then
-  "$PYTHON" benches/reference/pytorch_convnet.py --steps "$steps" | tee "$tmp/pytorch.json"
+  "$PYTHON" benches/reference/pytorch_convnet.py "${common[@]}" | tee "$tmp/pytorch.json"
 else
   echo "PyTorch: skipped ($PYTHON cannot import torch)"
 fi
 if "$KERAS_PYTHON" -c 'import tensorflow, keras' 2>/dev/null; then
-  "$KERAS_PYTHON" benches/reference/keras_convnet.py --steps "$steps" | tee "$tmp/keras.json"
+  "$KERAS_PYTHON" benches/reference/keras_convnet.py "${common[@]}" | tee "$tmp/keras.json"
 else
   echo "Keras: skipped ($KERAS_PYTHON cannot import tensorflow and keras)"
 fi

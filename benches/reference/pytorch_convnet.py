@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch CPU reference for netcalc's throughput benchmark.
 
-Same architecture as netcalc's `keras-cnn` preset (Keras' "simple MNIST convnet": conv 1->32 3x3
+`--model` picks one of netcalc's presets (default `keras-cnn`; also `cnn` and `mlp`). The default:
+the same architecture as netcalc's `keras-cnn` preset (Keras' "simple MNIST convnet": conv 1->32 3x3
 ReLU, max-pool 2, conv 32->64 3x3 ReLU, max-pool 2, flatten 1600, dropout 0.5, dense 10;
 34,826 parameters), same protocol as `mnist bench`: synthetic N(0, 1) batches, cross-entropy on
 logits, Adam lr 1e-3, f32; 3 warm-up steps, then the median of `--steps` timed training steps at
@@ -22,16 +23,32 @@ import torch
 from torch import nn
 
 
-def model() -> nn.Module:
-    return nn.Sequential(
+def model(name: str) -> nn.Module:
+    """netcalc's presets of the same name."""
+    features = [
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.5), nn.Linear(1600, 10),
+        nn.Flatten(),
+    ]
+    if name == "keras-cnn":
+        return nn.Sequential(*features, nn.Dropout(0.5), nn.Linear(1600, 10))
+    if name == "cnn":
+        return nn.Sequential(
+            *features, nn.Dropout(0.25), nn.Linear(1600, 128), nn.ReLU(), nn.Dropout(0.5),
+            nn.Linear(128, 10),
+        )
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 25), nn.ReLU(),
+        nn.Linear(25, 10),
     )
+
+
+PARAMS = {"keras-cnn": 34_826, "cnn": 225_034, "mlp": 40_785}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=sorted(PARAMS), default="keras-cnn")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--infer-batch-size", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=30)
@@ -40,8 +57,8 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = model()
-    assert sum(p.numel() for p in net.parameters()) == 34_826
+    net = model(a.model)
+    assert sum(p.numel() for p in net.parameters()) == PARAMS[a.model]
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     x = torch.randn(a.batch_size, 1, 28, 28)
@@ -76,6 +93,8 @@ def main() -> None:
 
     print(json.dumps({
         "framework": "pytorch",
+        "model": a.model,
+        "infer_batch_size": a.infer_batch_size,
         "version": torch.__version__,
         "threads": torch.get_num_threads(),
         "train_images_per_sec": a.batch_size / statistics.median(train),

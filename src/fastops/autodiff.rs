@@ -74,6 +74,61 @@ impl<B: Backend + ConvPoolOps> Backward<B, 1> for MaxPoolTiledBackward {
     }
 }
 
+#[derive(Debug)]
+struct Conv2dPoolBackward;
+
+/// What the fused block's backward needs: the input and weight (checkpointed), the output
+/// (ReLU's mask), the pooling winners, and the sizes.
+#[derive(Debug, Clone)]
+struct PoolState<B: Backend> {
+    x: NodeId,
+    weight: NodeId,
+    output: B::FloatTensorPrimitive,
+    indices: B::IntTensorPrimitive,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    pool: [usize; 2],
+    relu: bool,
+}
+
+impl<B: Backend + ConvPoolOps> Backward<B, 3> for Conv2dPoolBackward {
+    type State = PoolState<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let s = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(s.x);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(s.weight);
+        let (gx, gw, gb) = B::conv2d_pool_im2col_grads(
+            x,
+            weight,
+            s.output,
+            grad,
+            s.indices,
+            s.stride,
+            s.padding,
+            s.pool,
+            s.relu,
+            node_x.is_some(),
+        );
+        if let (Some(node), Some(gx)) = (node_x, gx) {
+            grads.register::<B>(node.id, gx);
+        }
+        if let Some(node) = node_w {
+            grads.register::<B>(node.id, gw);
+        }
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, gb);
+        }
+    }
+}
+
 impl<B: Backend + ConvPoolOps, C: CheckpointStrategy> ConvPoolOps for Autodiff<B, C> {
     fn max_pool2d_tiled(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {
         match MaxPoolTiledBackward
@@ -89,6 +144,56 @@ impl<B: Backend + ConvPoolOps, C: CheckpointStrategy> ConvPoolOps for Autodiff<B
             OpsKind::UnTracked(prep) => {
                 prep.finish(B::max_pool2d_tiled(x.into_primitive(), kernel))
             }
+        }
+    }
+
+    fn conv2d_pool_im2col(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        pool: [usize; 2],
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        match Conv2dPoolBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let w_state = prep.checkpoint(&weight);
+                let (out, indices) = B::conv2d_pool_im2col_with_argmax(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                    stride,
+                    padding,
+                    pool,
+                    relu,
+                );
+                let state = PoolState::<B> {
+                    x: x_state,
+                    weight: w_state,
+                    output: out.clone(),
+                    indices,
+                    stride,
+                    padding,
+                    pool,
+                    relu,
+                };
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_pool_im2col(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                stride,
+                padding,
+                pool,
+                relu,
+            )),
         }
     }
 

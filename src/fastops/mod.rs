@@ -141,6 +141,91 @@ pub trait ConvPoolOps: Backend {
         (gw, gb)
     }
 
+    /// [`ConvPoolOps::conv2d_im2col`], then [`ConvPoolOps::max_pool2d_tiled`] with window
+    /// `pool`, then ReLU if `relu`, in one pass: the convolution's output never leaves a
+    /// per-thread buffer.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`, weight: `[O, C, KH, KW]`, bias: `[O]`
+    /// - output: `[N, O, HO / pool[0], WO / pool[1]]` with `HO`, `WO` the convolution's
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_pool_im2col(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        pool: [usize; 2],
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_pool_im2col_with_argmax(x, weight, bias, stride, padding, pool, relu).0
+    }
+
+    /// [`ConvPoolOps::conv2d_pool_im2col`] and the position of each window's maximum in its
+    /// convolution plane (`oy·WO + ox`).
+    ///
+    /// # Shapes
+    /// - as [`ConvPoolOps::conv2d_pool_im2col`]; indices of the output's shape
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_pool_im2col_with_argmax(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        pool: [usize; 2],
+        relu: bool,
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let z = Self::conv2d_im2col(x, weight, bias, stride, padding);
+        let (y, indices) = Self::max_pool2d_tiled_with_argmax(z, pool);
+        (if relu { Self::relu(y) } else { y }, indices)
+    }
+
+    /// Gradients of [`ConvPoolOps::conv2d_pool_im2col`]: (input if `x_grad`, weight, bias).
+    /// `output` is the block's output; with `relu` its zeros mask the gradient.
+    ///
+    /// # Shapes
+    /// - x: `[N, C, H, W]`, weight: `[O, C, KH, KW]`
+    /// - output, grad and indices: `[N, O, HO / pool[0], WO / pool[1]]`
+    /// - returns (`[N, C, H, W]`, `[O, C, KH, KW]`, `[O]`)
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn conv2d_pool_im2col_grads(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        pool: [usize; 2],
+        relu: bool,
+        x_grad: bool,
+    ) -> (
+        Option<FloatTensor<Self>>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        let x_shape: [usize; 4] = x.shape().dims();
+        let [o, _, kh, kw] = weight.shape().dims();
+        let ho = (x_shape[2] + 2 * padding[0] - kh) / stride[0] + 1;
+        let wo = (x_shape[3] + 2 * padding[1] - kw) / stride[1] + 1;
+        let grad = if relu {
+            Self::relu_backward(output, grad)
+        } else {
+            grad
+        };
+        let z = Self::float_zeros(
+            [x_shape[0], o, ho, wo].into(),
+            &grad.device(),
+            grad.dtype().into(),
+        );
+        let gz = Self::max_pool2d_tiled_x_grad(z, grad, indices, pool);
+        let gx = x_grad
+            .then(|| Self::conv2d_im2col_x_grad(weight, gz.clone(), x_shape, stride, padding));
+        let (gw, gb) = Self::conv2d_im2col_wb_grad(x, gz, [kh, kw], stride, padding);
+        (gx, gw, gb)
+    }
+
     /// Non-overlapping max pooling (stride = kernel, no padding; a partial last window is
     /// dropped, as the output formula's floor says).
     ///
@@ -224,6 +309,50 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// `relu?(max_pool2d(conv.forward(x)))`: convolution, max pooling (window `kernel`, step
+/// `stride`, `padding`) and ReLU if `relu`, as one [`ConvPoolOps::conv2d_pool_im2col`] pass
+/// where both [`conv2d`] and [`max_pool2d`] would use this module's kernels, and as those
+/// three steps otherwise. Same values and gradients either way: the fused pass computes the
+/// convolution with the same arithmetic as [`conv2d`], and max and ReLU are exact.
+///
+/// # Shapes
+/// - input: `[N, C_in, H, W]`
+/// - output: `[N, C_out, H_p, W_p]`, the pooling formula applied to the convolution's output
+pub fn conv2d_max_pool(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    relu: bool,
+) -> Tensor<4> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some((conv_padding, bias)) = conv_fast_path(conv, &x) {
+        let [_, _, h, w] = x.dims();
+        let [_, _, kh, kw] = conv.weight.dims();
+        let ho = (h + 2 * conv_padding[0] - kh) / conv.stride[0] + 1;
+        let wo = (w + 2 * conv_padding[1] - kw) / conv.stride[1] + 1;
+        if tiles([ho, wo], kernel, stride, padding) {
+            let out = <Dispatch as ConvPoolOps>::conv2d_pool_im2col(
+                x.into_dispatch(),
+                conv.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+                conv.stride,
+                conv_padding,
+                kernel,
+                relu,
+            );
+            return Tensor::from_dispatch(out);
+        }
+    }
+    let y = max_pool2d(conv2d(conv, x), kernel, stride, padding);
+    if relu {
+        burn::tensor::activation::relu(y)
+    } else {
+        y
+    }
+}
+
 /// The symmetric padding `[PH, PW]` and the bias when [`conv2d`] can use the kernels of this
 /// module.
 fn conv_fast_path<'a>(
@@ -288,12 +417,17 @@ fn pool_fast_path(
     padding: [usize; 2],
 ) -> bool {
     let [_, _, h, w] = x.dims();
+    tiles([h, w], kernel, stride, padding) && on_cpu_backend(x)
+}
+
+/// Whether pooling windows tile a `[H, W]` plane: stride = kernel, no padding, at least one
+/// window.
+fn tiles([h, w]: [usize; 2], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> bool {
     stride == kernel
         && padding == [0, 0]
         && !kernel.contains(&0)
         && h >= kernel[0]
         && w >= kernel[1]
-        && on_cpu_backend(x)
 }
 
 /// Whether `x` is an f32 tensor on flex or ndarray (with or without autodiff): where

@@ -72,6 +72,74 @@ pub(super) fn conv_wb_grad<T: Raw>(
     )
 }
 
+/// The convolution's output `[N, O, HO, WO]` for `x` and `weight`.
+fn conv_geometry<T: TensorMetadata>(
+    x: &T,
+    weight: &T,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> conv::Geometry {
+    conv::Geometry::new(dims4(x), dims4(weight), stride, padding)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_pool<T: Raw>(
+    x: T,
+    weight: T,
+    bias: T,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    pool: [usize; 2],
+    relu: bool,
+    with_indices: bool,
+) -> (T, Option<T>) {
+    let geo = conv_geometry(&x, &weight, stride, padding);
+    let (y, idx) = x.with_f32("input", |x| {
+        weight.with_f32("weight", |w| {
+            bias.with_f32("bias", |b| {
+                conv::forward_pooled(&geo, x, w, b, pool, relu, with_indices)
+            })
+        })
+    });
+    let shape = [geo.n, geo.o, geo.ho / pool[0], geo.wo / pool[1]];
+    let idx = with_indices.then(|| T::from_values(TensorData::new(idx, shape)));
+    (T::from_values(TensorData::new(y, shape)), idx)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_pool_grads<T: Raw, I: Raw>(
+    x: T,
+    weight: T,
+    output: Option<T>,
+    grad: T,
+    indices: I,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    pool: [usize; 2],
+    x_grad: bool,
+) -> (Option<T>, T, T) {
+    let geo = conv_geometry(&x, &weight, stride, padding);
+    let x_shape = dims4(&x);
+    let w_shape = dims4(&weight);
+    let (gx, gw, gb) = x.with_f32("input", |xs| {
+        weight.with_f32("weight", |w| {
+            grad.with_f32("output gradient", |g| {
+                indices.with_u32(|idx| match &output {
+                    Some(y) => y.with_f32("output", |y| {
+                        conv::pooled_grads(&geo, xs, w, Some(y), g, idx, pool, x_grad)
+                    }),
+                    None => conv::pooled_grads(&geo, xs, w, None, g, idx, pool, x_grad),
+                })
+            })
+        })
+    });
+    (
+        x_grad.then(|| T::from_values(TensorData::new(gx, x_shape))),
+        T::from_values(TensorData::new(gw, w_shape)),
+        T::from_values(TensorData::new(gb, [geo.o])),
+    )
+}
+
 pub(super) fn pool<T: Raw>(x: T, kernel: [usize; 2], with_indices: bool) -> (T, Option<T>) {
     let [n, c, h, w] = dims4(&x);
     let out_shape = [n, c, h / kernel[0], w / kernel[1]];
@@ -122,6 +190,60 @@ macro_rules! impl_conv_pool_ops {
                 padding: [usize; 2],
             ) -> (FloatTensor<Self>, FloatTensor<Self>) {
                 raw::conv_wb_grad(x, grad, kernel, stride, padding)
+            }
+
+            fn conv2d_pool_im2col(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                bias: FloatTensor<Self>,
+                stride: [usize; 2],
+                padding: [usize; 2],
+                pool: [usize; 2],
+                relu: bool,
+            ) -> FloatTensor<Self> {
+                raw::conv_pool(x, weight, bias, stride, padding, pool, relu, false).0
+            }
+
+            fn conv2d_pool_im2col_with_argmax(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                bias: FloatTensor<Self>,
+                stride: [usize; 2],
+                padding: [usize; 2],
+                pool: [usize; 2],
+                relu: bool,
+            ) -> (FloatTensor<Self>, IntTensor<Self>) {
+                let (y, idx) = raw::conv_pool(x, weight, bias, stride, padding, pool, relu, true);
+                (y, idx.expect("indices requested"))
+            }
+
+            fn conv2d_pool_im2col_grads(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                output: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                indices: IntTensor<Self>,
+                stride: [usize; 2],
+                padding: [usize; 2],
+                pool: [usize; 2],
+                relu: bool,
+                x_grad: bool,
+            ) -> (
+                Option<FloatTensor<Self>>,
+                FloatTensor<Self>,
+                FloatTensor<Self>,
+            ) {
+                raw::conv_pool_grads(
+                    x,
+                    weight,
+                    relu.then_some(output),
+                    grad,
+                    indices,
+                    stride,
+                    padding,
+                    pool,
+                    x_grad,
+                )
             }
 
             fn max_pool2d_tiled(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {

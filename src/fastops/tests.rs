@@ -1,6 +1,6 @@
 //! Values and gradients of the kernels against burn's own ops, on every CPU backend compiled in.
 
-use super::{conv_fast_path, conv2d, max_pool2d, pool_fast_path};
+use super::{conv_fast_path, conv2d, conv2d_max_pool, max_pool2d, pool_fast_path, tiles};
 use crate::testing::{assert_close, values};
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
@@ -87,6 +87,125 @@ fn convolution_against_burns(ad: Device) {
         } else {
             assert!(x.grad(&ga).is_none(), "{case}: images got a gradient");
         }
+    }
+}
+
+/// The fused block (convolution → tiled max pooling → ReLU in one pass) against burn's own
+/// `Conv2d`, `max_pool2d` and `relu` one after the other: values, and the gradients of input,
+/// weight and bias.
+#[test]
+fn fused_block_equals_burns_conv_pool_relu() {
+    for device in cpu_devices() {
+        fused_against_burns(device.autodiff());
+    }
+}
+
+fn fused_against_burns(ad: Device) {
+    use burn::tensor::activation::relu as burn_relu;
+    use burn::tensor::module::max_pool2d as burn_max_pool2d;
+    use burn::tensor::ops::MaxPoolOptions;
+    // (batch, c_in, c_out, h, w, kernel, stride, padding, pool, relu, input needs a gradient)
+    let cases = [
+        // the MNIST blocks: images (no input gradient), then 32 -> 64 channels
+        (19, 1, 8, 28, 28, 3, 1, 0, [2, 2], true, false),
+        (5, 6, 7, 13, 13, 3, 1, 0, [2, 2], true, true),
+        // odd outputs drop a row/column of windows; padding; strides; other windows
+        (4, 3, 5, 10, 9, 3, 1, 1, [2, 2], true, true),
+        (3, 2, 4, 12, 11, 3, 2, 1, [3, 2], true, true),
+        (2, 4, 3, 9, 9, 2, 1, 0, [3, 3], false, true),
+        (3, 2, 2, 6, 7, 5, 1, 2, [2, 3], false, true),
+    ];
+    let mut cut = 0;
+    for (n, c, o, h, w, k, s, p, pool, relu, x_grad) in cases {
+        let case = format!("case {:?}", (n, c, o, h, w, k, s, p, pool, relu));
+        let conv = Conv2dConfig::new([c, o], [k, k])
+            .with_stride([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .init(&ad);
+        let x = Tensor::<1>::from_floats(wave(n * c * h * w, 0.7).as_slice(), &ad)
+            .reshape([n, c, h, w]);
+        let x = if x_grad { x.require_grad() } else { x };
+        let conv_out = [(h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1];
+        assert!(
+            conv_fast_path(&conv, &x).is_some(),
+            "{case}: the kernels apply"
+        );
+        assert!(
+            tiles(conv_out, pool, pool, [0, 0]),
+            "{case}: the windows tile"
+        );
+        let ours = conv2d_max_pool(&conv, x.clone(), pool, pool, [0, 0], relu);
+        let reference = |conv: &burn::nn::conv::Conv2d, x: Tensor<4>| {
+            let y = burn_max_pool2d(conv.forward(x), MaxPoolOptions::new(pool).with_stride(pool));
+            if relu { burn_relu(y) } else { y }
+        };
+        let burns = reference(&conv, x.clone());
+        assert_eq!(ours.dims(), burns.dims(), "{case}");
+        assert_close(&values(ours.clone()), &values(burns.clone()), 1e-5);
+        if relu {
+            let v = values(ours.clone());
+            cut += v.iter().filter(|&&e| e == 0.0).count();
+            assert!(
+                v.iter().any(|&e| e > 0.0),
+                "{case}: ReLU lets some windows through"
+            );
+        }
+        // inference (no autodiff): the same values, and the same bits as the unfused
+        // convolution, pooling and ReLU of this module
+        let (conv_i, x_i) = (conv.valid(), x.clone().inner());
+        let fused_i = values(conv2d_max_pool(
+            &conv_i,
+            x_i.clone(),
+            pool,
+            pool,
+            [0, 0],
+            relu,
+        ));
+        let z = max_pool2d(conv2d(&conv_i, x_i), pool, pool, [0, 0]);
+        let unfused_i = values(if relu { burn_relu(z) } else { z });
+        assert_eq!(fused_i, unfused_i, "{case}: fused and unfused bits");
+        let r = Tensor::<1>::from_floats(wave(ours.dims().iter().product(), 2.9).as_slice(), &ad)
+            .reshape(ours.dims());
+        let ga = (ours * r.clone()).sum().backward();
+        let gb = (burns * r).sum().backward();
+        assert_close(
+            &values(conv.weight.grad(&ga).unwrap()),
+            &values(conv.weight.grad(&gb).unwrap()),
+            1e-4,
+        );
+        let bias = conv.bias.as_ref().unwrap();
+        assert_close(
+            &values(bias.grad(&ga).unwrap()),
+            &values(bias.grad(&gb).unwrap()),
+            1e-4,
+        );
+        if x_grad {
+            assert_close(
+                &values(x.grad(&ga).unwrap()),
+                &values(x.grad(&gb).unwrap()),
+                1e-4,
+            );
+        } else {
+            assert!(x.grad(&ga).is_none(), "{case}: images got a gradient");
+        }
+    }
+    assert!(cut > 0, "ReLU zeroed no window: its mask went untested");
+}
+
+/// Where the fused pass does not apply (overlapping or padded windows), the block is the
+/// three ops one after the other, with the same shapes.
+#[test]
+fn fused_block_falls_back_for_windows_that_do_not_tile() {
+    let ad = cpu_devices()[0].clone().autodiff();
+    let conv = Conv2dConfig::new([1, 2], [3, 3]).init(&ad);
+    let x = Tensor::<1>::from_floats(wave(64, 0.2).as_slice(), &ad).reshape([1, 1, 8, 8]);
+    for (kernel, stride, padding) in [([3, 3], [1, 1], [0, 0]), ([2, 2], [2, 2], [1, 1])] {
+        assert!(!tiles([6, 6], kernel, stride, padding));
+        let ours = conv2d_max_pool(&conv, x.clone(), kernel, stride, padding, true);
+        let z = max_pool2d(conv2d(&conv, x.clone()), kernel, stride, padding);
+        let reference = burn::tensor::activation::relu(z);
+        assert_eq!(ours.dims(), reference.dims());
+        assert_eq!(values(ours), values(reference));
     }
 }
 

@@ -21,34 +21,12 @@ pub(crate) fn forward(
     let task = |p0: usize, ys: &mut [f32], is: &mut [u32]| {
         for (k, yp) in ys.chunks_mut(out).enumerate() {
             let xp = &x[(p0 + k) * hw..(p0 + k + 1) * hw];
-            if kh == 2 && kw == 2 {
-                let ip = if with_indices {
-                    &mut is[k * out..(k + 1) * out]
-                } else {
-                    &mut []
-                };
-                plane_2x2(xp, w, yp, ip, ho, wo);
-                continue;
-            }
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut at = (oy * kh) * w + ox * kw;
-                    for dy in 0..kh {
-                        let row = (oy * kh + dy) * w + ox * kw;
-                        for (dx, &v) in xp[row..row + kw].iter().enumerate() {
-                            if v > best || (v.is_nan() && !best.is_nan()) {
-                                best = v;
-                                at = row + dx;
-                            }
-                        }
-                    }
-                    yp[oy * wo + ox] = best;
-                    if with_indices {
-                        is[k * out + oy * wo + ox] = at as u32;
-                    }
-                }
-            }
+            let ip = if with_indices {
+                &mut is[k * out..(k + 1) * out]
+            } else {
+                &mut []
+            };
+            plane(xp, [h, w], [kh, kw], yp, ip);
         }
     };
     let chunk = PLANES_PER_TASK * out;
@@ -63,6 +41,43 @@ pub(crate) fn forward(
             .for_each(|(t, ys)| task(t * PLANES_PER_TASK, ys, &mut []));
     }
     (y, idx)
+}
+
+/// Max over each `KH×KW` window of one plane `xp` (`[H, W]`) into `yp` (`[H / KH, W / KW]`);
+/// unless `ip` is empty, also the position of each maximum (`iy·W + ix`; the first maximum
+/// wins, NaN wins).
+pub(crate) fn plane(
+    xp: &[f32],
+    [h, w]: [usize; 2],
+    [kh, kw]: [usize; 2],
+    yp: &mut [f32],
+    ip: &mut [u32],
+) {
+    let (ho, wo) = (h / kh, w / kw);
+    debug_assert!(xp.len() >= h * w && yp.len() == ho * wo);
+    if kh == 2 && kw == 2 {
+        plane_2x2(xp, w, yp, ip, ho, wo);
+        return;
+    }
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let mut best = f32::NEG_INFINITY;
+            let mut at = (oy * kh) * w + ox * kw;
+            for dy in 0..kh {
+                let row = (oy * kh + dy) * w + ox * kw;
+                for (dx, &v) in xp[row..row + kw].iter().enumerate() {
+                    if v > best || (v.is_nan() && !best.is_nan()) {
+                        best = v;
+                        at = row + dx;
+                    }
+                }
+            }
+            yp[oy * wo + ox] = best;
+            if !ip.is_empty() {
+                ip[oy * wo + ox] = at as u32;
+            }
+        }
+    }
 }
 
 /// The larger of two candidates with their positions; on a tie the first wins, NaN wins.
