@@ -255,23 +255,7 @@ pub(crate) fn forward_pooled(
     let task =
         |(cols, z): &mut (Vec<f32>, Vec<f32>), img: usize, yi: &mut [f32], ii: &mut [u32]| {
             conv_image(geo, &x[img * chw..(img + 1) * chw], w, b, cols, z);
-            for oc in 0..o {
-                let yp = &mut yi[oc * q..(oc + 1) * q];
-                let ip = if ii.is_empty() {
-                    &mut []
-                } else {
-                    &mut ii[oc * q..(oc + 1) * q]
-                };
-                super::pool::plane(&z[oc * p..(oc + 1) * p], [geo.ho, geo.wo], pool, yp, ip);
-                if relu {
-                    for v in yp.iter_mut() {
-                        // burn's ReLU: NaN stays NaN, everything not above 0 becomes +0
-                        if !relu_passes(*v) {
-                            *v = 0.0;
-                        }
-                    }
-                }
-            }
+            pool_relu(z, p, [geo.ho, geo.wo], pool, relu, yi, ii);
         };
     let init = || (vec![0.0f32; ckk * p], vec![0.0f32; o * p]);
     if with_indices {
@@ -285,6 +269,36 @@ pub(crate) fn forward_pooled(
             .for_each_init(init, |bufs, (img, yi)| task(bufs, img, yi, &mut []));
     }
     (y, idx)
+}
+
+super::simd::multiversion! {
+    /// Pools each plane of `z` (`[O, HO·WO]`, planes `p` apart) into `yi` (`[O, Q]`), with
+    /// the winners' positions in `ii` unless it is empty, then applies ReLU if `relu`.
+    fn pool_relu(
+        z: &[f32],
+        p: usize,
+        hw: [usize; 2],
+        pool: [usize; 2],
+        relu: bool,
+        yi: &mut [f32],
+        ii: &mut [u32],
+    ) {
+        let q = (hw[0] / pool[0]) * (hw[1] / pool[1]);
+        for (oc, yp) in yi.chunks_mut(q).enumerate() {
+            let ip = if ii.is_empty() {
+                &mut []
+            } else {
+                &mut ii[oc * q..(oc + 1) * q]
+            };
+            super::pool::plane(&z[oc * p..(oc + 1) * p], hw, pool, yp, ip);
+            if relu {
+                for v in yp.iter_mut() {
+                    // burn's ReLU: NaN stays NaN, everything not above 0 becomes +0
+                    *v = if relu_passes(*v) { *v } else { 0.0 };
+                }
+            }
+        }
+    }
 }
 
 /// Gradients of [`forward_pooled`]: each output gradient `g` (`[N, O, Q]`) goes to the

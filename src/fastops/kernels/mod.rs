@@ -1,6 +1,8 @@
 //! The f32 kernels on row-major slices, independent of burn: convolution (im2col + gemm) and
 //! tiled max pooling, each with its backward. Parallel over images or planes with rayon.
 
+#[macro_use]
+pub(crate) mod simd;
 pub(crate) mod conv;
 mod gemm;
 pub(crate) mod pool;

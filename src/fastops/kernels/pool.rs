@@ -19,15 +19,7 @@ pub(crate) fn forward(
     let mut y = vec![0.0f32; planes * out];
     let mut idx = vec![0u32; if with_indices { planes * out } else { 0 }];
     let task = |p0: usize, ys: &mut [f32], is: &mut [u32]| {
-        for (k, yp) in ys.chunks_mut(out).enumerate() {
-            let xp = &x[(p0 + k) * hw..(p0 + k + 1) * hw];
-            let ip = if with_indices {
-                &mut is[k * out..(k + 1) * out]
-            } else {
-                &mut []
-            };
-            plane(xp, [h, w], [kh, kw], yp, ip);
-        }
+        pool_planes(&x[p0 * hw..], [h, w], [kh, kw], ys, is);
     };
     let chunk = PLANES_PER_TASK * out;
     if with_indices {
@@ -43,9 +35,26 @@ pub(crate) fn forward(
     (y, idx)
 }
 
+super::simd::multiversion! {
+    /// [`plane`] for consecutive planes: `x` `[.., H, W]` into `ys` `[.., H / KH, W / KW]`
+    /// (as many planes as `ys` holds), and their indices into `is` unless it is empty.
+    pub(crate) fn pool_planes(x: &[f32], hw: [usize; 2], k: [usize; 2], ys: &mut [f32], is: &mut [u32]) {
+        let (inp, out) = (hw[0] * hw[1], (hw[0] / k[0]) * (hw[1] / k[1]));
+        for (j, yp) in ys.chunks_mut(out).enumerate() {
+            let ip = if is.is_empty() {
+                &mut []
+            } else {
+                &mut is[j * out..(j + 1) * out]
+            };
+            plane(&x[j * inp..(j + 1) * inp], hw, k, yp, ip);
+        }
+    }
+}
+
 /// Max over each `KH×KW` window of one plane `xp` (`[H, W]`) into `yp` (`[H / KH, W / KW]`);
 /// unless `ip` is empty, also the position of each maximum (`iy·W + ix`; the first maximum
-/// wins, NaN wins).
+/// wins, NaN wins). Inlined into its callers, which are compiled per instruction set (`multiversion!`).
+#[inline(always)]
 pub(crate) fn plane(
     xp: &[f32],
     [h, w]: [usize; 2],
@@ -80,50 +89,46 @@ pub(crate) fn plane(
     }
 }
 
-/// The larger of two candidates with their positions; on a tie the first wins, NaN wins.
+/// Whether candidate `y` (later in the window) beats `x`: larger, or NaN over a number. On a
+/// tie the earlier one stays, so the first maximum wins. Written as selects, not branches, so
+/// that the loops below vectorize.
 #[inline(always)]
-fn pick(x: f32, ix: u32, y: f32, iy: u32) -> (f32, u32) {
-    if y > x || (y.is_nan() && !x.is_nan()) {
-        (y, iy)
-    } else {
-        (x, ix)
-    }
+fn beats(x: f32, y: f32) -> bool {
+    #[allow(clippy::eq_op)]
+    let y_nan_x_not = (y != y) & (x == x);
+    (y > x) | y_nan_x_not
 }
 
 /// 2×2 windows of one plane (`w` columns): outputs `y` (`[HO, WO]`) and, unless `idx` is
-/// empty, the position of each maximum.
+/// empty, the position of each maximum. The window is read in row-major order: the larger of
+/// the top pair, the larger of the bottom pair, then the larger of those two.
+#[inline(always)]
 fn plane_2x2(x: &[f32], w: usize, y: &mut [f32], idx: &mut [u32], ho: usize, wo: usize) {
     for oy in 0..ho {
-        let r0 = &x[2 * oy * w..2 * oy * w + 2 * wo];
-        let r1 = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
-        let yr = &mut y[oy * wo..(oy + 1) * wo];
-        let base = (2 * oy * w) as u32;
-        let (w32, mut col) = (w as u32, 0u32);
+        let r0 = &x[2 * oy * w..][..2 * wo];
+        let r1 = &x[(2 * oy + 1) * w..][..2 * wo];
+        let yr = &mut y[oy * wo..][..wo];
         if idx.is_empty() {
-            for ((a, b), out) in r0
-                .chunks_exact(2)
-                .zip(r1.chunks_exact(2))
-                .zip(yr.iter_mut())
-            {
-                let (m0, _) = pick(a[0], 0, a[1], 0);
-                let (m1, _) = pick(b[0], 0, b[1], 0);
-                *out = pick(m0, 0, m1, 0).0;
+            for (i, out) in yr.iter_mut().enumerate() {
+                let (a0, a1, b0, b1) = (r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1]);
+                let m0 = if beats(a0, a1) { a1 } else { a0 };
+                let m1 = if beats(b0, b1) { b1 } else { b0 };
+                *out = if beats(m0, m1) { m1 } else { m0 };
             }
         } else {
-            let ir = &mut idx[oy * wo..(oy + 1) * wo];
-            for (((a, b), out), at) in r0
-                .chunks_exact(2)
-                .zip(r1.chunks_exact(2))
-                .zip(yr.iter_mut())
-                .zip(ir.iter_mut())
-            {
-                let i = base + col;
-                let (m0, i0) = pick(a[0], i, a[1], i + 1);
-                let (m1, i1) = pick(b[0], i + w32, b[1], i + w32 + 1);
-                let (m, im) = pick(m0, i0, m1, i1);
-                *out = m;
-                *at = im;
-                col += 2;
+            let ir = &mut idx[oy * wo..][..wo];
+            let (top, w32) = ((2 * oy * w) as u32, w as u32);
+            for (i, (out, at)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+                let (a0, a1, b0, b1) = (r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1]);
+                let i0 = top + 2 * i as u32;
+                let (c0, c1) = (beats(a0, a1), beats(b0, b1));
+                let m0 = if c0 { a1 } else { a0 };
+                let j0 = if c0 { i0 + 1 } else { i0 };
+                let m1 = if c1 { b1 } else { b0 };
+                let j1 = if c1 { i0 + w32 + 1 } else { i0 + w32 };
+                let c = beats(m0, m1);
+                *out = if c { m1 } else { m0 };
+                *at = if c { j1 } else { j0 };
             }
         }
     }
