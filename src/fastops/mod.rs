@@ -161,8 +161,10 @@ pub trait ConvPoolOps: Backend {
         Self::conv2d_pool_im2col_with_argmax(x, weight, bias, stride, padding, pool, relu).0
     }
 
-    /// [`ConvPoolOps::conv2d_pool_im2col`] and the position of each window's maximum in its
-    /// convolution plane (`oy·WO + ox`).
+    /// [`ConvPoolOps::conv2d_pool_im2col`] and, for each window, which of its positions won,
+    /// in the backend's own encoding: only [`ConvPoolOps::conv2d_pool_im2col_grads`] of the
+    /// same backend reads them (burn's pooling indices by default; the candidate's number in
+    /// the window, row-major, on flex and ndarray).
     ///
     /// # Shapes
     /// - as [`ConvPoolOps::conv2d_pool_im2col`]; indices of the output's shape

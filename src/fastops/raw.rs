@@ -5,7 +5,7 @@
 use burn::backend::TensorMetadata;
 use burn::tensor::TensorData;
 
-use super::kernels::{conv, pool};
+use super::kernels::{conv, fused, pool};
 
 /// Raw row-major access to a CPU backend's tensor primitive.
 pub(crate) trait Raw: TensorMetadata + Sized {
@@ -97,7 +97,7 @@ pub(super) fn conv_pool<T: Raw>(
     let (y, idx) = x.with_f32("input", |x| {
         weight.with_f32("weight", |w| {
             bias.with_f32("bias", |b| {
-                conv::forward_pooled(&geo, x, w, b, pool, relu, with_indices)
+                fused::forward(&geo, pool, x, w, b, relu, with_indices)
             })
         })
     });
@@ -126,9 +126,9 @@ pub(super) fn conv_pool_grads<T: Raw, I: Raw>(
             grad.with_f32("output gradient", |g| {
                 indices.with_u32(|idx| match &output {
                     Some(y) => y.with_f32("output", |y| {
-                        conv::pooled_grads(&geo, xs, w, Some(y), g, idx, pool, x_grad)
+                        fused::backward(&geo, pool, xs, w, Some(y), g, idx, x_grad)
                     }),
-                    None => conv::pooled_grads(&geo, xs, w, None, g, idx, pool, x_grad),
+                    None => fused::backward(&geo, pool, xs, w, None, g, idx, x_grad),
                 })
             })
         })

@@ -44,7 +44,7 @@ impl Geometry {
             wo,
         }
     }
-    fn ckk(&self) -> usize {
+    pub(super) fn ckk(&self) -> usize {
         self.c * self.kh * self.kw
     }
     fn p(&self) -> usize {
@@ -61,7 +61,7 @@ impl Geometry {
 }
 
 /// Output indices `i` in `0..out` with `0 <= i·s + k − p < len`.
-fn range_inside(out: usize, s: usize, k: usize, p: usize, len: usize) -> (usize, usize) {
+pub(super) fn range_inside(out: usize, s: usize, k: usize, p: usize, len: usize) -> (usize, usize) {
     // first i with i·s + k >= p
     let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
     // last i with i·s + k − p <= len − 1
@@ -146,7 +146,7 @@ fn col2im(geo: &Geometry, cols: &[f32], cols_stride: usize, col0: usize, gx: &mu
 
 /// Images per matrix product in the weight gradient: enough columns (`nb·HO·WO`) for gemm
 /// to run near peak, small enough for the unfolded block to stay in cache.
-fn block_images(geo: &Geometry) -> usize {
+pub(super) fn block_images(geo: &Geometry) -> usize {
     let per_image = geo.ckk() * geo.p();
     (256 * 1024 / per_image.max(1)).clamp(1, 16)
 }
@@ -204,8 +204,7 @@ pub(crate) fn wb_grad(geo: &Geometry, x: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f3
 }
 
 /// One image's convolution `z[O, P] = W[O, C·K·K] · cols[C·K·K, P] + b`, with `cols` as the
-/// unfolding buffer. [`forward`] and [`forward_pooled`] both compute through it, so the
-/// fused block gives the same bits as convolution, pooling and ReLU one after the other.
+/// unfolding buffer.
 fn conv_image(geo: &Geometry, x: &[f32], w: &[f32], b: &[f32], cols: &mut [f32], z: &mut [f32]) {
     let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
     im2col(geo, x, cols, p, 0);
@@ -227,185 +226,8 @@ pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f3
     y
 }
 
-/// Whether ReLU lets the gradient through an output `y` (as burn's `relu_backward` decides:
-/// for `y > 0` and for NaN).
-#[inline(always)]
-fn relu_passes(y: f32) -> bool {
-    y.is_nan() || y > 0.0
-}
-
-/// Convolution → tiled max pooling (`pool` windows, stride = window) → ReLU if `relu`, one
-/// image at a time with the convolution's output in a per-thread buffer. Returns the pooled
-/// output `[N, O, HO / PH, WO / PW]` and, with `with_indices`, the position of each window's
-/// maximum in its convolution plane (`oy·WO + ox`).
-pub(crate) fn forward_pooled(
-    geo: &Geometry,
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    pool: [usize; 2],
-    relu: bool,
-    with_indices: bool,
-) -> (Vec<f32>, Vec<u32>) {
-    let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
-    let chw = geo.c * geo.h * geo.w;
-    let q = (geo.ho / pool[0]) * (geo.wo / pool[1]);
-    let mut y = vec![0.0f32; geo.n * o * q];
-    let mut idx = vec![0u32; if with_indices { geo.n * o * q } else { 0 }];
-    let task =
-        |(cols, z): &mut (Vec<f32>, Vec<f32>), img: usize, yi: &mut [f32], ii: &mut [u32]| {
-            conv_image(geo, &x[img * chw..(img + 1) * chw], w, b, cols, z);
-            pool_relu(z, p, [geo.ho, geo.wo], pool, relu, yi, ii);
-        };
-    let init = || (vec![0.0f32; ckk * p], vec![0.0f32; o * p]);
-    if with_indices {
-        y.par_chunks_mut(o * q)
-            .zip(idx.par_chunks_mut(o * q))
-            .enumerate()
-            .for_each_init(init, |bufs, (img, (yi, ii))| task(bufs, img, yi, ii));
-    } else {
-        y.par_chunks_mut(o * q)
-            .enumerate()
-            .for_each_init(init, |bufs, (img, yi)| task(bufs, img, yi, &mut []));
-    }
-    (y, idx)
-}
-
-super::simd::multiversion! {
-    /// Pools each plane of `z` (`[O, HO·WO]`, planes `p` apart) into `yi` (`[O, Q]`), with
-    /// the winners' positions in `ii` unless it is empty, then applies ReLU if `relu`.
-    fn pool_relu(
-        z: &[f32],
-        p: usize,
-        hw: [usize; 2],
-        pool: [usize; 2],
-        relu: bool,
-        yi: &mut [f32],
-        ii: &mut [u32],
-    ) {
-        let q = (hw[0] / pool[0]) * (hw[1] / pool[1]);
-        for (oc, yp) in yi.chunks_mut(q).enumerate() {
-            let ip = if ii.is_empty() {
-                &mut []
-            } else {
-                &mut ii[oc * q..(oc + 1) * q]
-            };
-            super::pool::plane(&z[oc * p..(oc + 1) * p], hw, pool, yp, ip);
-            if relu {
-                for v in yp.iter_mut() {
-                    // burn's ReLU: NaN stays NaN, everything not above 0 becomes +0
-                    *v = if relu_passes(*v) { *v } else { 0.0 };
-                }
-            }
-        }
-    }
-}
-
-/// Gradients of [`forward_pooled`]: each output gradient `g` (`[N, O, Q]`) goes to the
-/// position `idx` its window's maximum came from (none where ReLU gave 0: `y` is the output,
-/// `None` without ReLU), building the convolution's output gradient block by block in cache;
-/// from it the weight and bias gradients (as [`wb_grad`]) and, with `x_grad`, the input
-/// gradient (as [`x_grad`]). Returns (input gradient or empty, weight, bias).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn pooled_grads(
-    geo: &Geometry,
-    x: &[f32],
-    w: &[f32],
-    y: Option<&[f32]>,
-    g: &[f32],
-    idx: &[u32],
-    pool: [usize; 2],
-    x_grad: bool,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
-    let chw = geo.c * geo.h * geo.w;
-    let q = (geo.ho / pool[0]) * (geo.wo / pool[1]);
-    assert!(
-        g.len() == geo.n * o * q && idx.len() == g.len() && y.is_none_or(|y| y.len() == g.len()),
-        "conv2d_pool: gradient, indices and output must be [N, O, HO / PH, WO / PW]"
-    );
-    let nb = block_images(geo);
-    let threads = rayon::current_num_threads().max(1);
-    let per_thread = geo.n.div_ceil(threads).max(1);
-    let mut gx = vec![0.0f32; if x_grad { geo.n * chw } else { 0 }];
-    let starts: Vec<usize> = (0..geo.n).step_by(per_thread).collect();
-    let gx_parts: Vec<&mut [f32]> = if x_grad {
-        gx.chunks_mut(per_thread * chw).collect()
-    } else {
-        starts.iter().map(|_| <&mut [f32]>::default()).collect()
-    };
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = starts
-        .into_par_iter()
-        .zip(gx_parts)
-        .map(|(start, gx_part)| {
-            let end = (start + per_thread).min(geo.n);
-            let mut gw = vec![0.0f32; o * ckk];
-            let mut gb = vec![0.0f32; o];
-            let mut cols = vec![0.0f32; ckk * nb * p];
-            let mut gblock = vec![0.0f32; o * nb * p];
-            let mut xcols = vec![0.0f32; if x_grad { ckk * nb * p } else { 0 }];
-            let mut first = true;
-            let mut b0 = start;
-            while b0 < end {
-                let b1 = (b0 + nb).min(end);
-                let width = (b1 - b0) * p;
-                let gblock = &mut gblock[..o * width];
-                gblock.fill(0.0);
-                for (j, img) in (b0..b1).enumerate() {
-                    im2col(geo, &x[img * chw..(img + 1) * chw], &mut cols, width, j * p);
-                    for (oc, gbo) in gb.iter_mut().enumerate() {
-                        let at = (img * o + oc) * q;
-                        let dst = &mut gblock[oc * width + j * p..oc * width + (j + 1) * p];
-                        let mut sum = 0.0f32;
-                        for k in at..at + q {
-                            if y.is_none_or(|y| relu_passes(y[k])) {
-                                dst[idx[k] as usize] += g[k];
-                                sum += g[k];
-                            }
-                        }
-                        *gbo += sum;
-                    }
-                }
-                // gw[O, CKK] (+)= gblock[O, width] · colsᵀ[width, CKK]
-                sgemm(
-                    (o, ckk, width),
-                    &mut gw,
-                    (ckk, 1),
-                    !first,
-                    gblock,
-                    (width, 1),
-                    &cols,
-                    (1, width),
-                );
-                first = false;
-                if x_grad {
-                    // xcols[CKK, width] = Wᵀ[CKK, O] · gblock[O, width], then col2im per image
-                    sgemm(
-                        (ckk, width, o),
-                        &mut xcols,
-                        (width, 1),
-                        false,
-                        w,
-                        (1, ckk),
-                        gblock,
-                        (width, 1),
-                    );
-                    for (j, img) in (b0..b1).enumerate() {
-                        let local = (img - start) * chw;
-                        col2im(geo, &xcols, width, j * p, &mut gx_part[local..local + chw]);
-                    }
-                }
-                b0 = b1;
-            }
-            (gw, gb)
-        })
-        .collect();
-    let (gw, gb) = sum_partials(partials, o * ckk, o);
-    (gx, gw, gb)
-}
-
 /// The sum of per-thread (weight, bias) gradients.
-fn sum_partials(partials: Vec<(Vec<f32>, Vec<f32>)>, nw: usize, nb: usize) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn sum_partials(partials: Vec<(Vec<f32>, Vec<f32>)>, nw: usize, nb: usize) -> (Vec<f32>, Vec<f32>) {
     let mut parts = partials.into_iter();
     let (mut gw, mut gb) = parts
         .next()

@@ -4,5 +4,7 @@
 #[macro_use]
 pub(crate) mod simd;
 pub(crate) mod conv;
+pub(crate) mod fused;
 mod gemm;
 pub(crate) mod pool;
+mod scratch;

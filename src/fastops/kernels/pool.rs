@@ -93,7 +93,7 @@ pub(crate) fn plane(
 /// tie the earlier one stays, so the first maximum wins. Written as selects, not branches, so
 /// that the loops below vectorize.
 #[inline(always)]
-fn beats(x: f32, y: f32) -> bool {
+pub(super) fn beats(x: f32, y: f32) -> bool {
     #[allow(clippy::eq_op)]
     let y_nan_x_not = (y != y) & (x == x);
     (y > x) | y_nan_x_not

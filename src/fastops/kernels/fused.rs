@@ -1,0 +1,454 @@
+//! The fused block: convolution → max pooling whose windows tile the output → ReLU (optional),
+//! forward and backward, with the convolution's output in a column order made for the pooling.
+//!
+//! # The pooled column order
+//! With pooling windows `PH×PW` over the convolution's output, output position
+//! `(oy, ox) = (py·PH + dy, px·PW + dx)` is window `(py, px)`'s candidate `d = dy·PW + dx`.
+//! The unfolded columns (and so the convolution's output `z[O, D·Q]`, `D = PH·PW`,
+//! `Q = HQ·WQ` windows) are ordered `(d, py, px)`: each window's candidates are `Q` apart, so
+//! pooling is an element-wise max of `D` contiguous runs, which vectorizes, and the positions
+//! no window covers (the last row/column of an odd output) are never computed.
+//!
+//! Input position `(oy·SH + ky − PH', ox·SW + kx − PW')` (`PH'`, `PW'` the padding) is
+//! `(py·PH·SH + a − PH', px·PW·SW + b − PW')` with the *phases* `a = dy·SH + ky`,
+//! `b = dx·SW + kx`. For each channel and phase the inputs of all windows form a `[HQ, WQ]`
+//! grid, gathered once per image (`grids`); every unfolded row segment is then a contiguous
+//! copy of one grid (for 3×3 kernels and 2×2 windows, 16 grids serve 36 segments).
+
+use rayon::prelude::*;
+
+use super::conv::{Geometry, range_inside, sum_partials};
+use super::gemm::sgemm;
+use super::pool::beats;
+
+/// Sizes of the pooled column order for one convolution and pooling window.
+pub(crate) struct Layout {
+    /// The pooling window `[PH, PW]`.
+    pool: [usize; 2],
+    /// Windows per column and per row: `HQ = HO / PH`, `WQ = WO / PW`.
+    hq: usize,
+    wq: usize,
+    /// Windows per plane, `HQ·WQ`.
+    q: usize,
+    /// Candidates per window, `PH·PW`.
+    d: usize,
+    /// Row and column phases: `(PH − 1)·SH + KH` and `(PW − 1)·SW + KW`.
+    a: usize,
+    b: usize,
+    /// Input rows and columns between neighbouring windows: `PH·SH`, `PW·SW`.
+    step: [usize; 2],
+}
+
+impl Layout {
+    pub fn new(geo: &Geometry, pool: [usize; 2]) -> Self {
+        let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
+        Self {
+            pool,
+            hq,
+            wq,
+            q: hq * wq,
+            d: pool[0] * pool[1],
+            a: (pool[0] - 1) * geo.sh + geo.kh,
+            b: (pool[1] - 1) * geo.sw + geo.kw,
+            step: [pool[0] * geo.sh, pool[1] * geo.sw],
+        }
+    }
+    /// Columns per image: `D·Q`.
+    fn width(&self) -> usize {
+        self.d * self.q
+    }
+    /// Values in one image's grids: `C·A·B·Q`.
+    fn grids_len(&self, geo: &Geometry) -> usize {
+        geo.c * self.a * self.b * self.q
+    }
+    /// Values in the phase scratch of [`grids`]: `S·⌈H·W / S⌉`.
+    fn phases_len(&self, geo: &Geometry) -> usize {
+        (geo.h * geo.w).div_ceil(self.step[1]) * self.step[1]
+    }
+    /// Where grid `(c, a, b)` starts.
+    fn grid(&self, c: usize, a: usize, b: usize) -> usize {
+        ((c * self.a + a) * self.b + b) * self.q
+    }
+}
+
+super::simd::multiversion! {
+    /// Gathers image `x` (`[C, H, W]`) into its grids (`[C, A, B, Q]`, 0 outside the image).
+    ///
+    /// Each channel is first split into its `S = PW·SW` column phases, as one flat array
+    /// (`f[r][k] = plane[S·k + r]`, `[S, ⌈H·W / S⌉]` in `scratch`): a grid's row is then a
+    /// contiguous run of one phase, whatever the row (`H·W` need not be a multiple of `S`).
+    fn grids(geo: &Geometry, lay: &Layout, x: &[f32], scratch: &mut [f32], g: &mut [f32]) {
+        let hw = geo.h * geo.w;
+        let (wq, step) = (lay.wq, lay.step[1]);
+        let len = hw.div_ceil(step);
+        for c in 0..geo.c {
+            let xc = &x[c * hw..(c + 1) * hw];
+            let f = &mut scratch[..step * len];
+            if step == 2 {
+                let (f0, f1) = f.split_at_mut(len);
+                for ((e, o), pair) in f0.iter_mut().zip(f1.iter_mut()).zip(xc.chunks_exact(2)) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+                if hw % 2 == 1 {
+                    f0[len - 1] = xc[hw - 1];
+                }
+            } else {
+                for (k, chunk) in xc.chunks(step).enumerate() {
+                    for (r, &v) in chunk.iter().enumerate() {
+                        f[r * len + k] = v;
+                    }
+                }
+            }
+            for a in 0..lay.a {
+                let (py0, py1) = range_inside(lay.hq, lay.step[0], a, geo.ph, geo.h);
+                for b in 0..lay.b {
+                    let (px0, px1) = range_inside(wq, step, b, geo.pw, geo.w);
+                    let dst = &mut g[lay.grid(c, a, b)..][..lay.q];
+                    if py0 > 0 || py1 < lay.hq || px0 > 0 || px1 < wq {
+                        dst.fill(0.0);
+                    }
+                    if px0 >= px1 {
+                        continue;
+                    }
+                    for (py, row) in dst.chunks_exact_mut(wq).enumerate().take(py1).skip(py0) {
+                        let iy = py * lay.step[0] + a - geo.ph;
+                        let t0 = iy * geo.w + px0 * step + b - geo.pw;
+                        let src = &f[(t0 % step) * len + t0 / step..][..px1 - px0];
+                        row[px0..px1].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Unfolds one image's grids `g` into `cols` (`[C·KH·KW, cols_stride]`, columns
+/// `col0..col0 + D·Q` written, in the pooled order).
+fn im2col(geo: &Geometry, lay: &Layout, g: &[f32], cols: &mut [f32], stride: usize, col0: usize) {
+    let q = lay.q;
+    for c in 0..geo.c {
+        for ky in 0..geo.kh {
+            for kx in 0..geo.kw {
+                let r = (c * geo.kh + ky) * geo.kw + kx;
+                let row = &mut cols[r * stride + col0..][..lay.width()];
+                for dy in 0..lay.pool[0] {
+                    for dx in 0..lay.pool[1] {
+                        let d = dy * lay.pool[1] + dx;
+                        let src = &g[lay.grid(c, dy * geo.sh + ky, dx * geo.sw + kx)..][..q];
+                        row[d * q..(d + 1) * q].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
+}
+
+super::simd::multiversion! {
+    /// The reverse of [`grids`] and [`im2col`]: adds `cols` (columns `col0..col0 + D·Q` of
+    /// `[C·KH·KW, stride]`) into the image gradient `gx` (`[C, H, W]`). Per channel: the
+    /// segments into its grids (`gg`, `[A, B, Q]`), the grids' rows into the column phases
+    /// (`phases`, as in [`grids`]), and the phases, interleaved, into `gx`.
+    #[allow(clippy::too_many_arguments)]
+    fn col2im(
+        geo: &Geometry,
+        lay: &Layout,
+        cols: &[f32],
+        stride: usize,
+        col0: usize,
+        gg: &mut [f32],
+        phases: &mut [f32],
+        gx: &mut [f32],
+    ) {
+        let (q, wq, step) = (lay.q, lay.wq, lay.step[1]);
+        let hw = geo.h * geo.w;
+        let len = hw.div_ceil(step);
+        let gg = &mut gg[..lay.a * lay.b * q];
+        let f = &mut phases[..step * len];
+        for c in 0..geo.c {
+            gg.fill(0.0);
+            for ky in 0..geo.kh {
+                for kx in 0..geo.kw {
+                    let r = (c * geo.kh + ky) * geo.kw + kx;
+                    let row = &cols[r * stride + col0..][..lay.width()];
+                    for dy in 0..lay.pool[0] {
+                        for dx in 0..lay.pool[1] {
+                            let d = dy * lay.pool[1] + dx;
+                            let at = lay.grid(0, dy * geo.sh + ky, dx * geo.sw + kx);
+                            for (t, s) in gg[at..at + q].iter_mut().zip(&row[d * q..(d + 1) * q]) {
+                                *t += s;
+                            }
+                        }
+                    }
+                }
+            }
+            f.fill(0.0);
+            for a in 0..lay.a {
+                let (py0, py1) = range_inside(lay.hq, lay.step[0], a, geo.ph, geo.h);
+                for b in 0..lay.b {
+                    let (px0, px1) = range_inside(wq, step, b, geo.pw, geo.w);
+                    if px0 >= px1 {
+                        continue;
+                    }
+                    let src = &gg[lay.grid(0, a, b)..][..q];
+                    for py in py0..py1 {
+                        let iy = py * lay.step[0] + a - geo.ph;
+                        let t0 = iy * geo.w + px0 * step + b - geo.pw;
+                        let dst = &mut f[(t0 % step) * len + t0 / step..][..px1 - px0];
+                        for (t, s) in dst.iter_mut().zip(&src[py * wq + px0..py * wq + px1]) {
+                            *t += s;
+                        }
+                    }
+                }
+            }
+            let gc = &mut gx[c * hw..(c + 1) * hw];
+            if step == 2 {
+                let (f0, f1) = f.split_at(len);
+                for ((pair, e), o) in gc.chunks_exact_mut(2).zip(f0).zip(f1) {
+                    pair[0] += e;
+                    pair[1] += o;
+                }
+                if hw % 2 == 1 {
+                    gc[hw - 1] += f0[len - 1];
+                }
+            } else {
+                for (k, chunk) in gc.chunks_mut(step).enumerate() {
+                    for (r, v) in chunk.iter_mut().enumerate() {
+                        *v += f[r * len + k];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether ReLU lets the gradient through an output `y` (as burn's `relu_backward` decides:
+/// for `y > 0` and for NaN).
+#[inline(always)]
+fn relu_passes(y: f32) -> bool {
+    y.is_nan() || y > 0.0
+}
+
+super::simd::multiversion! {
+    /// Pools each plane of `z` (`[O, D·Q]` in the pooled order) into `yi` (`[O, Q]`): the
+    /// first maximum of each window wins, NaN wins; its candidate `d` goes to `ii` unless
+    /// that is empty. Then ReLU if `relu`.
+    fn pool_relu(z: &[f32], q: usize, d: usize, relu: bool, yi: &mut [f32], ii: &mut [u32]) {
+        for (oc, yp) in yi.chunks_mut(q).enumerate() {
+            let zp = &z[oc * d * q..(oc + 1) * d * q];
+            yp.copy_from_slice(&zp[..q]);
+            if ii.is_empty() {
+                for k in 1..d {
+                    for (m, &v) in yp.iter_mut().zip(&zp[k * q..(k + 1) * q]) {
+                        *m = if beats(*m, v) { v } else { *m };
+                    }
+                }
+            } else {
+                let ip = &mut ii[oc * q..(oc + 1) * q];
+                ip.fill(0);
+                for k in 1..d {
+                    for ((m, i), &v) in yp.iter_mut().zip(ip.iter_mut()).zip(&zp[k * q..(k + 1) * q]) {
+                        let c = beats(*m, v);
+                        *m = if c { v } else { *m };
+                        *i = if c { k as u32 } else { *i };
+                    }
+                }
+            }
+            if relu {
+                for v in yp.iter_mut() {
+                    // burn's ReLU: NaN stays NaN, everything not above 0 becomes +0
+                    *v = if relu_passes(*v) { *v } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+super::simd::multiversion! {
+    /// One image's convolution-output gradient in the pooled order: for each of the `O`
+    /// planes, candidate `d` of window `i` gets `g[i]` if it won (`idx[i] == d`) and ReLU
+    /// passed it (`y` is the output, empty without ReLU), else 0. Written into rows of `dst`
+    /// (`stride` apart, from column `col0`); each plane's sum is added to `gb`.
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        g: &[f32],
+        idx: &[u32],
+        y: &[f32],
+        q: usize,
+        d: usize,
+        dst: &mut [f32],
+        stride: usize,
+        col0: usize,
+        gb: &mut [f32],
+    ) {
+        for (oc, gbo) in gb.iter_mut().enumerate() {
+            let (gp, ip) = (&g[oc * q..(oc + 1) * q], &idx[oc * q..(oc + 1) * q]);
+            let row = &mut dst[oc * stride + col0..][..d * q];
+            let mut sum = 0.0f32;
+            for (k, out) in row.chunks_exact_mut(q).enumerate() {
+                if y.is_empty() {
+                    for ((o, &gv), &i) in out.iter_mut().zip(gp).zip(ip) {
+                        *o = if i == k as u32 { gv } else { 0.0 };
+                    }
+                } else {
+                    let yp = &y[oc * q..(oc + 1) * q];
+                    for (((o, &gv), &i), &yv) in out.iter_mut().zip(gp).zip(ip).zip(yp) {
+                        *o = if i == k as u32 && relu_passes(yv) { gv } else { 0.0 };
+                    }
+                }
+                sum += out.iter().sum::<f32>();
+            }
+            *gbo += sum;
+        }
+    }
+}
+
+/// Forward: per image, the grids, the unfolded columns in the pooled order,
+/// `z[O, D·Q] = W · cols + b` and its pooling (and ReLU). Returns the output
+/// `[N, O, HQ, WQ]` and, with `with_indices`, each window's winning candidate `d`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    geo: &Geometry,
+    pool: [usize; 2],
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    relu: bool,
+    with_indices: bool,
+) -> (Vec<f32>, Vec<u32>) {
+    let lay = Layout::new(geo, pool);
+    let (ckk, o, q, pw) = (geo.ckk(), geo.o, lay.q, lay.width());
+    let chw = geo.c * geo.h * geo.w;
+    let mut y = vec![0.0f32; geo.n * o * q];
+    let mut idx = vec![0u32; if with_indices { geo.n * o * q } else { 0 }];
+    let lens = [lay.phases_len(geo), lay.grids_len(geo), ckk * pw, o * pw];
+    let task = |img: usize, yi: &mut [f32], ii: &mut [u32]| {
+        super::scratch::with(lens, |[phases, grid, cols, z]| {
+            grids(geo, &lay, &x[img * chw..(img + 1) * chw], phases, grid);
+            im2col(geo, &lay, grid, cols, pw, 0);
+            for (oc, row) in z.chunks_mut(pw).enumerate() {
+                row.fill(bias[oc]);
+            }
+            sgemm((o, pw, ckk), z, (pw, 1), true, w, (ckk, 1), cols, (pw, 1));
+            pool_relu(z, q, lay.d, relu, yi, ii);
+        })
+    };
+    let chunk = (o * q).max(1);
+    if with_indices {
+        y.par_chunks_mut(chunk)
+            .zip(idx.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(img, (yi, ii))| task(img, yi, ii));
+    } else {
+        y.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(img, yi)| task(img, yi, &mut []));
+    }
+    (y, idx)
+}
+
+/// Gradients of [`forward`]: (input gradient if `x_grad`, else empty; weight; bias).
+///
+/// `g` is the output gradient, `idx` the winners [`forward`] returned and `y` its output when
+/// the block ends in ReLU (`None` otherwise), all `[N, O, Q]`. Per thread, blocks of images:
+/// the convolution-output gradient of the block is built in cache in the pooled order
+/// (`route`), the images are unfolded side by side, and one product each gives the weight
+/// gradient (`dW += dZ · colsᵀ`) and, with `x_grad`, the unfolded input gradient
+/// (`Wᵀ · dZ`, then [`col2im`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward(
+    geo: &Geometry,
+    pool: [usize; 2],
+    x: &[f32],
+    w: &[f32],
+    y: Option<&[f32]>,
+    g: &[f32],
+    idx: &[u32],
+    x_grad: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let lay = Layout::new(geo, pool);
+    let (ckk, o, q, pw) = (geo.ckk(), geo.o, lay.q, lay.width());
+    let chw = geo.c * geo.h * geo.w;
+    assert!(
+        g.len() == geo.n * o * q && idx.len() == g.len() && y.is_none_or(|y| y.len() == g.len()),
+        "conv2d_pool: gradient, indices and output must be [N, O, HO / PH, WO / PW]"
+    );
+    // Enough columns per product for gemm to run near peak, few enough to stay in cache.
+    let nb = (256 * 1024 / (ckk * pw).max(1)).clamp(1, 16);
+    let threads = rayon::current_num_threads().max(1);
+    let per_thread = geo.n.div_ceil(threads).max(1);
+    let mut gx = vec![0.0f32; if x_grad { geo.n * chw } else { 0 }];
+    let starts: Vec<usize> = (0..geo.n).step_by(per_thread).collect();
+    let gx_parts: Vec<&mut [f32]> = if x_grad {
+        gx.chunks_mut(per_thread * chw).collect()
+    } else {
+        starts.iter().map(|_| <&mut [f32]>::default()).collect()
+    };
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = starts
+        .into_par_iter()
+        .zip(gx_parts)
+        .map(|(start, gx_part)| {
+            let end = (start + per_thread).min(geo.n);
+            let mut gw = vec![0.0f32; o * ckk];
+            let mut gb = vec![0.0f32; o];
+            let lens = [
+                lay.grids_len(geo),
+                lay.phases_len(geo),
+                ckk * nb * pw,
+                o * nb * pw,
+                if x_grad { ckk * nb * pw } else { 0 },
+            ];
+            super::scratch::with(lens, |[grid, phases, cols, dz, xcols]| {
+                let mut first = true;
+                let mut b0 = start;
+                while b0 < end {
+                    let b1 = (b0 + nb).min(end);
+                    let width = (b1 - b0) * pw;
+                    let dz = &mut dz[..o * width];
+                    for (j, img) in (b0..b1).enumerate() {
+                        let xi = &x[img * chw..(img + 1) * chw];
+                        grids(geo, &lay, xi, phases, grid);
+                        im2col(geo, &lay, grid, cols, width, j * pw);
+                        let at = img * o * q..(img + 1) * o * q;
+                        let yi = y.map_or(&[][..], |y| &y[at.clone()]);
+                        route(&g[at.clone()], &idx[at], yi, q, lay.d, dz, width, j * pw, &mut gb);
+                    }
+                    // gw[O, CKK] (+)= dz[O, width] · colsᵀ[width, CKK]
+                    sgemm(
+                        (o, ckk, width),
+                        &mut gw,
+                        (ckk, 1),
+                        !first,
+                        dz,
+                        (width, 1),
+                        cols,
+                        (1, width),
+                    );
+                    first = false;
+                    if x_grad {
+                        // xcols[CKK, width] = Wᵀ[CKK, O] · dz[O, width], then col2im per image
+                        sgemm(
+                            (ckk, width, o),
+                            xcols,
+                            (width, 1),
+                            false,
+                            w,
+                            (1, ckk),
+                            dz,
+                            (width, 1),
+                        );
+                        for (j, img) in (b0..b1).enumerate() {
+                            let local = (img - start) * chw;
+                            let gxi = &mut gx_part[local..local + chw];
+                            col2im(geo, &lay, xcols, width, j * pw, grid, phases, gxi);
+                        }
+                    }
+                    b0 = b1;
+                }
+            });
+            (gw, gb)
+        })
+        .collect();
+    let (gw, gb) = sum_partials(partials, o * ckk, o);
+    (gx, gw, gb)
+}
