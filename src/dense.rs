@@ -183,14 +183,15 @@ impl Classifier {
     /// - input: `[N, n_inputs]`
     /// - output: `[N, n_classes]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let mut x = self.input_dropout.forward(x);
+        let mut x = crate::fastops::dropout(&self.input_dropout, x);
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x);
             if i < last {
-                x = self
-                    .hidden_dropout
-                    .forward(self.hidden_activation.forward(x));
+                x = crate::fastops::dropout(
+                    &self.hidden_dropout,
+                    self.hidden_activation.forward(x),
+                );
             } else {
                 x = self.output_activation.forward(x);
             }

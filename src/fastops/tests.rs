@@ -318,3 +318,71 @@ fn falls_back_where_it_does_not_apply() {
     );
     assert_eq!(max_pool2d(x, [2, 2], [2, 2], [1, 1]).dims(), [1, 1, 3, 3]);
 }
+
+/// The fast dropout: burn's `Dropout` semantics (identity in inference, kept values scaled by
+/// `1 / (1 − p)`, the rest 0, gradient through the same mask), the kept fraction within 6σ
+/// of `1 − p`, and masks repeatable from the device seed.
+#[test]
+fn dropout_keeps_one_minus_p_scales_and_repeats_with_the_seed() {
+    use super::dropout;
+    use burn::nn::DropoutConfig;
+    for device in cpu_devices() {
+        let ad = device.autodiff();
+        let n = 100_000;
+        let x = Tensor::<1>::from_floats(wave(n, 0.3).as_slice(), &ad)
+            .reshape([100, 1000])
+            .require_grad();
+        for p in [0.25, 0.5] {
+            let layer = DropoutConfig::new(p).init();
+            ad.seed(7);
+            let y = dropout(&layer, x.clone());
+            let (xs, ys) = (values(x.clone()), values(y.clone()));
+            let scale = (1.0 / (1.0 - p)) as f32;
+            let mut kept = 0usize;
+            for (a, b) in xs.iter().zip(&ys) {
+                if *b == 0.0 && *a != 0.0 {
+                    continue;
+                }
+                assert_eq!(*b, a * scale, "kept values are scaled by 1 / (1 − p)");
+                kept += 1;
+            }
+            let expect = n as f64 * (1.0 - p);
+            let sigma = (n as f64 * p * (1.0 - p)).sqrt();
+            assert!(
+                (kept as f64 - expect).abs() < 6.0 * sigma,
+                "p = {p}: kept {kept} of {n}, expected {expect:.0} ± {:.0}",
+                6.0 * sigma
+            );
+            // the gradient goes through the same mask
+            let g = y.clone().sum().backward();
+            let gx = values(x.grad(&g).unwrap());
+            for (gv, yv) in gx.iter().zip(&ys) {
+                assert_eq!(*gv, if *yv == 0.0 { 0.0 } else { scale });
+            }
+            // the same seed, the same mask; another seed, another
+            ad.seed(7);
+            assert_eq!(values(dropout(&layer, x.clone())), ys);
+            ad.seed(8);
+            assert_ne!(values(dropout(&layer, x.clone())), ys);
+            // inference, and p = 0: the identity
+            assert_eq!(values(dropout(&layer, x.clone().inner())), xs);
+            assert_eq!(
+                values(dropout(&DropoutConfig::new(0.0).init(), x.clone())),
+                xs
+            );
+        }
+    }
+}
+
+/// The mask by hand: probability 0 keeps everything at scale 1; the hash spreads consecutive
+/// counters, so a run of 64 values is not all kept or all dropped at p = 0.5.
+#[test]
+fn dropout_mask_by_hand() {
+    use super::dropout_mask;
+    assert_eq!(dropout_mask(5, 0.0, 42), vec![1.0; 5]);
+    let m = dropout_mask(64, 0.5, 1);
+    assert!(m.iter().all(|&v| v == 0.0 || v == 2.0));
+    let kept = m.iter().filter(|&&v| v == 2.0).count();
+    assert!((16..=48).contains(&kept), "kept {kept} of 64");
+    assert_ne!(dropout_mask(64, 0.5, 1), dropout_mask(64, 0.5, 2));
+}

@@ -227,7 +227,11 @@ pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f3
 }
 
 /// The sum of per-thread (weight, bias) gradients.
-pub(super) fn sum_partials(partials: Vec<(Vec<f32>, Vec<f32>)>, nw: usize, nb: usize) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn sum_partials(
+    partials: Vec<(Vec<f32>, Vec<f32>)>,
+    nw: usize,
+    nb: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let mut parts = partials.into_iter();
     let (mut gw, mut gb) = parts
         .next()

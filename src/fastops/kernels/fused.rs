@@ -114,12 +114,23 @@ super::simd::multiversion! {
                     for (py, row) in dst.chunks_exact_mut(wq).enumerate().take(py1).skip(py0) {
                         let iy = py * lay.step[0] + a - geo.ph;
                         let t0 = iy * geo.w + px0 * step + b - geo.pw;
-                        let src = &f[(t0 % step) * len + t0 / step..][..px1 - px0];
+                        let src = &f[phase_at(t0, step, len)..][..px1 - px0];
                         row[px0..px1].copy_from_slice(src);
                     }
                 }
             }
         }
+    }
+}
+
+/// Where flat position `t` of a plane is in its column phases (`[S, len]`): phase `t mod S`,
+/// element `t div S`. Shifts for the common `S = 2` (2×2 windows, stride 1), not a division.
+#[inline(always)]
+fn phase_at(t: usize, step: usize, len: usize) -> usize {
+    if step == 2 {
+        (t & 1) * len + (t >> 1)
+    } else {
+        (t % step) * len + t / step
     }
 }
 
@@ -194,7 +205,7 @@ super::simd::multiversion! {
                     for py in py0..py1 {
                         let iy = py * lay.step[0] + a - geo.ph;
                         let t0 = iy * geo.w + px0 * step + b - geo.pw;
-                        let dst = &mut f[(t0 % step) * len + t0 / step..][..px1 - px0];
+                        let dst = &mut f[phase_at(t0, step, len)..][..px1 - px0];
                         for (t, s) in dst.iter_mut().zip(&src[py * wq + px0..py * wq + px1]) {
                             *t += s;
                         }
@@ -411,7 +422,17 @@ pub(crate) fn backward(
                         im2col(geo, &lay, grid, cols, width, j * pw);
                         let at = img * o * q..(img + 1) * o * q;
                         let yi = y.map_or(&[][..], |y| &y[at.clone()]);
-                        route(&g[at.clone()], &idx[at], yi, q, lay.d, dz, width, j * pw, &mut gb);
+                        route(
+                            &g[at.clone()],
+                            &idx[at],
+                            yi,
+                            q,
+                            lay.d,
+                            dz,
+                            width,
+                            j * pw,
+                            &mut gb,
+                        );
                     }
                     // gw[O, CKK] (+)= dz[O, width] · colsᵀ[width, CKK]
                     sgemm(
