@@ -264,12 +264,21 @@ fn relu_passes(y: f32) -> bool {
 }
 
 super::simd::multiversion! {
-    /// Pools each plane of `z` (`[O, D·Q]` in the pooled order) into `yi` (`[O, Q]`): the
+    /// Pools each plane of `z` (`O` rows `zstride` apart, `D·Q` values each in the pooled
+    /// order) into `yi` (`[O, Q]`): the
     /// first maximum of each window wins, NaN wins; its candidate `d` goes to `ii` unless
     /// that is empty. Then ReLU if `relu`.
-    fn pool_relu(z: &[f32], q: usize, d: usize, relu: bool, yi: &mut [f32], ii: &mut [u32]) {
+    fn pool_relu(
+        z: &[f32],
+        zstride: usize,
+        q: usize,
+        d: usize,
+        relu: bool,
+        yi: &mut [f32],
+        ii: &mut [u32],
+    ) {
         for (oc, yp) in yi.chunks_mut(q).enumerate() {
-            let zp = &z[oc * d * q..(oc + 1) * d * q];
+            let zp = &z[oc * zstride..][..d * q];
             copy_short(yp, &zp[..q]);
             if ii.is_empty() {
                 for k in 1..d {
@@ -337,6 +346,46 @@ super::simd::multiversion! {
     }
 }
 
+/// [`pool_relu`], with intrinsics on AVX-512.
+#[allow(clippy::too_many_arguments)]
+fn pool_relu_best(
+    z: &[f32],
+    zstride: usize,
+    q: usize,
+    d: usize,
+    relu: bool,
+    yi: &mut [f32],
+    ii: &mut [u32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::level() == super::simd::Level::Avx512 {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { super::avx512::pool_relu(z, zstride, q, d, relu, yi, ii) };
+    }
+    pool_relu(z, zstride, q, d, relu, yi, ii)
+}
+
+/// [`route`], with intrinsics on AVX-512.
+#[allow(clippy::too_many_arguments)]
+fn route_best(
+    g: &[f32],
+    idx: &[u32],
+    y: &[f32],
+    q: usize,
+    d: usize,
+    dst: &mut [f32],
+    stride: usize,
+    col0: usize,
+    gb: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::level() == super::simd::Level::Avx512 {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { super::avx512::route(g, idx, y, q, d, dst, stride, col0, gb) };
+    }
+    route(g, idx, y, q, d, dst, stride, col0, gb)
+}
+
 /// Forward: per image, the grids, the unfolded columns in the pooled order,
 /// `z[O, D·Q] = W · cols + b` and its pooling (and ReLU). Returns the output
 /// `[N, O, HQ, WQ]` and, with `with_indices`, each window's winning candidate `d`.
@@ -355,28 +404,59 @@ pub(crate) fn forward(
     let chw = geo.c * geo.h * geo.w;
     let mut y = vec![0.0f32; geo.n * o * q];
     let mut idx = vec![0u32; if with_indices { geo.n * o * q } else { 0 }];
-    let lens = [lay.phases_len(geo), lay.grids_len(geo), ckk * pw, o * pw];
-    let task = |img: usize, yi: &mut [f32], ii: &mut [u32]| {
+    // Images per product: more columns for gemm, and the weights packed once for several
+    // images; few enough for the block to stay in L2.
+    let nb = (64 * 1024 / ((ckk + o) * pw).max(1)).clamp(1, 8);
+    let lens = [
+        lay.phases_len(geo),
+        lay.grids_len(geo),
+        ckk * nb * pw,
+        o * nb * pw,
+    ];
+    let task = |b0: usize, ys: &mut [f32], is: &mut [u32]| {
+        let images = ys.len() / (o * q).max(1);
+        let width = images * pw;
         super::scratch::with(lens, |[phases, grid, cols, z]| {
-            grids(geo, &lay, &x[img * chw..(img + 1) * chw], phases, grid);
-            im2col(geo, &lay, grid, cols, pw, 0);
-            for (oc, row) in z.chunks_mut(pw).enumerate() {
+            for j in 0..images {
+                let xi = &x[(b0 + j) * chw..(b0 + j + 1) * chw];
+                grids(geo, &lay, xi, phases, grid);
+                im2col(geo, &lay, grid, cols, width, j * pw);
+            }
+            let z = &mut z[..o * width];
+            for (oc, row) in z.chunks_mut(width).enumerate() {
                 row.fill(bias[oc]);
             }
-            sgemm((o, pw, ckk), z, (pw, 1), true, w, (ckk, 1), cols, (pw, 1));
-            pool_relu(z, q, lay.d, relu, yi, ii);
+            sgemm(
+                (o, width, ckk),
+                z,
+                (width, 1),
+                true,
+                w,
+                (ckk, 1),
+                cols,
+                (width, 1),
+            );
+            for j in 0..images {
+                let yi = &mut ys[j * o * q..(j + 1) * o * q];
+                let ii = if is.is_empty() {
+                    &mut []
+                } else {
+                    &mut is[j * o * q..(j + 1) * o * q]
+                };
+                pool_relu_best(&z[j * pw..], width, q, lay.d, relu, yi, ii);
+            }
         })
     };
-    let chunk = (o * q).max(1);
+    let chunk = (nb * o * q).max(1);
     if with_indices {
         y.par_chunks_mut(chunk)
             .zip(idx.par_chunks_mut(chunk))
             .enumerate()
-            .for_each(|(img, (yi, ii))| task(img, yi, ii));
+            .for_each(|(t, (ys, is))| task(t * nb, ys, is));
     } else {
         y.par_chunks_mut(chunk)
             .enumerate()
-            .for_each(|(img, yi)| task(img, yi, &mut []));
+            .for_each(|(t, ys)| task(t * nb, ys, &mut []));
     }
     (y, idx)
 }
@@ -449,7 +529,7 @@ pub(crate) fn backward(
                         im2col(geo, &lay, grid, cols, width, j * pw);
                         let at = img * o * q..(img + 1) * o * q;
                         let yi = y.map_or(&[][..], |y| &y[at.clone()]);
-                        route(
+                        route_best(
                             &g[at.clone()],
                             &idx[at],
                             yi,

@@ -3,6 +3,8 @@
 
 #[macro_use]
 pub(crate) mod simd;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub(crate) mod conv;
 pub(crate) mod fused;
 mod gemm;
