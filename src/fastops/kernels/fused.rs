@@ -146,6 +146,99 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// [`grids`], with intrinsics on AVX-512 where the windows are two input columns apart
+/// (`S = 2`: stride 1 and windows two wide, as in most CNNs) and a grid row fits a vector.
+fn grids_best(geo: &Geometry, lay: &Layout, x: &[f32], scratch: &mut [f32], g: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if lay.step[1] == 2 && lay.wq <= 16 && super::simd::level() == super::simd::Level::Avx512 {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { grids_avx512(geo, lay, x, scratch, g) };
+    }
+    grids(geo, lay, x, scratch, g)
+}
+
+/// [`grids`] for `S = 2` and grid rows of at most 16 values, with AVX-512: each channel is
+/// split into its even and odd columns 32 values at a time (two permutes), and each grid row
+/// is one masked load and store.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn grids_avx512(
+    geo: &Geometry,
+    lay: &Layout,
+    x: &[f32],
+    scratch: &mut [f32],
+    g: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let hw = geo.h * geo.w;
+    let wq = lay.wq;
+    let len = hw.div_ceil(2);
+    assert!(lay.step[1] == 2 && wq <= 16 && x.len() >= geo.c * hw);
+    assert!(scratch.len() >= 2 * len && g.len() >= lay.grids_len(geo));
+    let lanes = |n: usize| -> __mmask16 {
+        if n >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    };
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let row_mask = lanes(wq);
+    for c in 0..geo.c {
+        let xc = &x[c * hw..(c + 1) * hw];
+        let (f0, f1) = scratch[..2 * len].split_at_mut(len);
+        // SAFETY: every load and store is masked to the lanes inside its slice.
+        unsafe {
+            let mut t = 0;
+            while t < hw {
+                let left = hw - t;
+                let lo = _mm512_maskz_loadu_ps(lanes(left), xc.as_ptr().add(t));
+                let hi = if left > 16 {
+                    _mm512_maskz_loadu_ps(lanes(left - 16), xc.as_ptr().add(t + 16))
+                } else {
+                    _mm512_setzero_ps()
+                };
+                let k = t / 2;
+                let e = _mm512_permutex2var_ps(lo, even, hi);
+                let o = _mm512_permutex2var_ps(lo, odd, hi);
+                _mm512_mask_storeu_ps(f0.as_mut_ptr().add(k), lanes(left.div_ceil(2)), e);
+                _mm512_mask_storeu_ps(f1.as_mut_ptr().add(k), lanes(left / 2), o);
+                t += 32;
+            }
+        }
+        let f = &scratch[..2 * len];
+        for a in 0..lay.a {
+            let (py0, py1) = range_inside(lay.hq, lay.step[0], a, geo.ph, geo.h);
+            for b in 0..lay.b {
+                let (px0, px1) = range_inside(wq, 2, b, geo.pw, geo.w);
+                let dst = &mut g[lay.grid(c, a, b)..][..lay.q];
+                let full = py0 == 0 && py1 == lay.hq && px0 == 0 && px1 == wq;
+                if !full {
+                    dst.fill(0.0);
+                }
+                if px0 >= px1 {
+                    continue;
+                }
+                let mask = if full { row_mask } else { lanes(px1 - px0) };
+                for py in py0..py1 {
+                    let iy = py * lay.step[0] + a - geo.ph;
+                    let at = phase_at(iy * geo.w + px0 * 2 + b - geo.pw, 2, len);
+                    assert!(at + (px1 - px0) <= f.len() && py * wq + px1 <= dst.len());
+                    // SAFETY: masked to the `px1 - px0` values checked just above.
+                    unsafe {
+                        let v = _mm512_maskz_loadu_ps(mask, f.as_ptr().add(at));
+                        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(py * wq + px0), mask, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Where flat position `t` of a plane is in its column phases (`[S, len]`): phase `t mod S`,
 /// element `t div S`. Shifts for the common `S = 2` (2×2 windows, stride 1), not a division.
 #[inline(always)]
@@ -157,20 +250,22 @@ fn phase_at(t: usize, step: usize, len: usize) -> usize {
     }
 }
 
-/// Unfolds one image's grids `g` into `cols` (`[C·KH·KW, cols_stride]`, columns
-/// `col0..col0 + D·Q` written, in the pooled order).
-fn im2col(geo: &Geometry, lay: &Layout, g: &[f32], cols: &mut [f32], stride: usize, col0: usize) {
-    let q = lay.q;
-    for c in 0..geo.c {
-        for ky in 0..geo.kh {
-            for kx in 0..geo.kw {
-                let r = (c * geo.kh + ky) * geo.kw + kx;
-                let row = &mut cols[r * stride + col0..][..lay.width()];
-                for dy in 0..lay.pool[0] {
-                    for dx in 0..lay.pool[1] {
-                        let d = dy * lay.pool[1] + dx;
-                        let src = &g[lay.grid(c, dy * geo.sh + ky, dx * geo.sw + kx)..][..q];
-                        copy_short(&mut row[d * q..(d + 1) * q], src);
+super::simd::multiversion! {
+    /// Unfolds one image's grids `g` into `cols` (`[C·KH·KW, cols_stride]`, columns
+    /// `col0..col0 + D·Q` written, in the pooled order).
+    fn im2col(geo: &Geometry, lay: &Layout, g: &[f32], cols: &mut [f32], stride: usize, col0: usize) {
+        let q = lay.q;
+        for c in 0..geo.c {
+            for ky in 0..geo.kh {
+                for kx in 0..geo.kw {
+                    let r = (c * geo.kh + ky) * geo.kw + kx;
+                    let row = &mut cols[r * stride + col0..][..lay.width()];
+                    for dy in 0..lay.pool[0] {
+                        for dx in 0..lay.pool[1] {
+                            let d = dy * lay.pool[1] + dx;
+                            let src = &g[lay.grid(c, dy * geo.sh + ky, dx * geo.sw + kx)..][..q];
+                            copy_short(&mut row[d * q..(d + 1) * q], src);
+                        }
                     }
                 }
             }
@@ -419,7 +514,7 @@ pub(crate) fn forward(
         super::scratch::with(lens, |[phases, grid, cols, z]| {
             for j in 0..images {
                 let xi = &x[(b0 + j) * chw..(b0 + j + 1) * chw];
-                grids(geo, &lay, xi, phases, grid);
+                grids_best(geo, &lay, xi, phases, grid);
                 im2col(geo, &lay, grid, cols, width, j * pw);
             }
             let z = &mut z[..o * width];
@@ -525,7 +620,7 @@ pub(crate) fn backward(
                     let dz = &mut dz[..o * width];
                     for (j, img) in (b0..b1).enumerate() {
                         let xi = &x[img * chw..(img + 1) * chw];
-                        grids(geo, &lay, xi, phases, grid);
+                        grids_best(geo, &lay, xi, phases, grid);
                         im2col(geo, &lay, grid, cols, width, j * pw);
                         let at = img * o * q..(img + 1) * o * q;
                         let yi = y.map_or(&[][..], |y| &y[at.clone()]);
