@@ -239,6 +239,168 @@ unsafe fn grids_avx512(
     }
 }
 
+/// [`col2im`], with intrinsics on AVX-512 under the same conditions as [`grids_best`] (and
+/// segments of at most 32 values, input rows of at most 32).
+#[allow(clippy::too_many_arguments)]
+fn col2im_best(
+    geo: &Geometry,
+    lay: &Layout,
+    cols: &[f32],
+    stride: usize,
+    col0: usize,
+    gg: &mut [f32],
+    phases: &mut [f32],
+    gx: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if lay.step[1] == 2
+        && lay.wq <= 16
+        && lay.q <= 32
+        && geo.w <= 32
+        && super::simd::level() == super::simd::Level::Avx512
+    {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { col2im_avx512(geo, lay, cols, stride, col0, gg, phases, gx) };
+    }
+    col2im(geo, lay, cols, stride, col0, gg, phases, gx)
+}
+
+/// [`col2im`] for `S = 2`, grid rows of at most 16 values, segments of at most 32 and input
+/// rows of at most 32, with AVX-512: each grid's sum over the segments that map to it is
+/// formed in two registers and stored once; then each input row's even and odd columns are
+/// summed in two registers from the grid rows that land on it, interleaved (two permutes)
+/// and added to `gx` once. Nothing is read back from a store just made, which would stall.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn col2im_avx512(
+    geo: &Geometry,
+    lay: &Layout,
+    cols: &[f32],
+    stride: usize,
+    col0: usize,
+    gg: &mut [f32],
+    phases: &mut [f32],
+    gx: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (q, wq) = (lay.q, lay.wq);
+    let hw = geo.h * geo.w;
+    let len = hw.div_ceil(2);
+    assert!(lay.step[1] == 2 && wq <= 16 && q <= 32);
+    assert!(geo.w <= 32 && gx.len() >= geo.c * hw && gg.len() >= lay.a * lay.b * q);
+    let _ = (phases, len);
+    let rows = geo.c * geo.kh * geo.kw;
+    assert!(rows == 0 || (rows - 1) * stride + col0 + lay.width() <= cols.len());
+    let lanes = |n: usize| -> __mmask16 {
+        if n >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    };
+    let (m0, m1) = (lanes(q), lanes(q.saturating_sub(16)));
+    // interleaving: output lanes 0..16 take e0 o0 e1 o1 … e7 o7, lanes 16..32 e8 o8 …
+    let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    // Per column phase b, where its grid rows land in an input row's even or odd columns:
+    // ix = 2·px + b − PW is odd when b + PW is, at index px + ⌊(b + PW) / 2⌋ − PW (b + PW is
+    // (b − PW) + 2·PW: the same parity, in unsigned arithmetic). Valid px (px0..px1) give
+    // ix >= 0, so the first lane is not negative. (odd, first lane, lanes, px0) per b; empty
+    // lanes where no window column is inside.
+    let columns: Vec<(bool, usize, __mmask16, usize)> = (0..lay.b)
+        .map(|b| {
+            let (px0, px1) = range_inside(wq, 2, b, geo.pw, geo.w);
+            if px0 >= px1 {
+                return (false, 0, 0, 0);
+            }
+            let (odd, base) = ((b + geo.pw) % 2 == 1, (b + geo.pw) / 2);
+            let lane0 = px0 + base - geo.pw;
+            (odd, lane0, lanes(px1 - px0) << lane0, px0)
+        })
+        .collect();
+    for c in 0..geo.c {
+        // 1. each grid (a, b): the sum of the segments (ky, kx, d) with dy·SH + ky = a and
+        //    dx·SW + kx = b
+        for a in 0..lay.a {
+            for b in 0..lay.b {
+                // SAFETY: masked to the `q` values of each segment and grid (asserted above).
+                unsafe {
+                    let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                    for dy in 0..lay.pool[0] {
+                        let Some(ky) = a.checked_sub(dy * geo.sh).filter(|&k| k < geo.kh) else {
+                            continue;
+                        };
+                        for dx in 0..lay.pool[1] {
+                            let Some(kx) = b.checked_sub(dx * geo.sw).filter(|&k| k < geo.kw)
+                            else {
+                                continue;
+                            };
+                            let r = (c * geo.kh + ky) * geo.kw + kx;
+                            let d = dy * lay.pool[1] + dx;
+                            let src = cols.as_ptr().add(r * stride + col0 + d * q);
+                            s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, src));
+                            if q > 16 {
+                                s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m1, src.add(16)));
+                            }
+                        }
+                    }
+                    let dst = gg.as_mut_ptr().add(lay.grid(0, a, b));
+                    _mm512_mask_storeu_ps(dst, m0, s0);
+                    if q > 16 {
+                        _mm512_mask_storeu_ps(dst.add(16), m1, s1);
+                    }
+                }
+            }
+        }
+        // 2. each input row: its even and odd columns summed in two registers from the grid
+        //    rows that land on it (a masked load shifted by the row's offset), then
+        //    interleaved and added to the image gradient once
+        let gc = &mut gx[c * hw..(c + 1) * hw];
+        for iy in 0..geo.h {
+            let (mut even_sum, mut odd_sum) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for a in 0..lay.a {
+                // the window row py with py·step0 + a − PH = iy
+                let Some(num) = (iy + geo.ph).checked_sub(a) else {
+                    continue;
+                };
+                if num % lay.step[0] != 0 || num / lay.step[0] >= lay.hq {
+                    continue;
+                }
+                let py = num / lay.step[0];
+                for (b, &(odd, lane0, mask, px0)) in columns.iter().enumerate() {
+                    // SAFETY: only the lanes in `mask` are read: grid row values px0..px1.
+                    unsafe {
+                        let row = gg.as_ptr().add(lay.grid(0, a, b) + py * wq + px0);
+                        let v = _mm512_maskz_loadu_ps(mask, row.wrapping_sub(lane0));
+                        if odd {
+                            odd_sum = _mm512_add_ps(odd_sum, v);
+                        } else {
+                            even_sum = _mm512_add_ps(even_sum, v);
+                        }
+                    }
+                }
+            }
+            // SAFETY: masked to the `w` values of the row.
+            unsafe {
+                let p = gc.as_mut_ptr().add(iy * geo.w);
+                let ml = lanes(geo.w);
+                let v = _mm512_permutex2var_ps(even_sum, lo, odd_sum);
+                _mm512_mask_storeu_ps(p, ml, _mm512_add_ps(_mm512_maskz_loadu_ps(ml, p), v));
+                if geo.w > 16 {
+                    let mh = lanes(geo.w - 16);
+                    let v = _mm512_permutex2var_ps(even_sum, hi, odd_sum);
+                    let ph = p.add(16);
+                    _mm512_mask_storeu_ps(ph, mh, _mm512_add_ps(_mm512_maskz_loadu_ps(mh, ph), v));
+                }
+            }
+        }
+    }
+}
+
 /// Where flat position `t` of a plane is in its column phases (`[S, len]`): phase `t mod S`,
 /// element `t div S`. Shifts for the common `S = 2` (2×2 windows, stride 1), not a division.
 #[inline(always)]
@@ -663,7 +825,7 @@ pub(crate) fn backward(
                         for (j, img) in (b0..b1).enumerate() {
                             let local = (img - start) * chw;
                             let gxi = &mut gx_part[local..local + chw];
-                            col2im(geo, &lay, xcols, width, j * pw, grid, phases, gxi);
+                            col2im_best(geo, &lay, xcols, width, j * pw, grid, phases, gxi);
                         }
                     }
                     b0 = b1;
