@@ -294,9 +294,6 @@ pub struct Cnn {
     pub classifier: Classifier,
 }
 
-/// Images per pass of [`Cnn::forward`] when it splits a large inference batch.
-pub const INFER_CHUNK: usize = 256;
-
 impl Cnn {
     /// Number of classes: the width of the classifier's last layer.
     pub fn num_classes(&self) -> usize {
@@ -308,27 +305,10 @@ impl Cnn {
 
     /// Class scores (logits) for a batch of images.
     ///
-    /// Inference (no autodiff) on flex and ndarray runs large batches [`INFER_CHUNK`] images
-    /// at a time, each through the whole network: the layers' intermediate tensors stay a few
-    /// megabytes that the allocator reuses, instead of tens of megabytes it maps, zeroes and
-    /// unmaps for every batch. Each image's scores are computed as they would be alone in its
-    /// chunk.
-    ///
     /// # Shapes
     /// - input: `[N, C, H, W]` (MNIST: `[N, 1, 28, 28]`)
     /// - output: `[N, classes]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let n = x.dims()[0];
-        if n > INFER_CHUNK && !x.device().is_autodiff() && crate::fastops::on_cpu(&x) {
-            let parts = (0..n)
-                .step_by(INFER_CHUNK)
-                .map(|start| {
-                    let chunk = x.clone().narrow(0, start, INFER_CHUNK.min(n - start));
-                    self.classifier.forward(self.features.forward(chunk))
-                })
-                .collect();
-            return Tensor::cat(parts, 0);
-        }
         self.classifier.forward(self.features.forward(x))
     }
 

@@ -488,12 +488,6 @@ fn on_cpu_backend(x: &Tensor<4>) -> bool {
     on_cpu_backend_any(x.dtype(), &x.device())
 }
 
-/// Whether `x` is an f32 tensor on flex or ndarray, with or without autodiff: where this
-/// module's kernels run.
-pub fn on_cpu<const D: usize>(x: &Tensor<D>) -> bool {
-    on_cpu_backend_any(x.dtype(), &x.device())
-}
-
 /// [`on_cpu_backend`] for a tensor of any rank, by its dtype and device.
 fn on_cpu_backend_any(dtype: burn::tensor::DType, device: &burn::tensor::Device) -> bool {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
