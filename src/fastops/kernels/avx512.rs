@@ -7,15 +7,20 @@
 
 use std::arch::x86_64::*;
 
+/// The first `min(n, 16)` lanes of a vector.
+#[inline(always)]
+pub(super) fn first_lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xFFFF
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
 /// The lanes of a vector that hold elements `i..min(i + 16, n)`.
 #[inline(always)]
 fn lanes(i: usize, n: usize) -> __mmask16 {
-    let left = n - i;
-    if left >= 16 {
-        0xFFFF
-    } else {
-        ((1u32 << left) - 1) as __mmask16
-    }
+    first_lanes(n - i)
 }
 
 /// `pool_relu` of `fused`: pools each plane of `z` (`O` rows `zstride` apart, `D·Q` values

@@ -172,19 +172,13 @@ unsafe fn grids_avx512(
     scratch: &mut [f32],
     g: &mut [f32],
 ) {
+    use super::avx512::first_lanes as lanes;
     use std::arch::x86_64::*;
     let hw = geo.h * geo.w;
     let wq = lay.wq;
     let len = hw.div_ceil(2);
     assert!(lay.step[1] == 2 && wq <= 16 && x.len() >= geo.c * hw);
     assert!(scratch.len() >= 2 * len && g.len() >= lay.grids_len(geo));
-    let lanes = |n: usize| -> __mmask16 {
-        if n >= 16 {
-            0xFFFF
-        } else {
-            ((1u32 << n) - 1) as __mmask16
-        }
-    };
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let row_mask = lanes(wq);
@@ -260,7 +254,7 @@ fn col2im_best(
         && super::simd::level() == super::simd::Level::Avx512
     {
         // SAFETY: the CPU has AVX-512F.
-        return unsafe { col2im_avx512(geo, lay, cols, stride, col0, gg, phases, gx) };
+        return unsafe { col2im_avx512(geo, lay, cols, stride, col0, gg, gx) };
     }
     col2im(geo, lay, cols, stride, col0, gg, phases, gx)
 }
@@ -283,25 +277,16 @@ unsafe fn col2im_avx512(
     stride: usize,
     col0: usize,
     gg: &mut [f32],
-    phases: &mut [f32],
     gx: &mut [f32],
 ) {
+    use super::avx512::first_lanes as lanes;
     use std::arch::x86_64::*;
     let (q, wq) = (lay.q, lay.wq);
     let hw = geo.h * geo.w;
-    let len = hw.div_ceil(2);
     assert!(lay.step[1] == 2 && wq <= 16 && q <= 32);
     assert!(geo.w <= 32 && gx.len() >= geo.c * hw && gg.len() >= lay.a * lay.b * q);
-    let _ = (phases, len);
     let rows = geo.c * geo.kh * geo.kw;
     assert!(rows == 0 || (rows - 1) * stride + col0 + lay.width() <= cols.len());
-    let lanes = |n: usize| -> __mmask16 {
-        if n >= 16 {
-            0xFFFF
-        } else {
-            ((1u32 << n) - 1) as __mmask16
-        }
-    };
     let (m0, m1) = (lanes(q), lanes(q.saturating_sub(16)));
     // interleaving: output lanes 0..16 take e0 o0 e1 o1 … e7 o7, lanes 16..32 e8 o8 …
     let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
