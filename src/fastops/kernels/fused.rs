@@ -506,6 +506,7 @@ fn relu_passes(y: f32) -> bool {
 }
 
 super::simd::multiversion! {
+    avx512 = super::avx512::pool_relu;
     /// Pools each plane of `z` (`O` rows `zstride` apart, `D·Q` values each in the pooled
     /// order) into `yi` (`[O, Q]`): the
     /// first maximum of each window wins, NaN wins; its candidate `d` goes to `ii` unless
@@ -550,6 +551,7 @@ super::simd::multiversion! {
 }
 
 super::simd::multiversion! {
+    avx512 = super::avx512::route;
     /// One image's convolution-output gradient in the pooled order: for each of the `O`
     /// planes, candidate `d` of window `i` gets `g[i]` if it won (`idx[i] == d`) and ReLU
     /// passed it (`y` is the output, empty without ReLU), else 0. Written into rows of `dst`
@@ -586,46 +588,6 @@ super::simd::multiversion! {
             *gbo += sum;
         }
     }
-}
-
-/// [`pool_relu`], with intrinsics on AVX-512.
-#[allow(clippy::too_many_arguments)]
-fn pool_relu_best(
-    z: &[f32],
-    zstride: usize,
-    q: usize,
-    d: usize,
-    relu: bool,
-    yi: &mut [f32],
-    ii: &mut [u32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if super::simd::level() == super::simd::Level::Avx512 {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { super::avx512::pool_relu(z, zstride, q, d, relu, yi, ii) };
-    }
-    pool_relu(z, zstride, q, d, relu, yi, ii)
-}
-
-/// [`route`], with intrinsics on AVX-512.
-#[allow(clippy::too_many_arguments)]
-fn route_best(
-    g: &[f32],
-    idx: &[u32],
-    y: &[f32],
-    q: usize,
-    d: usize,
-    dst: &mut [f32],
-    stride: usize,
-    col0: usize,
-    gb: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if super::simd::level() == super::simd::Level::Avx512 {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { super::avx512::route(g, idx, y, q, d, dst, stride, col0, gb) };
-    }
-    route(g, idx, y, q, d, dst, stride, col0, gb)
 }
 
 /// Forward: per image, the grids, the unfolded columns in the pooled order,
@@ -685,7 +647,7 @@ pub(crate) fn forward(
                 } else {
                     &mut is[j * o * q..(j + 1) * o * q]
                 };
-                pool_relu_best(&z[j * pw..], width, q, lay.d, relu, yi, ii);
+                pool_relu(&z[j * pw..], width, q, lay.d, relu, yi, ii);
             }
         })
     };
@@ -771,7 +733,7 @@ pub(crate) fn backward(
                         im2col(geo, &lay, grid, cols, width, j * pw);
                         let at = img * o * q..(img + 1) * o * q;
                         let yi = y.map_or(&[][..], |y| &y[at.clone()]);
-                        route_best(
+                        route(
                             &g[at.clone()],
                             &idx[at],
                             yi,

@@ -50,19 +50,18 @@ fn detected(cap: &str) -> Level {
 /// Defines `fn name(args) -> R { body }` three times, for AVX-512, for AVX2 + FMA and for the
 /// baseline, and a function `name` that runs the best one for [`level`]. The functions the body
 /// calls must be `#[inline(always)]` to be compiled for each instruction set too.
+///
+/// `multiversion! { avx512 = path; fn … }` calls `path` (an `unsafe fn` with the same
+/// arguments, written with AVX-512 intrinsics) on AVX-512 instead of compiling the body for it.
 macro_rules! multiversion {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    (@build { $($avx512_item:item)* } $avx512:path;
+     $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             fn body($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            fn avx512($($arg: $ty),*) $(-> $ret)? {
-                body($($arg),*)
-            }
+            $($avx512_item)*
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
@@ -72,11 +71,27 @@ macro_rules! multiversion {
             #[cfg(target_arch = "x86_64")]
             match $crate::fastops::kernels::simd::level() {
                 // SAFETY: `level` returns these only when the CPU has the features.
-                $crate::fastops::kernels::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
+                $crate::fastops::kernels::simd::Level::Avx512 => return unsafe { $avx512($($arg),*) },
                 $crate::fastops::kernels::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
                 $crate::fastops::kernels::simd::Level::Baseline => {}
             }
             body($($arg),*)
+        }
+    };
+    (avx512 = $fast:path; $($function:tt)*) => {
+        $crate::fastops::kernels::simd::multiversion! { @build {} $fast; $($function)* }
+    };
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $crate::fastops::kernels::simd::multiversion! {
+            @build {
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+            } avx512;
+            $(#[$meta])* $vis fn $name($($arg: $ty),*) $(-> $ret)? $body
         }
     };
 }
