@@ -72,16 +72,6 @@ pub(super) fn conv_wb_grad<T: Raw>(
     )
 }
 
-/// The convolution's output `[N, O, HO, WO]` for `x` and `weight`.
-fn conv_geometry<T: TensorMetadata>(
-    x: &T,
-    weight: &T,
-    stride: [usize; 2],
-    padding: [usize; 2],
-) -> conv::Geometry {
-    conv::Geometry::new(dims4(x), dims4(weight), stride, padding)
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv_pool<T: Raw>(
     x: T,
@@ -93,7 +83,7 @@ pub(super) fn conv_pool<T: Raw>(
     relu: bool,
     with_indices: bool,
 ) -> (T, Option<T>) {
-    let geo = conv_geometry(&x, &weight, stride, padding);
+    let geo = conv::Geometry::new(dims4(&x), dims4(&weight), stride, padding);
     let (y, idx) = x.with_f32("input", |x| {
         weight.with_f32("weight", |w| {
             bias.with_f32("bias", |b| {
@@ -118,7 +108,7 @@ pub(super) fn conv_pool_grads<T: Raw, I: Raw>(
     pool: [usize; 2],
     x_grad: bool,
 ) -> (Option<T>, T, T) {
-    let geo = conv_geometry(&x, &weight, stride, padding);
+    let geo = conv::Geometry::new(dims4(&x), dims4(&weight), stride, padding);
     let x_shape = dims4(&x);
     let w_shape = dims4(&weight);
     let (gx, gw, gb) = x.with_f32("input", |xs| {

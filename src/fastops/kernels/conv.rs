@@ -146,7 +146,7 @@ fn col2im(geo: &Geometry, cols: &[f32], cols_stride: usize, col0: usize, gx: &mu
 
 /// Images per matrix product in the weight gradient: enough columns (`nb·HO·WO`) for gemm
 /// to run near peak, small enough for the unfolded block to stay in cache.
-pub(super) fn block_images(geo: &Geometry) -> usize {
+fn block_images(geo: &Geometry) -> usize {
     let per_image = geo.ckk() * geo.p();
     (256 * 1024 / per_image.max(1)).clamp(1, 16)
 }

@@ -651,17 +651,9 @@ pub(crate) fn forward(
             }
         })
     };
-    let chunk = (nb * o * q).max(1);
-    if with_indices {
-        y.par_chunks_mut(chunk)
-            .zip(idx.par_chunks_mut(chunk))
-            .enumerate()
-            .for_each(|(t, (ys, is))| task(t * nb, ys, is));
-    } else {
-        y.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(t, ys)| task(t * nb, ys, &mut []));
-    }
+    super::for_each_output_chunk(&mut y, &mut idx, (nb * o * q).max(1), |t, ys, is| {
+        task(t * nb, ys, is)
+    });
     (y, idx)
 }
 

@@ -18,20 +18,10 @@ pub(crate) fn forward(
     let (hw, out) = (h * w, ho * wo);
     let mut y = vec![0.0f32; planes * out];
     let mut idx = vec![0u32; if with_indices { planes * out } else { 0 }];
-    let task = |p0: usize, ys: &mut [f32], is: &mut [u32]| {
+    super::for_each_output_chunk(&mut y, &mut idx, PLANES_PER_TASK * out, |t, ys, is| {
+        let p0 = t * PLANES_PER_TASK;
         pool_planes(&x[p0 * hw..], [h, w], [kh, kw], ys, is);
-    };
-    let chunk = PLANES_PER_TASK * out;
-    if with_indices {
-        y.par_chunks_mut(chunk)
-            .zip(idx.par_chunks_mut(chunk))
-            .enumerate()
-            .for_each(|(t, (ys, is))| task(t * PLANES_PER_TASK, ys, is));
-    } else {
-        y.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(t, ys)| task(t * PLANES_PER_TASK, ys, &mut []));
-    }
+    });
     (y, idx)
 }
 
