@@ -62,31 +62,49 @@ fn convolution_against_burns(ad: Device) {
         );
         assert_eq!(ours.dims(), burns.dims(), "{case}");
         assert_close(&values(ours.clone()), &values(burns.clone()), 1e-5);
-        // A non-uniform upstream gradient, so that every position's weight matters.
-        let r = Tensor::<1>::from_floats(wave(ours.dims().iter().product(), 1.3).as_slice(), &ad)
-            .reshape(ours.dims());
-        let ga = (ours * r.clone()).sum().backward();
-        let gb = (burns * r).sum().backward();
+        same_gradients(&conv, &x, ours, burns, 1.3, x_grad, &case);
+    }
+}
+
+/// The gradients of `ours` and `burns` (the same function of `conv` and `x`, computed two
+/// ways) with respect to the weight, the bias and, if `x_grad`, the input agree within 1e-4;
+/// without `x_grad` the input gets none. The upstream gradient is a wave (phase `phase`), not
+/// uniform, so that every position's weight matters.
+fn same_gradients(
+    conv: &burn::nn::conv::Conv2d,
+    x: &Tensor<4>,
+    ours: Tensor<4>,
+    burns: Tensor<4>,
+    phase: f32,
+    x_grad: bool,
+    case: &str,
+) {
+    let r = Tensor::<1>::from_floats(
+        wave(ours.dims().iter().product(), phase).as_slice(),
+        &ours.device(),
+    )
+    .reshape(ours.dims());
+    let ga = (ours * r.clone()).sum().backward();
+    let gb = (burns * r).sum().backward();
+    assert_close(
+        &values(conv.weight.grad(&ga).unwrap()),
+        &values(conv.weight.grad(&gb).unwrap()),
+        1e-4,
+    );
+    let bias = conv.bias.as_ref().unwrap();
+    assert_close(
+        &values(bias.grad(&ga).unwrap()),
+        &values(bias.grad(&gb).unwrap()),
+        1e-4,
+    );
+    if x_grad {
         assert_close(
-            &values(conv.weight.grad(&ga).unwrap()),
-            &values(conv.weight.grad(&gb).unwrap()),
+            &values(x.grad(&ga).unwrap()),
+            &values(x.grad(&gb).unwrap()),
             1e-4,
         );
-        let bias = conv.bias.as_ref().unwrap();
-        assert_close(
-            &values(bias.grad(&ga).unwrap()),
-            &values(bias.grad(&gb).unwrap()),
-            1e-4,
-        );
-        if x_grad {
-            assert_close(
-                &values(x.grad(&ga).unwrap()),
-                &values(x.grad(&gb).unwrap()),
-                1e-4,
-            );
-        } else {
-            assert!(x.grad(&ga).is_none(), "{case}: images got a gradient");
-        }
+    } else {
+        assert!(x.grad(&ga).is_none(), "{case}: images got a gradient");
     }
 }
 
@@ -164,30 +182,7 @@ fn fused_against_burns(ad: Device) {
         let z = max_pool2d(conv2d(&conv_i, x_i), pool, pool, [0, 0]);
         let unfused_i = values(if relu { burn_relu(z) } else { z });
         assert_eq!(fused_i, unfused_i, "{case}: fused and unfused bits");
-        let r = Tensor::<1>::from_floats(wave(ours.dims().iter().product(), 2.9).as_slice(), &ad)
-            .reshape(ours.dims());
-        let ga = (ours * r.clone()).sum().backward();
-        let gb = (burns * r).sum().backward();
-        assert_close(
-            &values(conv.weight.grad(&ga).unwrap()),
-            &values(conv.weight.grad(&gb).unwrap()),
-            1e-4,
-        );
-        let bias = conv.bias.as_ref().unwrap();
-        assert_close(
-            &values(bias.grad(&ga).unwrap()),
-            &values(bias.grad(&gb).unwrap()),
-            1e-4,
-        );
-        if x_grad {
-            assert_close(
-                &values(x.grad(&ga).unwrap()),
-                &values(x.grad(&gb).unwrap()),
-                1e-4,
-            );
-        } else {
-            assert!(x.grad(&ga).is_none(), "{case}: images got a gradient");
-        }
+        same_gradients(&conv, &x, ours, burns, 2.9, x_grad, &case);
     }
     assert!(cut > 0, "ReLU zeroed no window: its mask went untested");
 }
