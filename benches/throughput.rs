@@ -6,11 +6,11 @@
 //! `NETCALC_BENCH_WGPU=1` (on lavapipe its times mean nothing).
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use netcalc::app::train::bench::{Inferer, TrainStepper};
 use netcalc::burn::nn::conv::Conv2dConfig;
 use netcalc::burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use netcalc::loss::cross_entropy;
-use netcalc::prob::softmax;
-use netcalc::train::bench::{Inferer, TrainStepper};
+use netcalc::functional::loss::cross_entropy;
+use netcalc::functional::prob::softmax;
 use netcalc::{Activation, BackendKind, CnnConfig, Conv2dBlockConfig, Pool2dConfig, PoolKind};
 
 // The same allocator as the `mnist` example (see the README: glibc's malloc returns large
@@ -18,13 +18,13 @@ use netcalc::{Activation, BackendKind, CnnConfig, Conv2dBlockConfig, Pool2dConfi
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The CPU backends compiled in, and wgpu too with `NETCALC_BENCH_WGPU=1`.
 fn devices() -> Vec<(BackendKind, Device)> {
-    let wgpu = std::env::var("NETCALC_BENCH_WGPU").is_ok_and(|v| v == "1");
-    netcalc::compiled_backends()
-        .into_iter()
-        .filter(|k| *k != BackendKind::Wgpu || wgpu)
-        .map(|k| (k, netcalc::testing::device(k)))
-        .collect()
+    if std::env::var("NETCALC_BENCH_WGPU").is_ok_and(|v| v == "1") {
+        netcalc::testing::all_devices()
+    } else {
+        netcalc::testing::cpu_devices()
+    }
 }
 
 fn sync<const D: usize>(t: Tensor<D>) -> f32 {
@@ -60,18 +60,18 @@ fn ops(c: &mut Criterion) {
         let mut g = c.benchmark_group("pool2d_2x2_128x32x26x26");
         g.sample_size(20);
         for k in [PoolKind::Max, PoolKind::Avg] {
-            let p = Pool2dConfig::new(k, [2, 2]).init().unwrap();
+            let p = Pool2dConfig::new(k, [2, 2]).init(&d).unwrap();
             g.bench_function(format!("{k:?}/{kind}"), |b| {
                 b.iter(|| sync(p.forward(x.clone())))
             });
         }
         g.finish();
         // Forward, and forward + backward on the autodiff device: burn's `Conv2d` and
-        // netcalc's block (which uses `fastops` on flex) with the same weights.
+        // netcalc's block (through its CPU kernels on flex and ndarray).
         let conv = Conv2dConfig::new([32, 64], [3, 3]).init(&d);
-        let block = Conv2dBlockConfig::new(64, 3)
+        let block = Conv2dBlockConfig::new(32, 64, 3)
             .with_activation(Activation::Identity)
-            .init(32, &d)
+            .init(&d)
             .unwrap();
         let x2 = Tensor::<4>::random([128, 32, 13, 13], Distribution::Normal(0.0, 1.0), &d);
         let mut g = c.benchmark_group("conv2d_32to64_3x3_128x13x13");
@@ -84,9 +84,9 @@ fn ops(c: &mut Criterion) {
         });
         let ad = d.clone().autodiff();
         let conv_ad = Conv2dConfig::new([32, 64], [3, 3]).init(&ad);
-        let block_ad = Conv2dBlockConfig::new(64, 3)
+        let block_ad = Conv2dBlockConfig::new(32, 64, 3)
             .with_activation(Activation::Identity)
-            .init(32, &ad)
+            .init(&ad)
             .unwrap();
         let x2_ad = Tensor::<4>::random([128, 32, 13, 13], Distribution::Normal(0.0, 1.0), &ad)
             .require_grad();
@@ -99,7 +99,7 @@ fn ops(c: &mut Criterion) {
         g.finish();
         let mut g = c.benchmark_group("max_pool2d_2x2_fwd_bwd_128x32x26x26");
         g.sample_size(10);
-        let p = Pool2dConfig::new(PoolKind::Max, [2, 2]).init().unwrap();
+        let p = Pool2dConfig::new(PoolKind::Max, [2, 2]).init(&d).unwrap();
         let x_ad = Tensor::<4>::random([128, 32, 26, 26], Distribution::Normal(0.0, 1.0), &ad)
             .require_grad();
         g.bench_function(format!("burn/{kind}"), |b| {

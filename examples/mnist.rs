@@ -1,5 +1,5 @@
 //! Train, evaluate and use a CNN on MNIST. The logic lives in the `netcalc` library; this file
-//! only parses the command line.
+//! parses the command line and prints what the library returns.
 //!
 //! ```text
 //! cargo run --release --example mnist                      # train the default CNN (offline OK)
@@ -15,13 +15,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use netcalc::data::{DataOptions, Mnist, load_mnist};
-use netcalc::fsio::read_json;
-use netcalc::train::{
-    ProgressMode, RunDir, RunOptions, Schedule, TrainConfig, check_model_fits_data, evaluate,
-    load_model, locate_model,
+use netcalc::app::data::{DataOptions, Mnist, load_mnist};
+use netcalc::app::fsio::{read_json, write_atomic, write_json};
+use netcalc::app::session::TrainedModel;
+use netcalc::app::train::bench::{MeasureOptions, measure};
+use netcalc::app::train::{
+    OptimizerKind, ProgressMode, RunDir, RunOptions, ScheduleKind, TrainConfig, TrainOverrides,
+    check_model_fits_data, evaluate,
 };
-use netcalc::{BackendKind, CnnConfig, compiled_backends, select_device};
+use netcalc::app::{explain, predict, serve};
+use netcalc::backend::{DeviceChoice, selected_backends};
+use netcalc::{BackendKind, ModelPreset, device_of, select_backend, select_device};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,6 +68,14 @@ struct DataArgs {
     offline: bool,
 }
 
+/// `--device`: the backend to run on.
+#[derive(Args, Debug, Clone, Copy)]
+struct DeviceArg {
+    /// Backend [default: auto; $NETCALC_DEVICE].
+    #[arg(long = "device", value_name = "DEVICE", value_enum, ignore_case = true)]
+    choice: Option<DeviceChoice>,
+}
+
 #[derive(Args, Debug, Clone)]
 struct TrainArgs {
     /// Passes over the training data [default: 12].
@@ -75,24 +87,23 @@ struct TrainArgs {
     /// Peak learning rate [default: 0.002].
     #[arg(long)]
     lr: Option<f64>,
-    /// adam, adamw or sgd [default: adam].
-    #[arg(long)]
-    optimizer: Option<String>,
-    /// Learning-rate schedule: cosine, step or constant [default: cosine].
-    #[arg(long)]
-    schedule: Option<String>,
+    /// The optimizer [default: adam].
+    #[arg(long, value_enum, ignore_case = true)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning-rate schedule [default: cosine].
+    #[arg(long, value_enum, ignore_case = true)]
+    schedule: Option<ScheduleKind>,
     /// Random shift augmentation in pixels, 0 to disable [default: 2].
     #[arg(long)]
     augment_shift: Option<usize>,
     /// Seed for initialization, shuffling, augmentation and dropout [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Backend: ndarray, flex, wgpu (alias vulkan) or auto [default: auto; $NETCALC_DEVICE].
-    #[arg(long)]
-    device: Option<String>,
-    /// Model preset: cnn, keras-cnn or mlp [default: cnn].
-    #[arg(long, conflicts_with = "config")]
-    model: Option<String>,
+    #[command(flatten)]
+    device: DeviceArg,
+    /// Model preset [default: cnn].
+    #[arg(long, value_enum, conflicts_with = "config")]
+    model: Option<ModelPreset>,
     /// A training config JSON (as written to <run>/config.json) instead of the flags' defaults.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -115,24 +126,50 @@ struct TrainArgs {
     plain: bool,
 }
 
+impl TrainArgs {
+    fn overrides(&self) -> TrainOverrides {
+        TrainOverrides {
+            model: self.model,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            optimizer: self.optimizer,
+            schedule: self.schedule,
+            augment_shift: self.augment_shift,
+            seed: self.seed,
+            limit: self.limit,
+        }
+    }
+}
+
+/// `--model RUN` and `--device`: a trained model to load.
 #[derive(Args, Debug)]
-struct EvalArgs {
+struct ModelArgs {
     /// A run directory or a model.bpk with config.json beside it.
     #[arg(long)]
     model: PathBuf,
-    #[arg(long)]
-    device: Option<String>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+impl ModelArgs {
+    fn open(&self) -> Result<TrainedModel> {
+        Ok(TrainedModel::open(&self.model, self.device.choice)?)
+    }
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
 }
 
 #[derive(Args, Debug)]
 struct PredictArgs {
-    /// A run directory or a model.bpk with config.json beside it.
-    #[arg(long)]
-    model: PathBuf,
-    #[arg(long)]
-    device: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Images to classify.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -140,11 +177,8 @@ struct PredictArgs {
 
 #[derive(Args, Debug)]
 struct ExplainArgs {
-    /// A run directory or a model.bpk with config.json beside it.
-    #[arg(long)]
-    model: PathBuf,
-    #[arg(long)]
-    device: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// The PNG to write (one image only) [default: <image>-explain.png in the current directory].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -155,11 +189,8 @@ struct ExplainArgs {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// A run directory or a model.bpk with config.json beside it.
-    #[arg(long)]
-    model: PathBuf,
-    #[arg(long)]
-    device: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Where to listen. Loopback by default; any other address is reachable from other
     /// machines, so it has to be asked for explicitly.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -171,9 +202,9 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct SummaryArgs {
-    /// Model preset: cnn, keras-cnn or mlp.
-    #[arg(long, default_value = "cnn", conflicts_with = "config")]
-    model: String,
+    /// Model preset.
+    #[arg(long, value_enum, default_value_t = ModelPreset::Cnn, conflicts_with = "config")]
+    model: ModelPreset,
     /// A training config JSON.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -181,21 +212,21 @@ struct SummaryArgs {
 
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Model preset: cnn, keras-cnn or mlp.
-    #[arg(long, default_value = "keras-cnn")]
-    model: String,
+    /// Model preset.
+    #[arg(long, value_enum, default_value_t = ModelPreset::KerasCnn)]
+    model: ModelPreset,
     /// Training batch size.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
     /// Inference batch size.
     #[arg(long, default_value_t = 1000)]
     infer_batch_size: usize,
-    /// Timed steps (after 3 warm-up steps).
+    /// Timed steps of training and of inference (after 3 warm-up steps of each).
     #[arg(long, default_value_t = 30)]
     steps: usize,
-    /// Backend(s): a name, or `all` for every compiled-in one [default: auto].
-    #[arg(long)]
-    device: Option<String>,
+    /// Backend, or `all` for every one compiled in [default: auto; $NETCALC_DEVICE].
+    #[arg(long, value_name = "DEVICE", value_enum, ignore_case = true)]
+    device: Option<DeviceChoice>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -206,29 +237,34 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cfg!(feature = "wgpu") && std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        // Mesa's Vulkan/GL drivers print "XDG_RUNTIME_DIR is invalid" to stderr for every
-        // adapter they open without it; nothing here needs a runtime directory.
-        // Mesa wants a private (0700) directory.
-        let dir = std::env::temp_dir().join("netcalc-xdg-runtime");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-            let _ = std::fs::DirBuilder::new()
-                .mode(0o700)
-                .recursive(true)
-                .create(&dir);
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        }
-        // SAFETY: called on the main thread before any other thread is started.
-        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
-    }
+    pin_burn_default_device(&cli);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             exit_code(&e)
         }
+    }
+}
+
+/// Makes the backend a resumed run trains on burn's default device too (`BURN_DEVICE`), before
+/// any thread starts. burn's `ModuleOptimizer::load` puts checkpointed optimizer state on
+/// `Device::default()` and takes no device; with wgpu compiled in that is wgpu
+/// (`backend::tests::default_device_prefers_wgpu_when_compiled_in`), which would start a GPU
+/// backend just to read a checkpoint, or fail on a machine without one. burn offers no other
+/// way to choose that device, so this one environment variable stays, set only to resume.
+fn pin_burn_default_device(cli: &Cli) {
+    let args = match &cli.cmd {
+        None => &cli.train,
+        Some(Cmd::Train(a)) => a,
+        Some(_) => return,
+    };
+    if args.resume.is_none() || std::env::var_os("BURN_DEVICE").is_some() {
+        return;
+    }
+    if let Ok(kind) = select_backend(args.device.choice) {
+        // SAFETY: the first thing `main` does after parsing: no other thread exists yet.
+        unsafe { std::env::set_var("BURN_DEVICE", kind.name()) };
     }
 }
 
@@ -314,19 +350,6 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Chooses the device, and makes it burn's default device too (`BURN_DEVICE`): burn's optimizer
-/// loads checkpointed state onto `Device::default()`, which with wgpu compiled in is wgpu
-/// (`backend::tests::default_device_prefers_wgpu_when_compiled_in`) — starting a GPU backend
-/// just to read a checkpoint, or failing on a machine without one.
-fn device(name: Option<&str>) -> Result<(BackendKind, netcalc::burn::tensor::Device)> {
-    let (kind, device) = select_device(name)?;
-    if std::env::var_os("BURN_DEVICE").is_none() {
-        // SAFETY: called on the main thread before any other thread is started.
-        unsafe { std::env::set_var("BURN_DEVICE", kind.name()) };
-    }
-    Ok((kind, device))
-}
-
 fn load_data(a: &DataArgs) -> Result<Mnist> {
     let opts = DataOptions {
         data_dir: a.data_dir.clone(),
@@ -337,63 +360,21 @@ fn load_data(a: &DataArgs) -> Result<Mnist> {
     Ok(load_mnist(&opts, |w| eprintln!("note: {w}"))?)
 }
 
+/// The run's config: the resumed run's, a `--config` file or the defaults, with the flags put in.
 fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let mut cfg = if let Some(dir) = &a.resume {
+    let cfg = if let Some(dir) = &a.resume {
         RunDir::open(dir)?.read_config()?
     } else if let Some(path) = &a.config {
         read_json(path)?
     } else {
         TrainConfig::default()
     };
-    if let Some(m) = &a.model {
-        cfg.model = CnnConfig::preset(m)?;
-    }
-    if let Some(v) = a.epochs {
-        cfg.epochs = v;
-    }
-    if let Some(v) = a.batch_size {
-        cfg.batch_size = v;
-    }
-    if let Some(v) = a.lr {
-        cfg.optimizer.lr = v;
-        if let Schedule::Cosine { min_lr } = &mut cfg.schedule {
-            *min_lr = min_lr.min(v);
-        }
-    }
-    if let Some(v) = &a.optimizer {
-        cfg.optimizer.kind = v.parse()?;
-    }
-    if let Some(v) = &a.schedule {
-        cfg.schedule = match v.as_str() {
-            "cosine" => Schedule::Cosine {
-                min_lr: 1e-5f64.min(cfg.optimizer.lr),
-            },
-            "step" => Schedule::Step {
-                every_epochs: (cfg.epochs / 3).max(1),
-                gamma: 0.1,
-            },
-            "constant" => Schedule::Constant,
-            other => bail!(
-                "invalid setting `schedule`: unknown schedule `{other}`; expected cosine, step or constant"
-            ),
-        };
-    }
-    if let Some(v) = a.augment_shift {
-        cfg.augment_shift = v;
-    }
-    if let Some(v) = a.seed {
-        cfg.seed = v;
-    }
-    if a.limit.is_some() {
-        cfg.limit = a.limit;
-    }
-    cfg.validate()?;
-    Ok(cfg)
+    Ok(cfg.with_overrides(&a.overrides())?)
 }
 
 fn train(a: TrainArgs) -> Result<()> {
     let cfg = train_config(&a)?;
-    let (kind, dev) = device(a.device.as_deref())?;
+    let (kind, dev) = select_device(a.device.choice)?;
     let out = match (&a.resume, &a.out) {
         (Some(dir), _) => dir.clone(),
         (None, Some(out)) => out.clone(),
@@ -440,7 +421,7 @@ fn train(a: TrainArgs) -> Result<()> {
         interrupt: Some(ctrl_c_flag()?),
     };
     let start = Instant::now();
-    let run = match netcalc::train::train(&cfg, &data, &dev, &opts) {
+    let run = match netcalc::app::train::train(&cfg, &data, &dev, &opts) {
         Err(netcalc::Error::Interrupted {
             epoch,
             batches,
@@ -475,15 +456,14 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    let (cfg, model_path) = locate_model(&a.model)?;
-    let (kind, dev) = device(a.device.as_deref())?;
-    let model = load_model(&cfg, &model_path, &dev)?;
+    let m = a.model.open()?;
     let data = load_data(&a.data)?;
     println!("{}", data.describe());
-    let e = evaluate(&model, &data.test, &dev, 1000)?;
+    let e = evaluate(&m.model, &data.test, &m.device, 1000)?;
     println!(
-        "{} on {kind}: test accuracy {:.2}%, test loss {:.4}",
-        model_path.display(),
+        "{} on {}: test accuracy {:.2}%, test loss {:.4}",
+        m.path.display(),
+        m.backend,
         100.0 * e.accuracy,
         e.loss
     );
@@ -491,17 +471,15 @@ fn eval(a: EvalArgs) -> Result<()> {
 }
 
 fn predict(a: PredictArgs) -> Result<()> {
-    let (cfg, model_path) = locate_model(&a.model)?;
-    let (_, dev) = device(a.device.as_deref())?;
-    let model = load_model(&cfg, &model_path, &dev)?;
+    let m = a.model.open()?;
     let digits = a
         .images
         .iter()
-        .map(|p| netcalc::predict::load_digit(p))
+        .map(|p| predict::load_digit(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let probs = netcalc::predict::class_probabilities(&model, &digits, &dev)?;
+    let probs = predict::class_probabilities(&m.model, &digits, &m.device)?;
     for (path, p) in a.images.iter().zip(&probs) {
-        let top: Vec<String> = netcalc::predict::top_k(p, 3)
+        let top: Vec<String> = predict::top_k(p, 3)
             .iter()
             .map(|(c, p)| format!("{c} ({:.1}%)", 100.0 * p))
             .collect();
@@ -514,11 +492,9 @@ fn explain(a: ExplainArgs) -> Result<()> {
     if a.out.is_some() && a.images.len() > 1 {
         bail!("--out names one PNG; give one image, or leave --out out");
     }
-    let (cfg, model_path) = locate_model(&a.model)?;
-    let (_, dev) = device(a.device.as_deref())?;
-    let model = load_model(&cfg, &model_path, &dev)?;
+    let m = a.model.open()?;
     for image in &a.images {
-        let digit = netcalc::predict::load_digit(image)?;
+        let digit = predict::load_digit(image)?;
         let out = match &a.out {
             Some(out) => out.clone(),
             None => {
@@ -526,20 +502,17 @@ fn explain(a: ExplainArgs) -> Result<()> {
                 PathBuf::from(format!("{stem}-explain.png"))
             }
         };
-        let png = netcalc::explain::explain_digit(&model, &digit, &dev)?;
-        netcalc::fsio::write_atomic(&out, &png)?;
+        write_atomic(&out, &explain::explain_digit(&m.model, &digit, &m.device)?)?;
         println!("{}: {}", image.display(), out.display());
     }
     Ok(())
 }
 
 fn serve(a: ServeArgs) -> Result<()> {
-    let (cfg, model_path) = locate_model(&a.model)?;
-    let (_, dev) = device(a.device.as_deref())?;
-    let model = load_model(&cfg, &model_path, &dev)?;
-    let run_dir = model_path.parent().map(Path::to_path_buf);
-    let app = netcalc::serve::App::new(model, cfg, dev, run_dir);
-    let server = netcalc::serve::Server::bind(app, a.addr)?;
+    let m = a.model.open()?;
+    let shown = m.path.display().to_string();
+    let app = serve::App::new(m.model, m.config, m.device, Some(m.run_dir));
+    let server = serve::Server::bind(app, a.addr)?;
     if !a.addr.ip().is_loopback() {
         eprintln!(
             "note: listening on {} — reachable from other machines on this network",
@@ -547,8 +520,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         );
     }
     println!(
-        "serving {} on http://{}/ (Ctrl-C to stop)",
-        model_path.display(),
+        "serving {shown} on http://{}/ (Ctrl-C to stop)",
         server.addr()
     );
     server.run(a.threads);
@@ -558,17 +530,21 @@ fn serve(a: ServeArgs) -> Result<()> {
 fn summary(a: SummaryArgs) -> Result<()> {
     let cfg = match &a.config {
         Some(p) => read_json::<TrainConfig>(p)?.model,
-        None => CnnConfig::preset(&a.model)?,
+        None => a.model.config(),
     };
     println!("{}", cfg.summary()?);
     Ok(())
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
-    let cfg = CnnConfig::preset(&a.model)?;
-    let kinds: Vec<BackendKind> = match a.device.as_deref() {
-        Some("all") => compiled_backends(),
-        other => vec![netcalc::select_backend(other)?],
+    let cfg = a.model.config();
+    let kinds = selected_backends(a.device)?;
+    let opts = MeasureOptions {
+        train_batch: a.batch_size,
+        infer_batch: a.infer_batch_size,
+        train_steps: a.steps,
+        infer_steps: a.steps,
+        ..MeasureOptions::default()
     };
     println!(
         "{}: train batch {}, inference batch {}, {} timed steps, {} threads",
@@ -582,34 +558,28 @@ fn bench(a: BenchArgs) -> Result<()> {
     );
     let mut results = Vec::new();
     for kind in kinds {
-        let dev = match netcalc::device_of(kind) {
+        let dev = match device_of(kind) {
             Ok(d) => d,
             Err(e) => {
                 println!("{kind:>8}: skipped ({e})");
                 continue;
             }
         };
-        let t = netcalc::train::bench::measure(
-            &cfg,
-            &dev,
-            a.batch_size,
-            a.infer_batch_size,
-            a.steps,
-            3,
-        )?;
+        let t = measure(&cfg, &dev, &opts)?;
         println!(
             "{kind:>8}: train {:>8.0} img/s ({:.1} ms/step)   inference {:>8.0} img/s ({:.1} ms/batch)",
             t.train_images_per_sec, t.train_step_ms, t.infer_images_per_sec, t.infer_batch_ms
         );
-        results.push(serde_json::json!({"backend": kind.name(), "model": cfg.name, "train_batch": a.batch_size, "infer_batch": a.infer_batch_size, "result": t}));
+        results.push(serde_json::json!({
+            "backend": kind.name(),
+            "model": cfg.name,
+            "train_batch": a.batch_size,
+            "infer_batch": a.infer_batch_size,
+            "result": t,
+        }));
     }
     if let Some(p) = &a.json {
         write_json(p, &results)?;
     }
-    Ok(())
-}
-
-fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
-    netcalc::fsio::write_json(path, v)?;
     Ok(())
 }

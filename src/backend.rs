@@ -175,26 +175,93 @@ pub fn has_real_gpu() -> bool {
     }
 }
 
-/// Picks the backend: `name` if given, else `$NETCALC_DEVICE`, else the fastest compiled-in one
-/// (wgpu on a real GPU, else flex, else ndarray, else wgpu on whatever adapter exists).
-pub fn select_backend(name: Option<&str>) -> Result<BackendKind> {
-    let env = std::env::var(DEVICE_ENV)
-        .ok()
-        .filter(|s| !s.trim().is_empty());
-    match name.or(env.as_deref()) {
-        Some(name) if !name.eq_ignore_ascii_case("auto") => {
-            let kind = BackendKind::parse(name)?;
-            if kind.is_compiled() {
-                Ok(kind)
-            } else {
-                Err(Error::BackendNotCompiled {
-                    name: kind.name().into(),
-                    compiled: compiled_list(),
-                })
-            }
+/// Which backend to run on, as a user asks for it (`--device`, `$NETCALC_DEVICE`): one by
+/// name, `auto` (the fastest compiled in), or `all` (every one compiled in, for commands that
+/// compare them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "mnist", derive(clap::ValueEnum))]
+pub enum DeviceChoice {
+    /// wgpu on a real GPU, else flex, else ndarray, else wgpu on whatever adapter exists.
+    Auto,
+    /// Every backend compiled in (only where a command runs several).
+    #[cfg_attr(feature = "mnist", value(hide = true))]
+    All,
+    /// burn-ndarray.
+    #[cfg_attr(feature = "mnist", value(name = "ndarray", alias = "nd"))]
+    NdArray,
+    /// burn-flex.
+    Flex,
+    /// burn-wgpu (also `gpu`, `vulkan`).
+    #[cfg_attr(feature = "mnist", value(alias = "gpu", alias = "vulkan"))]
+    Wgpu,
+}
+
+impl DeviceChoice {
+    /// The backend named, if one is.
+    pub fn backend(self) -> Option<BackendKind> {
+        match self {
+            DeviceChoice::NdArray => Some(BackendKind::NdArray),
+            DeviceChoice::Flex => Some(BackendKind::Flex),
+            DeviceChoice::Wgpu => Some(BackendKind::Wgpu),
+            DeviceChoice::Auto | DeviceChoice::All => None,
         }
-        _ => {
-            if BackendKind::Wgpu.is_compiled() && has_real_gpu() {
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = Error;
+    /// `auto`, `all`, or a backend name with its aliases ([`BackendKind::parse`]).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "all" => Ok(DeviceChoice::All),
+            _ => Ok(match BackendKind::parse(s)? {
+                BackendKind::NdArray => DeviceChoice::NdArray,
+                BackendKind::Flex => DeviceChoice::Flex,
+                BackendKind::Wgpu => DeviceChoice::Wgpu,
+            }),
+        }
+    }
+}
+
+/// The backend for `choice`; without one, `$NETCALC_DEVICE` decides, and without that, `auto`.
+/// A backend that is not compiled in is an error that lists those that are; so is `all`, which
+/// names several (see [`selected_backends`]).
+pub fn select_backend(choice: Option<DeviceChoice>) -> Result<BackendKind> {
+    let env = std::env::var(DEVICE_ENV).ok();
+    resolve(choice, env.as_deref(), || {
+        BackendKind::Wgpu.is_compiled() && has_real_gpu()
+    })
+}
+
+/// Every backend `choice` names: all compiled in for `all`, else the one of
+/// [`select_backend`].
+pub fn selected_backends(choice: Option<DeviceChoice>) -> Result<Vec<BackendKind>> {
+    match choice {
+        Some(DeviceChoice::All) => Ok(compiled_backends()),
+        other => Ok(vec![select_backend(other)?]),
+    }
+}
+
+/// [`select_backend`] with the environment variable's value and the GPU probe given, so that
+/// every rule can be tested on any machine.
+fn resolve(
+    choice: Option<DeviceChoice>,
+    env: Option<&str>,
+    real_gpu: impl FnOnce() -> bool,
+) -> Result<BackendKind> {
+    let choice = match (choice, env.filter(|s| !s.trim().is_empty())) {
+        (Some(c), _) => c,
+        (None, Some(name)) => name.parse()?,
+        (None, None) => DeviceChoice::Auto,
+    };
+    match choice {
+        DeviceChoice::All => Err(Error::setting(
+            "device",
+            "`all` names every backend; this command runs on one (ndarray, flex, wgpu or auto)",
+        )),
+        DeviceChoice::Auto => {
+            if real_gpu() {
                 return Ok(BackendKind::Wgpu);
             }
             [BackendKind::Flex, BackendKind::NdArray, BackendKind::Wgpu]
@@ -205,13 +272,39 @@ pub fn select_backend(name: Option<&str>) -> Result<BackendKind> {
                     compiled: compiled_list(),
                 })
         }
+        named => {
+            let kind = named.backend().expect("a named backend");
+            if kind.is_compiled() {
+                Ok(kind)
+            } else {
+                Err(Error::BackendNotCompiled {
+                    name: kind.name().into(),
+                    compiled: compiled_list(),
+                })
+            }
+        }
     }
 }
 
 /// [`select_backend`] followed by [`device_of`]: the device to compute on (no autodiff; call
 /// `.autodiff()` on it to train).
-pub fn select_device(name: Option<&str>) -> Result<(BackendKind, Device)> {
-    let kind = select_backend(name)?;
+///
+/// # Examples
+/// ```
+/// // the fastest backend compiled in (or the one `$NETCALC_DEVICE` names)
+/// let (kind, device) = netcalc::select_device(None)?;
+/// println!("computing on {kind}");
+/// // one by name
+/// use netcalc::backend::DeviceChoice;
+/// if netcalc::BackendKind::Flex.is_compiled() {
+///     let (kind, _) = netcalc::select_device(Some(DeviceChoice::Flex))?;
+///     assert_eq!(kind.name(), "flex");
+/// }
+/// # let _ = device;
+/// # Ok::<(), netcalc::Error>(())
+/// ```
+pub fn select_device(choice: Option<DeviceChoice>) -> Result<(BackendKind, Device)> {
+    let kind = select_backend(choice)?;
     Ok((kind, device_of(kind)?))
 }
 
@@ -248,7 +341,9 @@ mod tests {
     #[test]
     fn explicit_choice_is_honoured_or_refused() {
         for kind in BackendKind::ALL {
-            let got = select_backend(Some(kind.name()));
+            let choice: DeviceChoice = kind.name().parse().unwrap();
+            // the choice wins over the environment variable
+            let got = resolve(Some(choice), Some("nonsense"), || false);
             if kind.is_compiled() {
                 assert_eq!(got.unwrap(), kind);
             } else {
@@ -257,34 +352,52 @@ mod tests {
                 assert!(msg.contains(&compiled_list()), "{msg}");
             }
         }
+        let err = resolve(Some(DeviceChoice::All), None, || false).unwrap_err();
+        assert!(
+            err.to_string().contains("`all` names every backend"),
+            "{err}"
+        );
+        assert_eq!(
+            selected_backends(Some(DeviceChoice::All)).unwrap(),
+            compiled_backends()
+        );
     }
 
-    #[test]
-    fn backend_of_recognises_compiled_devices() {
-        for kind in compiled_backends() {
-            let d = crate::testing::device(kind);
-            assert_eq!(backend_of(&d), Some(kind));
-            assert_eq!(backend_of(&d.autodiff()), Some(kind));
-        }
-    }
-
-    /// Without a name or `$NETCALC_DEVICE`: wgpu on a real GPU, else flex, else ndarray.
+    /// Without a choice: the environment variable, else wgpu on a real GPU, else flex, else
+    /// ndarray; an explicit `auto` ignores the variable.
     #[test]
     fn auto_prefers_a_real_gpu_then_flex_then_ndarray() {
-        if std::env::var_os(DEVICE_ENV).is_some() {
-            return; // the variable decides; `explicit_choice_is_honoured_or_refused` covers names
-        }
-        let expected = if BackendKind::Wgpu.is_compiled() && has_real_gpu() {
-            BackendKind::Wgpu
-        } else if cfg!(feature = "flex") {
+        let cpu = if cfg!(feature = "flex") {
             BackendKind::Flex
         } else if cfg!(feature = "ndarray") {
             BackendKind::NdArray
         } else {
             BackendKind::Wgpu
         };
-        assert_eq!(select_backend(Some("auto")).unwrap(), expected);
-        assert_eq!(select_backend(None).unwrap(), expected);
+        assert_eq!(resolve(None, None, || false).unwrap(), cpu);
+        assert_eq!(resolve(None, Some("  "), || false).unwrap(), cpu);
+        assert_eq!(
+            resolve(Some(DeviceChoice::Auto), None, || false).unwrap(),
+            cpu
+        );
+        assert_eq!(resolve(None, None, || true).unwrap(), BackendKind::Wgpu);
+        assert_eq!(
+            resolve(Some(DeviceChoice::Auto), Some("ndarray"), || false).unwrap(),
+            cpu
+        );
+        for kind in compiled_backends() {
+            assert_eq!(resolve(None, Some(kind.name()), || true).unwrap(), kind);
+        }
+        let err = resolve(None, Some("cuda"), || false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown backend `cuda`"), "{err}");
+        assert_eq!("AUTO".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
+        assert_eq!("nd".parse::<DeviceChoice>().unwrap(), DeviceChoice::NdArray);
+        assert_eq!(
+            "vulkan".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Wgpu
+        );
     }
 
     /// burn's `Device::default()` (where `ModuleOptimizer::load` puts optimizer state) is wgpu

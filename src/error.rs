@@ -86,9 +86,9 @@ pub enum Error {
         source: BoxError,
     },
     /// A JSON (config, metrics) file that cannot be parsed or written.
-    #[error("{}: {}{source}", path.display(), field_prefix(field))]
+    #[error("{}{}{source}", path_prefix(path), field_prefix(field))]
     Json {
-        /// The file.
+        /// The file (empty for JSON text that came from no file).
         path: PathBuf,
         /// The path of the field at fault inside the document (`model.classifier.n_neurons[1]`),
         /// empty when the error is not inside a field.
@@ -166,6 +166,14 @@ pub enum Error {
 
 /// A boxed error kept as the [`std::error::Error::source`] of an [`Error`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+fn path_prefix(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", path.display())
+    }
+}
 
 fn field_prefix(field: &str) -> String {
     if field.is_empty() || field == "." {

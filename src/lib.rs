@@ -18,46 +18,33 @@
 //! alone on one backend.
 #![warn(missing_docs)]
 
-pub mod activation;
 pub mod backend;
-pub mod cnn;
-pub mod conv;
-pub mod dense;
 pub mod error;
-pub mod fastops;
-pub mod loss;
-pub mod neuron;
-pub mod pool;
-pub mod prob;
-pub mod summary;
-pub mod window;
+pub mod functional;
+pub mod kernels;
+pub mod model;
+pub mod nn;
+pub mod seed;
 
 #[cfg(feature = "mnist")]
-pub mod data;
-#[cfg(feature = "mnist")]
-pub mod explain;
-#[cfg(feature = "mnist")]
-pub mod fsio;
-#[cfg(feature = "mnist")]
-pub mod predict;
-#[cfg(feature = "mnist")]
-pub mod serve;
-#[cfg(feature = "mnist")]
-pub mod train;
+pub mod app;
 
 #[doc(hidden)]
 pub mod testing;
 
-pub use activation::Activation;
 pub use backend::{BackendKind, compiled_backends, device_of, select_backend, select_device};
-pub use cnn::{Cnn, CnnConfig, FeatureExtractor, FeatureExtractorConfig, Stage, StageKind};
-pub use conv::{Conv1dBlock, Conv1dBlockConfig, Conv2dBlock, Conv2dBlockConfig};
-pub use dense::{Classifier, ClassifierConfig};
 pub use error::{Error, Result};
-pub use neuron::{Neuron, NeuronConfig};
-pub use pool::{Pool1d, Pool1dConfig, Pool2d, Pool2dConfig, PoolKind};
-pub use summary::Summary;
-pub use window::window_output_len;
+pub use functional::activation::Activation;
+pub use functional::pool::PoolKind;
+pub use functional::window::window_output_len;
+pub use model::{
+    Cnn, CnnConfig, FeatureExtractor, FeatureExtractorConfig, ModelPreset, Stage, StageKind,
+    Summary,
+};
+pub use nn::conv::{Conv1dBlock, Conv1dBlockConfig, Conv2dBlock, Conv2dBlockConfig};
+pub use nn::dense::{Classifier, ClassifierConfig};
+pub use nn::neuron::{Neuron, NeuronConfig};
+pub use nn::pool::{Pool1d, Pool1dConfig, Pool2d, Pool2dConfig};
 
 /// Re-export of burn, so users get the same version.
 pub use burn;

@@ -11,16 +11,34 @@ use crate::BackendKind;
 #[track_caller]
 pub fn device(kind: BackendKind) -> Device {
     match crate::backend::device_of(kind) {
-        Ok(d) => d,
+        Ok(d) => {
+            #[cfg(feature = "wgpu")]
+            if kind == BackendKind::Wgpu {
+                static SHOWN: std::sync::Once = std::sync::Once::new();
+                SHOWN.call_once(|| eprintln!("wgpu adapter: {:?}", d.identity().map(|i| i.name)));
+            }
+            d
+        }
         Err(e) => panic!("backend {kind} is compiled in but cannot run this test: {e}"),
     }
 }
 
 /// Every backend compiled into this build, each with its device (see [`device`]).
 pub fn all_devices() -> Vec<(BackendKind, Device)> {
-    crate::backend::compiled_backends()
+    let devices: Vec<_> = crate::backend::compiled_backends()
         .into_iter()
         .map(|kind| (kind, device(kind)))
+        .collect();
+    assert!(!devices.is_empty(), "no backend compiled in");
+    devices
+}
+
+/// The CPU backends compiled in (flex, ndarray), each with its device: where netcalc's own
+/// kernels run.
+pub fn cpu_devices() -> Vec<(BackendKind, Device)> {
+    all_devices()
+        .into_iter()
+        .filter(|(k, _)| *k != BackendKind::Wgpu)
         .collect()
 }
 

@@ -16,22 +16,6 @@ use netcalc::{BackendKind, Cnn, CnnConfig};
 
 const PARITY_TOL: f32 = 1e-4;
 
-fn devices() -> Vec<(BackendKind, Device)> {
-    let d = all_devices();
-    assert!(!d.is_empty(), "no backend available");
-    eprintln!(
-        "backends under test: {:?}",
-        d.iter().map(|(k, _)| *k).collect::<Vec<_>>()
-    );
-    #[cfg(feature = "wgpu")]
-    for (k, dev) in &d {
-        if *k == BackendKind::Wgpu {
-            eprintln!("wgpu adapter: {:?}", dev.identity().map(|i| i.name));
-        }
-    }
-    d
-}
-
 /// A deterministic batch of `n` MNIST-shaped images with smooth values in [-0.5, 2.5].
 fn batch(n: usize, d: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let v: Vec<f32> = (0..n * 784)
@@ -54,7 +38,7 @@ fn copy_model(cfg: &CnnConfig, reference: &Cnn, d: &Device) -> Cnn {
 
 #[test]
 fn cnn_forward_parity_across_backends() {
-    let devs = devices();
+    let devs = all_devices();
     let cfg = CnnConfig::keras_mnist();
     let (ref_kind, ref_dev) = &devs[0];
     ref_dev.seed(1);
@@ -80,7 +64,7 @@ fn cnn_forward_parity_across_backends() {
 
 #[test]
 fn training_step_parity_across_backends() {
-    let devs = devices();
+    let devs = all_devices();
     let cfg = CnnConfig::keras_mnist();
     // dropout off so that every backend computes the same function
     let mut cfg_nodrop = cfg.clone();

@@ -5,49 +5,12 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The `mnist` example's executable, as Cargo reports it: `cargo build --example mnist
-/// --message-format json` with this test's profile and features (already built by `cargo test`,
-/// so nothing is rebuilt), reading the artifact's `executable` path.
+mod common;
+
+/// The `mnist` example's executable (built once).
 fn example() -> PathBuf {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let features: Vec<&str> = [
-            ("ndarray", cfg!(feature = "ndarray")),
-            ("flex", cfg!(feature = "flex")),
-            ("wgpu", cfg!(feature = "wgpu")),
-            ("mnist", cfg!(feature = "mnist")),
-        ]
-        .into_iter()
-        .filter_map(|(f, on)| on.then_some(f))
-        .collect();
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.args([
-            "build",
-            "--example",
-            "mnist",
-            "--message-format",
-            "json",
-            "--manifest-path",
-        ])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .args(["--no-default-features", "--features", &features.join(",")]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("run cargo build --example mnist");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "mnist")
-            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no executable for the mnist example")
-    })
-    .clone()
+    EXE.get_or_init(|| common::example_exe("mnist")).clone()
 }
 
 fn command(args: &[&str]) -> Command {
@@ -88,13 +51,44 @@ fn invalid_flags_exit_2() {
     assert!(e.contains("epochs"), "{e}");
     let o = run(&["--device", "cuda", "--offline"]);
     assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
     assert!(
-        stderr(&o).contains("unknown backend `cuda`"),
-        "{}",
-        stderr(&o)
+        e.contains("invalid value 'cuda' for '--device <DEVICE>'")
+            && e.contains("[possible values: auto, ndarray, flex, wgpu]"),
+        "{e}"
     );
     let o = run(&["--optimizer", "adagrad", "--offline"]);
     assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("[possible values: adam, adamw, sgd]"), "{e}");
+    // every spelling of before keeps working: aliases and any case
+    for (flag, value) in [
+        ("--device", "nd"),
+        ("--device", "FLEX"),
+        ("--device", "vulkan"),
+        ("--device", "gpu"),
+        ("--device", "auto"),
+        ("--model", "keras"),
+        ("--model", "keras-cnn"),
+        ("--optimizer", "AdamW"),
+        ("--schedule", "constant"),
+    ] {
+        // `--epochs 0` stops the run right after the flags are parsed
+        let o = run(&[flag, value, "--epochs", "0", "--offline"]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {e}");
+        assert!(
+            e.contains("invalid setting `epochs`"),
+            "{flag} {value}: {e}"
+        );
+    }
+    // `all` is for `bench`
+    let o = run(&["--device", "all", "--offline"]);
+    assert!(
+        stderr(&o).contains("`all` names every backend"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -432,4 +426,42 @@ fn a_diverging_run_exits_3() {
         "{e}"
     );
     assert!(!out.exists());
+}
+
+/// An unknown `NETCALC_SIMD` value is said once on standard error, and the kernels run at the
+/// best level this CPU has.
+#[test]
+fn an_unknown_simd_level_is_a_warning_on_stderr() {
+    let device = if cfg!(feature = "flex") {
+        "flex"
+    } else {
+        "ndarray"
+    };
+    let args = [
+        "bench",
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--infer-batch-size",
+        "4",
+        "--device",
+        device,
+    ];
+    let o = command(&args)
+        .env("NETCALC_SIMD", "nonsense")
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    let warning =
+        "netcalc: warning: NETCALC_SIMD=\"nonsense\" is not one of avx512, avx2, baseline; ignored";
+    assert_eq!(e.matches(warning).count(), 1, "{e}");
+    // a known value: no warning
+    let o = command(&args).env("NETCALC_SIMD", "avx2").output().unwrap();
+    assert!(
+        o.status.success() && !stderr(&o).contains("warning"),
+        "{}",
+        stderr(&o)
+    );
 }

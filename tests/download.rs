@@ -8,8 +8,8 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use netcalc::data::download::{RemoteFile, download_files, sha256_hex};
-use netcalc::data::{DataOptions, DataSource, load_mnist};
+use netcalc::app::data::download::{RemoteFile, download_files, sha256_hex};
+use netcalc::app::data::{DataOptions, DataSource, load_mnist};
 
 #[derive(Clone, Copy)]
 enum Mode {

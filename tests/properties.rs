@@ -11,18 +11,17 @@ use burn::tensor::module::{avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, m
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use netcalc::burn;
-use netcalc::prob::{log_softmax, softmax};
+use netcalc::functional::prob::{log_softmax, softmax};
 use netcalc::{
-    Activation, BackendKind, Conv1dBlockConfig, Conv2dBlockConfig, Pool1dConfig, Pool2dConfig,
-    PoolKind, window_output_len,
+    Activation, Conv1dBlockConfig, Conv2dBlockConfig, Pool1dConfig, Pool2dConfig, PoolKind,
+    window_output_len,
 };
 use proptest::prelude::*;
 
 fn cpu_devices() -> Vec<Device> {
-    let cpu: Vec<Device> = netcalc::compiled_backends()
+    let cpu: Vec<Device> = netcalc::testing::cpu_devices()
         .into_iter()
-        .filter(|k| *k != BackendKind::Wgpu)
-        .map(netcalc::testing::device)
+        .map(|(_, d)| d)
         .collect();
     if cpu.is_empty() {
         vec![netcalc::testing::test_device()]
@@ -70,7 +69,7 @@ proptest! {
         }
         let (sh, sw) = if default_stride { (kh, kw) } else { (sh, sw) };
         let valid_window = kh >= 1 && kw >= 1 && sh >= 1 && sw >= 1 && 2 * ph <= kh && 2 * pw <= kw;
-        let pool = match cfg.init() {
+        let pool = match cfg.init(&netcalc::testing::test_device()) {
             Ok(pool) => pool,
             Err(e) => {
                 prop_assert!(!valid_window, "rejected a valid window: {e}");
@@ -111,7 +110,7 @@ proptest! {
                      p in 0usize..5) {
         let cfg = Pool1dConfig::new(kind, k).with_stride(s).with_padding(p);
         let valid_window = k >= 1 && s >= 1 && 2 * p <= k;
-        let pool = match cfg.init() {
+        let pool = match cfg.init(&netcalc::testing::test_device()) {
             Ok(pool) => pool,
             Err(e) => {
                 prop_assert!(!valid_window, "rejected a valid window: {e}");
@@ -148,21 +147,21 @@ proptest! {
     #[test]
     fn conv2d_shapes(c_in in 1usize..4, filters in 0usize..5, k in 0usize..6, s in 0usize..4,
                      p in 0usize..4, h in 1usize..14, w in 1usize..14) {
-        let cfg = Conv2dBlockConfig::new(filters, k)
+        let cfg = Conv2dBlockConfig::new(c_in, filters, k)
             .with_stride(s)
             .with_padding(p)
             .with_activation(Activation::Identity);
         let expected = cfg.conv_output_shape("conv", [c_in, h, w]);
         let valid = filters >= 1 && k >= 1 && s >= 1;
         for device in cpu_devices() {
-            let block = cfg.init(c_in, &device);
+            let block = cfg.init(&device);
             prop_assert_eq!(block.is_ok(), valid);
             let Ok(block) = block else {
                 prop_assert!(expected.is_err());
                 continue;
             };
             let weights = block.conv.weight.val().dims().iter().product::<usize>();
-            prop_assert_eq!(weights + filters, cfg.num_params(c_in));
+            prop_assert_eq!(weights + filters, cfg.num_params());
             let Ok([co, ho, wo]) = expected else {
                 prop_assert!(k > h + 2 * p || k > w + 2 * p, "{:?}", expected);
                 continue;
@@ -179,13 +178,13 @@ proptest! {
     #[test]
     fn conv1d_shapes(c_in in 1usize..4, filters in 1usize..5, k in 1usize..7, s in 1usize..4,
                      p in 0usize..4, len in 1usize..20) {
-        let cfg = Conv1dBlockConfig::new(filters, k)
+        let cfg = Conv1dBlockConfig::new(c_in, filters, k)
+            .with_stride(s)
             .with_padding(p)
             .with_activation(Activation::Identity);
-        let cfg = Conv1dBlockConfig { stride: s, ..cfg };
-        let expected = cfg.output_shape([c_in, len]);
+        let expected = cfg.output_shape(len);
         for device in cpu_devices() {
-            let block = cfg.init(c_in, &device).unwrap();
+            let block = cfg.init(&device).unwrap();
             match expected {
                 Ok([co, out]) => {
                     let x = random([2, c_in, len], &device);
@@ -240,7 +239,7 @@ proptest! {
 #[cfg(feature = "mnist")]
 mod digits {
     use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
-    use netcalc::predict::{decode_digit, load_digit};
+    use netcalc::app::predict::{decode_digit, load_digit};
     use proptest::prelude::*;
     use std::io::Cursor;
     use std::path::Path;

@@ -16,22 +16,22 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use netcalc::BackendKind;
+use netcalc::app::data::{Mnist, PIXELS, SIDE};
+use netcalc::app::predict::{class_probabilities, load_digit, save_digit_png};
+use netcalc::app::serve::{App, MAX_BODY_BYTES, Server};
+use netcalc::app::train::{ProgressMode, RunOptions, TrainConfig, load_model, locate_model, train};
 use netcalc::burn::tensor::Device;
-use netcalc::data::{Mnist, PIXELS, SIDE};
-use netcalc::predict::{class_probabilities, load_digit, save_digit_png};
-use netcalc::serve::{App, MAX_BODY_BYTES, Server};
-use netcalc::train::{ProgressMode, RunOptions, TrainConfig, load_model, locate_model, train};
 use serde_json::{Value, json};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     run: PathBuf,
     device: Device,
     server: Arc<Server>,
     /// Held-out digits (28×28, white on black) and their labels.
     held_out: Vec<(Vec<u8>, u8)>,
     /// All of them, and the model's accuracy on them as `evaluate` measured it.
-    test: netcalc::data::MnistSplit,
+    test: netcalc::app::data::MnistSplit,
     accuracy: f64,
 }
 
@@ -83,7 +83,7 @@ fn fixture() -> &'static Fixture {
             test: data.test.clone(),
             accuracy: run.evaluation.accuracy,
             run: dir.path().to_path_buf(),
-            _dir: dir,
+            dir,
             device,
             server,
             held_out,
@@ -265,6 +265,23 @@ fn api_returns_every_stage_on_request() {
         );
     }
     assert_eq!(stages.last().unwrap()["values"], answer["probabilities"]);
+    // a PNG upload asks for them in the query string, parsed as a query (not searched for)
+    let png = png_of(digit, f.dir.path(), "stages.png");
+    for (query, wanted) in [
+        ("?stages=1", true),
+        ("?stages=true&x=1", true),
+        ("?nostages=1", false),
+        ("?stages=0", false),
+    ] {
+        let (status, answer) = post(
+            f.server.addr(),
+            &format!("/api/predict{query}"),
+            "image/png",
+            &png,
+        );
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(answer.get("stages").is_some(), wanted, "{query}");
+    }
     // the picture of the stages
     let res = agent()
         .post(url(f.server.addr(), "/api/explain"))
@@ -280,6 +297,28 @@ fn api_returns_every_stage_on_request() {
         img.width(),
         img.height()
     );
+}
+
+/// `/api/info` describes the model and names its run, without telling where on this machine
+/// the run lies.
+#[test]
+fn info_names_the_model_and_no_local_path() {
+    let f = fixture();
+    let mut res = agent()
+        .get(url(f.server.addr(), "/api/info"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let info: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(info["model"], "cnn");
+    assert_eq!(info["classes"], 10);
+    assert_eq!(info["input"], json!([1, 28, 28]));
+    let run = info["run"].as_str().expect("the run's name");
+    let name = f.run.canonicalize().unwrap();
+    assert_eq!(run, name.file_name().unwrap().to_string_lossy());
+    let text = info.to_string();
+    let dir = f.run.canonicalize().unwrap().display().to_string();
+    assert!(!text.contains(&dir) && !run.contains('/'), "{text}");
 }
 
 #[test]
@@ -751,7 +790,7 @@ fn photos_of_held_out_digits_are_read_like_scans() {
         std::fs::write(&p, photo(digit, k)).unwrap();
         let read = load_digit(&p).unwrap();
         let probs = class_probabilities(&model, &[read, digit.clone()], &f.device).unwrap();
-        let best = |p: &[f32]| netcalc::predict::top_k(p, 1)[0].0;
+        let best = |p: &[f32]| netcalc::app::predict::top_k(p, 1)[0].0;
         photo_correct += usize::from(best(&probs[0]) == *label as usize);
         clean_correct += usize::from(best(&probs[1]) == *label as usize);
     }

@@ -4,13 +4,13 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use netcalc::burn::tensor::Device;
-use netcalc::data::Mnist;
-use netcalc::predict::{class_probabilities, load_digit, save_digit_png};
-use netcalc::train::{CheckpointInfo, RunDir};
-use netcalc::train::{
+use netcalc::app::data::Mnist;
+use netcalc::app::predict::{class_probabilities, load_digit, save_digit_png};
+use netcalc::app::train::{CheckpointInfo, RunDir};
+use netcalc::app::train::{
     ProgressMode, RunOptions, TrainConfig, evaluate, load_model, locate_model, train,
 };
+use netcalc::burn::tensor::Device;
 use netcalc::{BackendKind, CnnConfig, Error};
 
 /// burn's device RNG is global per backend: runs that must be reproducible take turns.
@@ -102,7 +102,7 @@ fn trains_to_90_percent_and_predicts_from_png() {
     let hits = probs
         .iter()
         .zip(&data.test.labels[..10])
-        .filter(|(p, l)| netcalc::predict::top_k(p, 1)[0].0 == **l as usize)
+        .filter(|(p, l)| netcalc::app::predict::top_k(p, 1)[0].0 == **l as usize)
         .count();
     assert!(hits >= 9, "{hits}/10 PNG digits classified correctly");
 }
@@ -137,7 +137,7 @@ fn resumed_run_matches_uninterrupted_run() {
     let c = train(&cfg, &data, &d, &o).unwrap();
     assert_eq!(c.history.len(), 2);
 
-    let key = |h: &[netcalc::train::metrics::EpochMetrics]| -> Vec<(f64, f64, f64, f64, f64)> {
+    let key = |h: &[netcalc::app::train::metrics::EpochMetrics]| -> Vec<(f64, f64, f64, f64, f64)> {
         h.iter()
             .map(|m| {
                 (
@@ -184,7 +184,7 @@ fn resumed_run_matches_uninterrupted_run() {
             "{err}"
         );
         let info: CheckpointInfo =
-            netcalc::fsio::read_json(&dir.path().join(RunDir::CHECKPOINT)).unwrap();
+            netcalc::app::fsio::read_json(&dir.path().join(RunDir::CHECKPOINT)).unwrap();
         assert_eq!(
             (info.epoch, info.in_epoch.map(|p| p.batches)),
             (done, Some(1))
@@ -215,10 +215,10 @@ fn a_diverging_loss_stops_training_and_keeps_the_last_checkpoint() {
         epochs: 2,
         batch_size: 50,
         limit: Some(500),
-        schedule: netcalc::train::Schedule::Constant,
+        schedule: netcalc::app::train::Schedule::Constant,
         ..TrainConfig::default()
     };
-    cfg.optimizer.kind = netcalc::train::OptimizerKind::Sgd;
+    cfg.optimizer.kind = netcalc::app::train::OptimizerKind::Sgd;
     cfg.optimizer.lr = 0.01;
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts(dir.path(), kind);

@@ -10,9 +10,9 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use netcalc::cnn::{CnnConfig, FeatureExtractorConfig};
+use netcalc::app::train::{TrainConfig, check_model_fits_data};
 use netcalc::error::parse_json;
-use netcalc::train::{TrainConfig, check_model_fits_data};
+use netcalc::model::{CnnConfig, FeatureExtractorConfig};
 use netcalc::{ClassifierConfig, Conv2dBlockConfig, Pool2dConfig, PoolKind};
 
 fn check_model(model: &CnnConfig) {
@@ -20,7 +20,7 @@ fn check_model(model: &CnnConfig) {
         Ok(()) => {
             let summary = model.summary().expect("a validated model has a summary");
             let text = summary.to_string();
-            assert!(text.contains(&netcalc::summary::thousands(summary.total_params())));
+            assert!(text.contains(&netcalc::model::summary::thousands(summary.total_params())));
             let _ = check_model_fits_data(model).map_err(|e| e.to_string());
         }
         Err(e) => assert!(!e.to_string().is_empty()),
@@ -55,9 +55,11 @@ fn structured(data: &[u8]) -> CnnConfig {
     let input = [s.next(), s.next(), s.next()];
     let blocks = (0..s.next() % 4)
         .map(|_| {
-            let mut b = Conv2dBlockConfig::new(s.next(), s.next())
+            // `in_channels` left to the extractor: the previous block's filters
+            let mut b = Conv2dBlockConfig::new(1, s.next(), s.next())
                 .with_stride(s.next())
                 .with_padding(s.next());
+            b.in_channels = None;
             if s.next() % 2 == 1 {
                 let kind = if s.next() % 2 == 0 {
                     PoolKind::Max
@@ -75,11 +77,11 @@ fn structured(data: &[u8]) -> CnnConfig {
         .collect();
     let n_inputs = s.next();
     let neurons: Vec<usize> = (0..s.next() % 5).map(|_| s.next()).collect();
-    CnnConfig {
-        name: "fuzz".into(),
-        features: FeatureExtractorConfig { input, blocks },
-        classifier: ClassifierConfig::new(n_inputs, neurons),
-    }
+    CnnConfig::new(
+        "fuzz",
+        FeatureExtractorConfig::new(input).with_blocks(blocks),
+        ClassifierConfig::new(n_inputs, neurons),
+    )
 }
 
 fuzz_target!(|data: &[u8]| {

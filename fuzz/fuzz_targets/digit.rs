@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use netcalc::predict::decode_digit;
+use netcalc::app::predict::decode_digit;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(digit) = decode_digit(data, Path::new("upload")) {

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use netcalc::data::{MnistSplit, idx};
+use netcalc::app::data::{MnistSplit, idx};
 
 fuzz_target!(|data: &[u8]| {
     let [classes, hi, lo, rest @ ..] = data else {

@@ -1,0 +1,553 @@
+//! The training loop: forward → burn's `CrossEntropyLoss` → `backward()` → `GradientsParams` →
+//! burn optimizer step, with a learning-rate schedule, per-epoch evaluation, metrics, plots and
+//! atomic checkpoints in a [`RunDir`].
+
+pub mod bench;
+pub mod config;
+pub mod metrics;
+pub mod plot;
+pub mod run_dir;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::lr_scheduler::constant::ConstantLr;
+use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::lr_scheduler::step::StepLrSchedulerConfig;
+use burn::module::Module;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::app::data::{CLASSES, IMAGE_SHAPE, Mnist, MnistSplit, epoch_order};
+use crate::backend::BackendKind;
+use crate::error::{Error, Result};
+use crate::model::{Cnn, CnnConfig};
+pub use config::{
+    OptimizerConfig, OptimizerKind, Schedule, ScheduleKind, TrainConfig, TrainOverrides,
+};
+use metrics::EpochMetrics;
+pub use run_dir::{Checkpoint, CheckpointInfo, EpochProgress, RunDir, load_model, locate_model};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Bars on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines only.
+    Plain,
+    /// Nothing.
+    Quiet,
+}
+
+/// What a training run needs besides its [`TrainConfig`].
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run directory (created; `config.json`, metrics, plots, model and checkpoints go here).
+    pub out: PathBuf,
+    /// Continue from the checkpoint in `out` instead of starting afresh.
+    pub resume: bool,
+    /// Stop after this epoch (as if interrupted); the checkpoint stays resumable.
+    pub stop_after: Option<usize>,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// The backend (recorded in the checkpoint and the summary).
+    pub backend: BackendKind,
+    /// Set (e.g. by a Ctrl-C handler) to stop at the end of the current batch: a checkpoint is
+    /// written there and the run ends with [`Error::Interrupted`]; `resume` continues from that
+    /// very batch.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl RunOptions {
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// All epochs' metrics, including those before a resume.
+    pub history: Vec<EpochMetrics>,
+    /// Final held-out evaluation.
+    pub evaluation: Evaluation,
+    /// The run directory.
+    pub out: PathBuf,
+}
+
+/// Loss, accuracy and confusion matrix on a split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction classified correctly.
+    pub accuracy: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Builds the optimizer of `cfg` (Adam's ε is 1e-7, as in Keras; burn's default is 1e-5).
+pub fn build_optimizer(cfg: &OptimizerConfig) -> ModuleOptimizer {
+    let wd = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    match cfg.kind {
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_epsilon(1e-7)
+            .with_weight_decay(wd)
+            .init(),
+        OptimizerKind::AdamW => AdamWConfig::new()
+            .with_epsilon(1e-7)
+            .with_weight_decay(cfg.weight_decay as f32)
+            .init(),
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(cfg.momentum)
+                    .with_dampening(0.0),
+            ))
+            .with_weight_decay(wd)
+            .init(),
+    }
+}
+
+/// Builds the learning-rate scheduler for `total_steps` optimizer steps of `steps_per_epoch`.
+pub fn build_scheduler(cfg: &TrainConfig, steps_per_epoch: usize) -> Result<ModuleLrScheduler> {
+    let lr = cfg.optimizer.lr;
+    let total = (cfg.epochs * steps_per_epoch).max(1);
+    match &cfg.schedule {
+        Schedule::Constant => Ok(ModuleLrScheduler::from(ConstantLr::from(lr))),
+        Schedule::Step {
+            every_epochs,
+            gamma,
+        } => StepLrSchedulerConfig::new(lr, every_epochs * steps_per_epoch)
+            .with_gamma(*gamma)
+            .init()
+            .map_err(|e| Error::setting("schedule", e)),
+        Schedule::Cosine { min_lr } => CosineAnnealingLrSchedulerConfig::new(lr, total)
+            .with_min_lr(*min_lr)
+            .init()
+            .map_err(|e| Error::setting("schedule", e)),
+    }
+}
+
+/// The seed of batch `batch` of epoch `epoch`. Dropout masks (burn's device RNG) and the
+/// random shifts are drawn from it, batch by batch, so a run resumed after any batch continues
+/// exactly as an uninterrupted one would.
+fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
+    crate::seed::stream(epoch_seed(seed, epoch), batch as u64 + 1)
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(epoch as u64 * 1_442_695_040_888_963_407 + 1)
+}
+
+/// Checks that a model takes MNIST's images and predicts its classes, naming the field at
+/// fault (`model.features.input`, `model.classifier.n_neurons[1]`). Run before anything is
+/// written.
+pub fn check_model_fits_data(model: &CnnConfig) -> Result<()> {
+    if model.features.input != IMAGE_SHAPE {
+        return Err(Error::config(
+            "model.features.input",
+            format!(
+                "is {:?} but the data's images are {IMAGE_SHAPE:?} ([channels, height, width])",
+                model.features.input
+            ),
+        ));
+    }
+    let classes = model.num_classes();
+    if classes != CLASSES {
+        let last = model.classifier.n_neurons.len().saturating_sub(1);
+        return Err(Error::config(
+            format!("model.classifier.n_neurons[{last}]"),
+            format!(
+                "the model has {classes} output classes but the data has {CLASSES} (labels 0..={})",
+                CLASSES - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Cross-entropy, accuracy and confusion matrix of `model` on `split`, in batches of
+/// `batch_size`. A label outside the model's classes, an empty split or a zero batch size is
+/// an error.
+pub fn evaluate(
+    model: &Cnn,
+    split: &MnistSplit,
+    device: &Device,
+    batch_size: usize,
+) -> Result<Evaluation> {
+    let classes = model.num_classes();
+    if classes == 0 {
+        return Err(Error::config(
+            "classifier",
+            "the model has no output classes",
+        ));
+    }
+    if batch_size == 0 {
+        return Err(Error::setting("batch-size", "must be at least 1"));
+    }
+    if split.is_empty() {
+        return Err(Error::setting("data", "cannot evaluate on an empty split"));
+    }
+    if let Some(&l) = split.labels.iter().find(|&&l| l as usize >= classes) {
+        return Err(Error::setting(
+            "data",
+            format!("label {l} is outside the model's {classes} classes"),
+        ));
+    }
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let n = split.len();
+    let mut confusion = vec![vec![0u64; classes]; classes];
+    let mut loss_sum = 0.0;
+    let mut correct = 0u64;
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(batch_size) {
+        let b = split.batch(chunk, device, None);
+        let logits = model.forward(b.images);
+        let loss = loss_fn.forward(logits.clone(), b.labels);
+        loss_sum += loss.into_scalar::<f64>() * chunk.len() as f64;
+        let preds: Vec<i64> = logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap_or_default();
+        for (&i, &p) in chunk.iter().zip(&preds) {
+            let t = split.labels[i] as usize;
+            let p = (p.max(0) as usize).min(classes - 1);
+            confusion[t][p] += 1;
+            correct += (t == p) as u64;
+        }
+    }
+    Ok(Evaluation {
+        loss: loss_sum / n as f64,
+        accuracy: correct as f64 / n as f64,
+        confusion,
+    })
+}
+
+/// Everything that changes from step to step.
+struct TrainState {
+    model: Cnn,
+    optimizer: ModuleOptimizer,
+    scheduler: ModuleLrScheduler,
+    history: Vec<EpochMetrics>,
+    /// Epochs completed.
+    epoch: usize,
+    /// Optimizer steps taken.
+    steps: usize,
+    /// The learning rate of the last step.
+    lr: f64,
+    /// Where the current epoch stands when it was interrupted after a batch.
+    in_epoch: Option<EpochProgress>,
+}
+
+/// Training loss and accuracy of one epoch.
+struct EpochTotals {
+    loss: f64,
+    accuracy: f64,
+    images_per_sec: f64,
+    /// Training time of the part of the epoch before an interruption (0 without one).
+    earlier_seconds: f64,
+}
+
+/// Trains `cfg` on `data` on `device` (autodiff is added here), writing everything into the
+/// run directory `opts.out`. With `opts.resume`, continues from its checkpoint.
+///
+/// Nothing is written before the config, the settings and the model's fit to the data are
+/// checked. A run that fails before its first checkpoint removes the directory it created;
+/// after that, the last checkpoint stays and `--resume` continues from it.
+pub fn train(
+    cfg: &TrainConfig,
+    data: &Mnist,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    cfg.validate()?;
+    check_model_fits_data(&cfg.model)?;
+    let train_split = match cfg.limit {
+        Some(n) => data.train.take(n),
+        None => data.train.clone(),
+    };
+    if train_split.is_empty() || data.test.is_empty() {
+        return Err(Error::setting(
+            "data",
+            "the training and test splits must not be empty",
+        ));
+    }
+    let existed = opts.out.exists();
+    let run = if opts.resume {
+        RunDir::open(&opts.out)?
+    } else {
+        RunDir::create(&opts.out)?
+    };
+    let result = run_epochs(cfg, &train_split, data, device, opts, &run);
+    if result.is_err() && !opts.resume && !existed && !run.has_checkpoint() {
+        // Nothing worth keeping: leave no half-made run directory behind.
+        let _ = std::fs::remove_dir_all(run.path());
+    }
+    result
+}
+
+fn run_epochs(
+    cfg: &TrainConfig,
+    train_split: &MnistSplit,
+    data: &Mnist,
+    device: &Device,
+    opts: &RunOptions,
+    run: &RunDir,
+) -> Result<RunSummary> {
+    let ad = device.clone().autodiff();
+    let steps_per_epoch = train_split.len().div_ceil(cfg.batch_size);
+    let mut state = if opts.resume {
+        resume(cfg, run, &ad, steps_per_epoch)?
+    } else {
+        start(cfg, &ad, steps_per_epoch)?
+    };
+    run.write_config(cfg)?;
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let prior_elapsed = state
+        .history
+        .last()
+        .map(|m| m.elapsed_seconds)
+        .unwrap_or(0.0);
+    let run_start = Instant::now();
+    let last_epoch = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
+    let mut last_eval: Option<Evaluation> = None;
+    while state.epoch < last_epoch {
+        let epoch_start = Instant::now();
+        let totals;
+        (state, totals) = train_epoch(cfg, state, train_split, &ad, &loss_fn, opts)?;
+        let Some(totals) = totals else {
+            // Interrupted after a batch: a checkpoint of the unfinished epoch.
+            checkpoint(cfg, &state, &state.model.valid(), run, opts.backend)?;
+            return Err(interrupted(run, &state));
+        };
+        let valid = state.model.valid();
+        let eval = evaluate(&valid, &data.test, device, 1000)?;
+        state.epoch += 1;
+        let m = EpochMetrics {
+            epoch: state.epoch,
+            train_loss: totals.loss,
+            train_accuracy: totals.accuracy,
+            test_loss: eval.loss,
+            test_accuracy: eval.accuracy,
+            lr: state.lr,
+            images_per_sec: totals.images_per_sec,
+            epoch_seconds: totals.earlier_seconds + epoch_start.elapsed().as_secs_f64(),
+            elapsed_seconds: prior_elapsed + run_start.elapsed().as_secs_f64(),
+        };
+        if opts.progress != ProgressMode::Quiet {
+            println!("{}", m.line(cfg.epochs));
+        }
+        state.history.push(m);
+        checkpoint(cfg, &state, &valid, run, opts.backend)?;
+        last_eval = Some(eval);
+        if opts.interrupted() && state.epoch < cfg.epochs {
+            return Err(interrupted(run, &state));
+        }
+    }
+    finish(state, last_eval, data, device, run)
+}
+
+fn interrupted(run: &RunDir, state: &TrainState) -> Error {
+    Error::Interrupted {
+        epoch: state.epoch,
+        batches: state.in_epoch.as_ref().map_or(0, |p| p.batches),
+        run: run.path().to_path_buf(),
+    }
+}
+
+/// A fresh model and optimizer, seeded.
+fn start(cfg: &TrainConfig, ad: &Device, steps_per_epoch: usize) -> Result<TrainState> {
+    ad.seed(cfg.seed);
+    Ok(TrainState {
+        model: cfg.model.init(ad)?,
+        optimizer: build_optimizer(&cfg.optimizer),
+        scheduler: build_scheduler(cfg, steps_per_epoch)?,
+        history: Vec::new(),
+        epoch: 0,
+        steps: 0,
+        lr: cfg.optimizer.lr,
+        in_epoch: None,
+    })
+}
+
+/// The state of the run's last checkpoint, with the scheduler advanced to its step.
+fn resume(
+    cfg: &TrainConfig,
+    run: &RunDir,
+    ad: &Device,
+    steps_per_epoch: usize,
+) -> Result<TrainState> {
+    let ckpt = run.read_checkpoint(cfg, ad)?;
+    let mut scheduler = build_scheduler(cfg, steps_per_epoch)?;
+    let mut lr = cfg.optimizer.lr;
+    for _ in 0..ckpt.info.steps {
+        lr = scheduler.step().base();
+    }
+    Ok(TrainState {
+        model: ckpt.model,
+        optimizer: ckpt.optimizer,
+        scheduler,
+        history: ckpt.history,
+        epoch: ckpt.info.epoch,
+        steps: ckpt.info.steps,
+        lr,
+        in_epoch: ckpt.info.in_epoch,
+    })
+}
+
+/// One pass over `split` in the epoch's seeded order, with augmentation and a progress bar,
+/// starting after the batches an interrupted run already did. Returns no totals when
+/// `opts.interrupt` stopped it after a batch (the state then says where). A non-finite loss
+/// stops training with [`Error::Diverged`]. (The state is moved through: the optimizer takes
+/// the model by value, so its parameters can be updated in place.)
+fn train_epoch(
+    cfg: &TrainConfig,
+    mut state: TrainState,
+    split: &MnistSplit,
+    ad: &Device,
+    loss_fn: &CrossEntropyLoss,
+    opts: &RunOptions,
+) -> Result<(TrainState, Option<EpochTotals>)> {
+    let epoch = state.epoch;
+    let start = Instant::now();
+    let order = epoch_order(split.len(), cfg.seed, epoch);
+    let batches = order.len().div_ceil(cfg.batch_size);
+    let done = state.in_epoch.take().unwrap_or_default();
+    let bar = progress_bar(opts, batches, epoch + 1, cfg.epochs);
+    bar.inc(done.batches as u64);
+    let (mut loss_sum, mut correct, mut seen) =
+        (f64::from_bits(done.loss_sum_bits), done.correct, done.seen);
+    let seconds = |start: Instant| done.seconds + start.elapsed().as_secs_f64();
+    for (b, chunk) in order.chunks(cfg.batch_size).enumerate().skip(done.batches) {
+        ad.seed(batch_seed(cfg.seed, epoch, b));
+        let mut aug_rng = ChaCha8Rng::seed_from_u64(batch_seed(cfg.seed ^ 0xA5A5, epoch, b));
+        let augment = (cfg.augment_shift > 0).then_some((&mut aug_rng, cfg.augment_shift));
+        let batch = split.batch(chunk, ad, augment);
+        let logits = state.model.forward(batch.images);
+        let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
+        let hits: Tensor<1, Int> = logits
+            .detach()
+            .argmax(1)
+            .flatten::<1>(0, 1)
+            .equal(batch.labels)
+            .int()
+            .sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        let step_lr = state.scheduler.step();
+        state.lr = step_lr.base();
+        state.model = state.optimizer.step(step_lr, state.model, grads);
+        state.steps += 1;
+        let batch_loss = loss.into_scalar::<f64>();
+        if !batch_loss.is_finite() {
+            bar.finish_and_clear();
+            return Err(Error::Diverged {
+                epoch: epoch + 1,
+                batch: b + 1,
+                loss: batch_loss,
+                lr: state.lr,
+            });
+        }
+        loss_sum += batch_loss * chunk.len() as f64;
+        correct += hits.into_scalar::<i64>();
+        seen += chunk.len();
+        bar.set_message(format!(
+            "loss {:.4} acc {:.2}% {:.0} img/s",
+            loss_sum / seen as f64,
+            100.0 * correct as f64 / seen as f64,
+            seen as f64 / seconds(start)
+        ));
+        bar.inc(1);
+        if opts.interrupted() && b + 1 < batches {
+            bar.finish_and_clear();
+            state.in_epoch = Some(EpochProgress {
+                batches: b + 1,
+                seen,
+                correct,
+                loss_sum_bits: loss_sum.to_bits(),
+                seconds: seconds(start),
+            });
+            return Ok((state, None));
+        }
+    }
+    bar.finish_and_clear();
+    let totals = EpochTotals {
+        loss: loss_sum / seen as f64,
+        accuracy: correct as f64 / seen as f64,
+        images_per_sec: seen as f64 / seconds(start),
+        earlier_seconds: done.seconds,
+    };
+    Ok((state, Some(totals)))
+}
+
+fn progress_bar(opts: &RunOptions, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if opts.progress != ProgressMode::Auto || !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Metrics files and a checkpoint after an epoch.
+fn checkpoint(
+    cfg: &TrainConfig,
+    state: &TrainState,
+    valid: &Cnn,
+    run: &RunDir,
+    backend: BackendKind,
+) -> Result<()> {
+    run.write_history(&state.history)?;
+    let info = CheckpointInfo {
+        epoch: state.epoch,
+        dir: RunDir::checkpoint_name(state.epoch, state.in_epoch.as_ref()),
+        seed: cfg.seed,
+        steps: state.steps,
+        backend,
+        in_epoch: state.in_epoch.clone(),
+    };
+    run.write_checkpoint(valid, &state.optimizer, &state.history, &info)
+}
+
+/// The final model, the held-out evaluation (the last epoch's, or a new one when no epoch ran:
+/// a resume of a finished run) and the report files.
+fn finish(
+    state: TrainState,
+    last_eval: Option<Evaluation>,
+    data: &Mnist,
+    device: &Device,
+    run: &RunDir,
+) -> Result<RunSummary> {
+    let valid = state.model.valid();
+    run.save_model(&valid)?;
+    let evaluation = match last_eval {
+        Some(e) => e,
+        None => evaluate(&valid, &data.test, device, 1000)?,
+    };
+    run.write_report(&state.history, &evaluation)?;
+    Ok(RunSummary {
+        history: state.history,
+        evaluation,
+        out: run.path().to_path_buf(),
+    })
+}

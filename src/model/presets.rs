@@ -1,0 +1,136 @@
+//! The MNIST presets: Keras' convnet, netcalc's default CNN, and an MLP on the raw pixels.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::functional::pool::PoolKind;
+use crate::model::{CnnConfig, FeatureExtractorConfig};
+use crate::nn::conv::Conv2dBlockConfig;
+use crate::nn::dense::ClassifierConfig;
+use crate::nn::pool::Pool2dConfig;
+
+/// A model preset, by name: `cnn`, `keras-cnn` (alias `keras`) or `mlp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "mnist", derive(clap::ValueEnum))]
+pub enum ModelPreset {
+    /// [`CnnConfig::mnist_default`].
+    Cnn,
+    /// [`CnnConfig::keras_mnist`].
+    #[cfg_attr(feature = "mnist", value(alias = "keras"))]
+    KerasCnn,
+    /// [`CnnConfig::mlp`].
+    Mlp,
+}
+
+impl ModelPreset {
+    /// Every preset.
+    pub const ALL: [ModelPreset; 3] = [ModelPreset::Cnn, ModelPreset::KerasCnn, ModelPreset::Mlp];
+
+    /// Its name (also the config's `name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelPreset::Cnn => "cnn",
+            ModelPreset::KerasCnn => "keras-cnn",
+            ModelPreset::Mlp => "mlp",
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(self) -> CnnConfig {
+        match self {
+            ModelPreset::Cnn => CnnConfig::mnist_default(),
+            ModelPreset::KerasCnn => CnnConfig::keras_mnist(),
+            ModelPreset::Mlp => CnnConfig::mlp(),
+        }
+    }
+}
+
+impl fmt::Display for ModelPreset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ModelPreset {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "cnn" => Ok(Self::Cnn),
+            "keras-cnn" | "keras" => Ok(Self::KerasCnn),
+            "mlp" => Ok(Self::Mlp),
+            other => Err(Error::setting(
+                "model",
+                format!("unknown preset `{other}`; expected cnn, keras-cnn or mlp"),
+            )),
+        }
+    }
+}
+
+/// 3×3 convolution, ReLU, then 2×2 max pooling: the block both MNIST convnets repeat.
+fn mnist_block(in_channels: usize, filters: usize) -> Conv2dBlockConfig {
+    Conv2dBlockConfig::new(in_channels, filters, 3)
+        .with_pool(Pool2dConfig::new(PoolKind::Max, [2, 2]))
+}
+
+/// The two MNIST convnets' feature extractor: 32 then 64 filters → 64·5·5 = 1600 features.
+fn mnist_features() -> FeatureExtractorConfig {
+    FeatureExtractorConfig::new([1, 28, 28])
+        .with_blocks(vec![mnist_block(1, 32), mnist_block(32, 64)])
+}
+
+impl CnnConfig {
+    /// Keras' "simple MNIST convnet": conv 32 3×3 ReLU, max-pool 2, conv 64 3×3 ReLU, max-pool 2,
+    /// flatten (1600), dropout 0.5, dense 10. 34,826 parameters.
+    pub fn keras_mnist() -> Self {
+        CnnConfig::new(
+            "keras-cnn",
+            mnist_features(),
+            ClassifierConfig::new(1600, [10]).with_input_dropout(0.5),
+        )
+    }
+
+    /// netcalc's default MNIST model: Keras' convnet with a hidden dense layer of 128 ReLU units
+    /// (dropout 0.25 on the features and 0.5 on the hidden layer). 225,034 parameters.
+    pub fn mnist_default() -> Self {
+        CnnConfig::new(
+            "cnn",
+            mnist_features(),
+            ClassifierConfig::new(1600, [128, 10])
+                .with_input_dropout(0.25)
+                .with_hidden_dropout(0.5),
+        )
+    }
+
+    /// A multi-layer perceptron on the raw pixels: 784 -> [50, 25, 10], ReLU. 40,785 parameters.
+    pub fn mlp() -> Self {
+        CnnConfig::new(
+            "mlp",
+            FeatureExtractorConfig::new([1, 28, 28]),
+            ClassifierConfig::new(784, [50, 25, 10]),
+        )
+    }
+
+    /// A preset by name: `cnn`, `keras-cnn` (or `keras`) or `mlp`.
+    pub fn preset(name: &str) -> Result<Self> {
+        Ok(name.parse::<ModelPreset>()?.config())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        for p in ModelPreset::ALL {
+            assert_eq!(p.name().parse::<ModelPreset>().unwrap(), p);
+            assert_eq!(p.config().name, p.name());
+        }
+        assert_eq!(
+            "keras".parse::<ModelPreset>().unwrap(),
+            ModelPreset::KerasCnn
+        );
+        let err = CnnConfig::preset("resnet").unwrap_err().to_string();
+        assert!(err.contains("unknown preset `resnet`"), "{err}");
+    }
+}
