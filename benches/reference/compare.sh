@@ -1,71 +1,140 @@
 #!/usr/bin/env bash
-# Runs netcalc's `mnist bench`, the PyTorch reference and the Keras/TensorFlow reference back to
-# back on this machine, and prints the CPU, the thread counts, each figure and the ratios of
-# netcalc to the best peer (the faster of PyTorch and Keras, for training and inference
-# separately).
+# netcalc against PyTorch and Keras/TensorFlow on this machine, in interleaved rounds: each
+# round runs netcalc's `mnist bench` (every CPU backend), the PyTorch reference, the Keras
+# reference and the machine's own sgemm, one after the other, so that a slow moment of the
+# shared machine falls on one round, not on one framework. Prints the CPU and thread counts,
+# every round's figures and ratios to the best peer (the faster of PyTorch and Keras in that
+# round, for training and inference separately), their medians, and the convolution layers'
+# FLOP rate as a fraction of the sgemm rate.
 #
 #   PYTHON=/path/to/python-with-torch KERAS_PYTHON=/path/to/python-with-tensorflow \
-#     bash benches/reference/compare.sh [--steps 30] [--model keras-cnn|cnn|mlp] \
-#       [--infer-batch-size 1000]
+#     bash benches/reference/compare.sh [--rounds 5] [--steps 30] \
+#       [--model keras-cnn|cnn|mlp] [--infer-batch-size 1000] [--json FILE]
 #
 # `--infer-batch-size 1` measures one image at a time: its img/s is 1 / latency.
-#
 # Either reference is skipped (and said so) when its Python cannot import its framework.
 # Set-up (PyPI only): python3 -m venv venv && venv/bin/pip install torch tensorflow-cpu
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PYTHON="${PYTHON:-python3}"
 KERAS_PYTHON="${KERAS_PYTHON:-$PYTHON}"
+rounds=5
 steps=30
 model=keras-cnn
 infer=1000
+json_out=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
     --infer-batch-size) infer="$2"; shift 2 ;;
+    --json) json_out="$2"; shift 2 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 common=(--model "$model" --steps "$steps" --infer-batch-size "$infer")
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) threads," \
-  "flags: $(grep -m1 -o -w -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-echo "model: $model, training batch 128, inference batch $infer"
 cargo build --release --example mnist -q
+exe=./target/release/examples/mnist
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-./target/release/examples/mnist bench "${common[@]}" --device all --json "$tmp/netcalc.json"
-if "$PYTHON" -c 'import torch' 2>/dev/null; then
-  "$PYTHON" benches/reference/pytorch_convnet.py "${common[@]}" | tee "$tmp/pytorch.json"
-else
-  echo "PyTorch: skipped ($PYTHON cannot import torch)"
-fi
-if "$KERAS_PYTHON" -c 'import tensorflow, keras' 2>/dev/null; then
-  "$KERAS_PYTHON" benches/reference/keras_convnet.py "${common[@]}" | tee "$tmp/keras.json"
-else
+have_torch=0; have_keras=0
+"$PYTHON" -c 'import torch' 2>/dev/null && have_torch=1 || echo "PyTorch: skipped ($PYTHON cannot import torch)"
+"$KERAS_PYTHON" -c 'import tensorflow, keras' 2>/dev/null && have_keras=1 ||
   echo "Keras: skipped ($KERAS_PYTHON cannot import tensorflow and keras)"
-fi
-python3 - "$tmp" <<'PY'
-import json, os, sys
-tmp = sys.argv[1]
-ours = json.load(open(os.path.join(tmp, "netcalc.json")))
-peers = {}
-for name in ("pytorch", "keras"):
-    path = os.path.join(tmp, f"{name}.json")
-    if os.path.exists(path):
-        peers[name] = json.load(open(path))
+for r in $(seq 1 "$rounds"); do
+  echo "round $r of $rounds" >&2
+  "$exe" bench "${common[@]}" --device all --json "$tmp/netcalc-$r.json" >/dev/null
+  if [[ $have_torch == 1 ]]; then
+    "$PYTHON" benches/reference/pytorch_convnet.py "${common[@]}" > "$tmp/pytorch-$r.json"
+    "$PYTHON" benches/reference/sgemm.py > "$tmp/sgemm-$r.json"
+  fi
+  if [[ $have_keras == 1 ]]; then
+    "$KERAS_PYTHON" benches/reference/keras_convnet.py "${common[@]}" > "$tmp/keras-$r.json"
+  fi
+done
+python3 - "$tmp" "$rounds" "$model" "$infer" "$json_out" <<'PY'
+import json, os, statistics, sys
+tmp, rounds, model, infer, json_out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+
+def load(name, r):
+    p = os.path.join(tmp, f"{name}-{r}.json")
+    return json.load(open(p)) if os.path.exists(p) else None
+
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
+simd = " ".join(f for f in ("avx512f", "avx2") if f in flags)
+print(f"cpu: {cpu}, {os.cpu_count()} threads, flags: {simd}")
+print(f"model: {model}, training batch 128, inference batch {infer}, {rounds} interleaved rounds")
+# Convolution FLOPs per image (2 per multiply-add) of the two convnets: conv 1 is 26·26·32
+# outputs of 9 products, conv 2 is 11·11·64 outputs of 9·32; a training step adds the weight
+# gradients (as many again) and conv 2's input gradient (conv 1 has none: its input is the image).
+conv1, conv2 = 2 * 26 * 26 * 32 * 9, 2 * 11 * 11 * 64 * 9 * 32
+conv_flops = {"train": 2 * (conv1 + conv2) + conv2, "infer": conv1 + conv2} if model != "mlp" else None
+
+rows = []
+for r in range(1, rounds + 1):
+    peers = {n: load(n, r) for n in ("pytorch", "keras")}
+    peers = {n: v for n, v in peers.items() if v}
+    ours = load("netcalc", r) or []
+    sg = load("sgemm", r)
+    best = {k: max((p[f"{k}_images_per_sec"] for p in peers.values()), default=None) for k in ("train", "infer")}
+    row = {"round": r, "sgemm_gflops": sg["sgemm_gflops"] if sg else None, "best": best, "figures": {}}
+    for n, p in peers.items():
+        row["figures"][n] = {k: p[f"{k}_images_per_sec"] for k in ("train", "infer")}
+    for o in ours:
+        row["figures"]["netcalc " + o["backend"]] = {
+            "train": o["result"]["train_images_per_sec"], "infer": o["result"]["infer_images_per_sec"]}
+    rows.append(row)
+
+names = [n for n in ("pytorch", "keras") if any(n in r["figures"] for r in rows)]
+names += sorted({n for r in rows for n in r["figures"] if n.startswith("netcalc")})
+first = {n: load(n, 1) for n in ("pytorch", "keras")}
+for n, v in first.items():
+    if v:
+        print(f"{n}: {v['version']}, {v['threads']} threads")
 print()
-for name, r in peers.items():
-    print(f"{name}: {r['version']}, {r['threads']} threads")
-best_t = max((r["train_images_per_sec"] for r in peers.values()), default=None)
-best_i = max((r["infer_images_per_sec"] for r in peers.values()), default=None)
-print(f"\n{'':<16}{'train img/s':>13}{'x best peer':>13}{'infer img/s':>14}{'x best peer':>13}")
-def row(name, t, i):
-    rt = f"{t / best_t:>13.2f}" if best_t else f"{'-':>13}"
-    ri = f"{i / best_i:>13.2f}" if best_i else f"{'-':>13}"
-    print(f"{name:<16}{t:>13.0f}{rt}{i:>14.0f}{ri}")
-for name, r in peers.items():
-    row(name, r["train_images_per_sec"], r["infer_images_per_sec"])
-for r in ours:
-    row("netcalc " + r["backend"], r["result"]["train_images_per_sec"], r["result"]["infer_images_per_sec"])
+print(f"{'round':<6}{'':<16}{'train img/s':>13}{'× best':>8}{'infer img/s':>14}{'× best':>8}")
+for row in rows:
+    for n in names:
+        f = row["figures"].get(n)
+        if not f:
+            continue
+        rt = f["train"] / row["best"]["train"] if row["best"]["train"] else float("nan")
+        ri = f["infer"] / row["best"]["infer"] if row["best"]["infer"] else float("nan")
+        print(f"{row['round']:<6}{n:<16}{f['train']:>13.0f}{rt:>8.2f}{f['infer']:>14.0f}{ri:>8.2f}")
+    if row["sgemm_gflops"]:
+        print(f"{row['round']:<6}{'sgemm 2048²':<16}{row['sgemm_gflops']:>13.1f} GFLOP/s")
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+print("\nmedian of the rounds (ratios: the median of each round's ratio)")
+print(f"{'':<22}{'train img/s':>13}{'× best':>8}{'infer img/s':>14}{'× best':>8}")
+summary = {"cpu": cpu, "model": model, "infer_batch": int(infer), "rounds": rounds, "results": {}}
+sgemm = med([r["sgemm_gflops"] for r in rows])
+for n in names:
+    vals = {k: med([r["figures"].get(n, {}).get(k) for r in rows]) for k in ("train", "infer")}
+    ratios = {k: med([r["figures"][n][k] / r["best"][k] for r in rows if n in r["figures"] and r["best"][k]])
+              for k in ("train", "infer")}
+    fmt = lambda v, w, p: f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"
+    print(f"{n:<22}{fmt(vals['train'], 13, 0)}{fmt(ratios['train'], 8, 2)}{fmt(vals['infer'], 14, 0)}{fmt(ratios['infer'], 8, 2)}")
+    entry = {"images_per_sec": vals, "x_best_peer": ratios}
+    if conv_flops and sgemm and n.startswith("netcalc"):
+        entry["conv_fraction_of_sgemm"] = {k: vals[k] * conv_flops[k] / 1e9 / sgemm for k in ("train", "infer")}
+    summary["results"][n] = entry
+if sgemm:
+    print(f"\nsgemm (PyTorch a @ b, 2048², f32): {sgemm:.1f} GFLOP/s (median of the rounds)")
+    summary["sgemm_gflops"] = sgemm
+    if conv_flops:
+        for n, e in summary["results"].items():
+            if "conv_fraction_of_sgemm" in e:
+                c = e["conv_fraction_of_sgemm"]
+                print(f"{n}: convolutions at {100 * c['train']:.0f} % of it in training, "
+                      f"{100 * c['infer']:.0f} % in inference "
+                      f"({conv_flops['train'] / 1e6:.2f} / {conv_flops['infer'] / 1e6:.2f} MFLOP per image)")
+if json_out:
+    summary["rounds_detail"] = rows
+    json.dump(summary, open(json_out, "w"), indent=2)
 PY

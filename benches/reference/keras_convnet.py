@@ -2,14 +2,12 @@
 """Keras 3 / TensorFlow CPU reference for netcalc's throughput benchmark.
 
 `--model` picks one of netcalc's presets (default `keras-cnn`; also `cnn` and `mlp`). The same
-models and protocol as `pytorch_convnet.py` and `mnist bench`: Keras' "simple MNIST
+models and protocol as `pytorch_convnet.py` and `mnist bench` (common.py): Keras' "simple MNIST
 convnet" (conv 1->32 3x3 ReLU, max-pool 2, conv 32->64 3x3 ReLU, max-pool 2, flatten 1600,
 dropout 0.5, dense 10; 34,826 parameters), synthetic N(0, 1) batches, sparse categorical
-cross-entropy on logits, Adam lr 1e-3, f32; 3 warm-up steps, then the median of `--steps` timed
-training steps at batch 128 (`train_on_batch`, a compiled `tf.function`) and of up to 20
-inference batches of 1000 (the faster of `predict_on_batch` and calling the model with
-training=False). TensorFlow's default threads
-unless `--threads`.
+cross-entropy on logits, Adam lr 1e-3, f32; training with `train_on_batch` (a compiled
+`tf.function`) at batch 128, inference at batch 1000 as the faster of `predict_on_batch` and
+calling the model with training=False. TensorFlow's default threads unless `--threads`.
 
 Prints one JSON object: {"framework": "keras", "version": ..., "backend": ..., "threads": ...,
 "train_images_per_sec": ..., "infer_images_per_sec": ...}.
@@ -18,11 +16,7 @@ Prints one JSON object: {"framework": "keras", "version": ..., "backend": ..., "
     venv/bin/python benches/reference/keras_convnet.py --steps 30
 """
 
-import argparse
-import json
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -31,6 +25,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
+
+from common import PARAMS, median_seconds, parse_args, report  # noqa: E402
 
 
 def model(name: str) -> keras.Model:
@@ -55,17 +51,8 @@ def model(name: str) -> keras.Model:
     return keras.Sequential([keras.Input(shape=(28, 28, 1))] + head)
 
 
-PARAMS = {"keras-cnn": 34_826, "cnn": 225_034, "mlp": 40_785}
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=sorted(PARAMS), default="keras-cnn")
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--infer-batch-size", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = default)")
-    a = ap.parse_args()
+    a = parse_args(__doc__)
     if a.threads:
         tf.config.threading.set_intra_op_parallelism_threads(a.threads)
         tf.config.threading.set_inter_op_parallelism_threads(a.threads)
@@ -80,44 +67,20 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((a.batch_size, 28, 28, 1), dtype=np.float32)
     y = (np.arange(a.batch_size) % 10).astype(np.int64)
-
-    for _ in range(3):
-        net.train_on_batch(x, y)
-    train = []
-    for _ in range(max(1, a.steps)):
-        t = time.perf_counter()
-        float(net.train_on_batch(x, y))
-        train.append(time.perf_counter() - t)
-
+    train = median_seconds(lambda: float(net.train_on_batch(x, y)), a.steps)
     xi = rng.standard_normal((a.infer_batch_size, 28, 28, 1), dtype=np.float32)
-
     # Two ways to run inference: `predict_on_batch` (a compiled tf.function) and calling the
     # model (eager, which Keras recommends for small batches); the faster one counts.
-    def timed(run) -> float:
-        for _ in range(3):
-            run()
-        times = []
-        for _ in range(min(20, max(1, a.steps))):
-            t = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t)
-        return statistics.median(times)
-
     infer = min(
-        timed(lambda: int(np.argmax(net.predict_on_batch(xi), axis=1)[0])),
-        timed(lambda: int(np.argmax(net(xi, training=False).numpy(), axis=1)[0])),
+        median_seconds(lambda: int(np.argmax(net.predict_on_batch(xi), axis=1)[0]), a.steps),
+        median_seconds(lambda: int(np.argmax(net(xi, training=False).numpy(), axis=1)[0]), a.steps),
     )
-
-    print(json.dumps({
-        "framework": "keras",
-        "model": a.model,
-        "infer_batch_size": a.infer_batch_size,
-        "version": f"keras {keras.__version__}, tensorflow {tf.__version__}",
-        "backend": keras.backend.backend(),
-        "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
-        "train_images_per_sec": a.batch_size / statistics.median(train),
-        "infer_images_per_sec": a.infer_batch_size / infer,
-    }))
+    report(
+        "keras", a, train, infer,
+        version=f"keras {keras.__version__}, tensorflow {tf.__version__}",
+        backend=keras.backend.backend(),
+        threads=tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+    )
 
 
 if __name__ == "__main__":

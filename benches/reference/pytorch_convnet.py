@@ -4,9 +4,9 @@
 `--model` picks one of netcalc's presets (default `keras-cnn`; also `cnn` and `mlp`). The default:
 the same architecture as netcalc's `keras-cnn` preset (Keras' "simple MNIST convnet": conv 1->32 3x3
 ReLU, max-pool 2, conv 32->64 3x3 ReLU, max-pool 2, flatten 1600, dropout 0.5, dense 10;
-34,826 parameters), same protocol as `mnist bench`: synthetic N(0, 1) batches, cross-entropy on
-logits, Adam lr 1e-3, f32; 3 warm-up steps, then the median of `--steps` timed training steps at
-batch 128 and of up to 20 inference batches of 1000 (eval mode, no autograd).
+34,826 parameters), the protocol of `mnist bench` (common.py): synthetic N(0, 1) batches,
+cross-entropy on logits, Adam lr 1e-3, f32; training at batch 128, inference at batch 1000 in
+eval mode without autograd.
 
 Prints one JSON object: {"framework": "pytorch", "version": ..., "threads": ...,
 "train_images_per_sec": ..., "infer_images_per_sec": ...}.
@@ -14,13 +14,10 @@ Prints one JSON object: {"framework": "pytorch", "version": ..., "threads": ...,
     python3 benches/reference/pytorch_convnet.py --steps 30
 """
 
-import argparse
-import json
-import statistics
-import time
-
 import torch
 from torch import nn
+
+from common import PARAMS, median_seconds, parse_args, report
 
 
 def model(name: str) -> nn.Module:
@@ -43,17 +40,8 @@ def model(name: str) -> nn.Module:
     )
 
 
-PARAMS = {"keras-cnn": 34_826, "cnn": 225_034, "mlp": 40_785}
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=sorted(PARAMS), default="keras-cnn")
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--infer-batch-size", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = PyTorch's default)")
-    a = ap.parse_args()
+    a = parse_args(__doc__)
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -72,34 +60,12 @@ def main() -> None:
         return loss.item()
 
     net.train()
-    for _ in range(3):
-        step()
-    train = []
-    for _ in range(max(1, a.steps)):
-        t = time.perf_counter()
-        step()
-        train.append(time.perf_counter() - t)
-
+    train = median_seconds(step, a.steps)
     net.eval()
     xi = torch.randn(a.infer_batch_size, 1, 28, 28)
-    infer = []
     with torch.inference_mode():
-        for _ in range(3):
-            net(xi).argmax(1)[0].item()
-        for _ in range(min(20, max(1, a.steps))):
-            t = time.perf_counter()
-            net(xi).argmax(1)[0].item()
-            infer.append(time.perf_counter() - t)
-
-    print(json.dumps({
-        "framework": "pytorch",
-        "model": a.model,
-        "infer_batch_size": a.infer_batch_size,
-        "version": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "train_images_per_sec": a.batch_size / statistics.median(train),
-        "infer_images_per_sec": a.infer_batch_size / statistics.median(infer),
-    }))
+        infer = median_seconds(lambda: net(xi).argmax(1)[0].item(), a.steps)
+    report("pytorch", a, train, infer, version=torch.__version__, threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":
