@@ -7,8 +7,8 @@
 //!
 //! `cargo run --release --example cnn`
 
-use netcalc::app::data::Mnist;
-use netcalc::app::predict::digits_tensor;
+use netcalc::app::data::{DataInfo, Dataset};
+use netcalc::app::predict::images_tensor;
 use netcalc::{CnnConfig, select_device, window_output_len};
 
 fn main() -> anyhow::Result<()> {
@@ -37,11 +37,11 @@ fn main() -> anyhow::Result<()> {
         "  classifier: dense 128 (ReLU), dense 10 → 10 class scores → softmax → 10 probabilities"
     );
 
-    let data = Mnist::bundled()?;
+    let data = Dataset::bundled()?;
     let digit = data.test.image(0).to_vec();
     let label = data.test.labels[0];
     let model = cfg.init(&device)?;
-    let stages = model.forward_stages(digits_tensor(&[digit], &device)?)?;
+    let stages = model.forward_stages(images_tensor(&DataInfo::mnist(), &[digit], &device)?)?;
     println!(
         "\nnetcalc ({backend}): held-out digit 0 (a {label}) through `{}`",
         cfg.name

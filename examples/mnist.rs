@@ -15,8 +15,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use netcalc::app::data::{DataOptions, Mnist, load_mnist};
+use netcalc::app::data::folder::{DEFAULT_MAX_MEMORY, FolderOptions};
+use netcalc::app::data::{DataOptions, DataSpec, Dataset, NamedDataset, Normalization};
 use netcalc::app::fsio::{read_json, write_atomic, write_json};
+use netcalc::app::interop::{ImportOptions, export, import};
 use netcalc::app::session::TrainedModel;
 use netcalc::app::train::bench::{MeasureOptions, measure};
 use netcalc::app::train::{
@@ -56,16 +58,86 @@ enum Cmd {
     Summary(SummaryArgs),
     /// Measure training and inference throughput (images/second) on synthetic batches.
     Bench(BenchArgs),
+    /// Write a trained model for PyTorch: model.safetensors, model.py (build(), preprocess()),
+    /// classes.json.
+    Export(ExportArgs),
+    /// Make a run directory from a config and weights from PyTorch (.pt/.pth) or safetensors.
+    Import(ImportArgs),
 }
 
 #[derive(Args, Debug, Clone)]
 struct DataArgs {
-    /// Directory with the four MNIST IDX files (raw or .gz); also $NETCALC_MNIST_DIR.
+    /// A folder of your own images: DIR/train/<class>/*.png|jpg and DIR/test/<class>/…, or
+    /// DIR/<class>/… with --val-split.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["data_dir", "dataset"])]
+    data: Option<PathBuf>,
+    /// An IDX dataset by name, downloaded (verified) and cached [default: mnist].
+    #[arg(long, value_enum)]
+    dataset: Option<NamedDataset>,
+    /// Directory with the four IDX files (raw or .gz); also $NETCALC_MNIST_DIR for MNIST.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Never download full MNIST; use the cache or the bundled sample.
+    /// Never download; use the cache (or, for MNIST, the bundled sample).
     #[arg(long)]
     offline: bool,
+    /// With --data and no train/ and test/: the share of each class held out, in (0, 1).
+    #[arg(long, value_name = "F")]
+    val_split: Option<f64>,
+    /// With --data: the most memory the decoded images may take, e.g. 4G, 512M [default: 4G].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    max_memory: Option<u64>,
+    /// With --data: leave unreadable images out (and list them) instead of stopping.
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+/// `4G`, `512M`, `64K` or a number of bytes.
+fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mul = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("`{s}`: the unit must be K, M, G or T")),
+            };
+            (&t[..i], mul)
+        }
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size such as 4G or 512M"))?;
+    if !(n.is_finite() && n > 0.0) {
+        return Err(format!("`{s}` must be above 0"));
+    }
+    Ok((n * mul as f64) as u64)
+}
+
+impl DataArgs {
+    /// What to load; `seed` splits a folder without train/ and test/.
+    fn spec(&self, seed: u64) -> DataSpec {
+        let dataset = self.dataset.unwrap_or(NamedDataset::Mnist);
+        DataSpec {
+            folder: self.data.clone(),
+            folder_options: FolderOptions {
+                val_split: self.val_split,
+                seed,
+                max_memory: self.max_memory.unwrap_or(DEFAULT_MAX_MEMORY),
+                skip_bad: self.skip_bad,
+                progress: true,
+                ..FolderOptions::new([1, 28, 28])
+            },
+            idx: DataOptions {
+                data_dir: self.data_dir.clone(),
+                offline: self.offline,
+                progress: true,
+                ..DataOptions::for_dataset(dataset)
+            },
+        }
+    }
 }
 
 /// `--device`: the backend to run on.
@@ -101,9 +173,12 @@ struct TrainArgs {
     seed: Option<u64>,
     #[command(flatten)]
     device: DeviceArg,
-    /// Model preset [default: cnn].
+    /// Model preset [default: cnn]; its output layer takes the data's number of classes.
     #[arg(long, value_enum, conflicts_with = "config")]
     model: Option<ModelPreset>,
+    /// The preset for images of this shape, CxHxW (e.g. 3x64x64) [default: 1x28x28].
+    #[arg(long, value_name = "CxHxW", value_parser = parse_shape, conflicts_with = "config")]
+    input_shape: Option<[usize; 3]>,
     /// A training config JSON (as written to <run>/config.json) instead of the flags' defaults.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -164,6 +239,9 @@ struct EvalArgs {
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
+    /// Also write every held-out image's label, prediction and class scores (logits) as CSV.
+    #[arg(long, value_name = "FILE")]
+    scores: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -208,6 +286,58 @@ struct SummaryArgs {
     /// A training config JSON.
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Write into a directory that exists (its three files are replaced).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// The model: a TrainConfig (a run's config.json) or a bare CnnConfig, as JSON.
+    #[arg(long)]
+    config: PathBuf,
+    /// The weights: .safetensors, or a PyTorch state dict (torch.save) .pt/.pth.
+    #[arg(long)]
+    weights: PathBuf,
+    /// A JSON list of class names, in output order [default: 0, 1, …].
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// Per-channel means of the pixels in [0, 1], e.g. 0.485,0.456,0.406 [default: MNIST's 0.1307].
+    #[arg(long, value_delimiter = ',')]
+    mean: Option<Vec<f32>>,
+    /// Per-channel standard deviations [default: MNIST's 0.3081].
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f32>>,
+    /// The run directory to write (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+/// `3x64x64` as `[3, 64, 64]`.
+fn parse_shape(s: &str) -> std::result::Result<[usize; 3], String> {
+    let parts: Vec<&str> = s.split(['x', 'X', ',']).collect();
+    let dims: Vec<usize> = parts
+        .iter()
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("`{s}` is not a shape such as 3x64x64"))?;
+    match dims[..] {
+        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok([c, h, w]),
+        _ => Err(format!(
+            "`{s}`: give channels x height x width, each at least 1"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -328,6 +458,18 @@ fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
 fn resume_command(run: &Path, kind: BackendKind, data: &DataArgs) -> String {
     let exe = std::env::args().next().unwrap_or_else(|| "mnist".into());
     let mut cmd = format!("{exe} train --resume {} --device {kind}", run.display());
+    if let Some(d) = &data.data {
+        cmd.push_str(&format!(" --data {}", d.display()));
+    }
+    if let Some(v) = data.val_split {
+        cmd.push_str(&format!(" --val-split {v}"));
+    }
+    if data.skip_bad {
+        cmd.push_str(" --skip-bad");
+    }
+    if let Some(d) = data.dataset {
+        cmd.push_str(&format!(" --dataset {d}"));
+    }
     if let Some(d) = &data.data_dir {
         cmd.push_str(&format!(" --data-dir {}", d.display()));
     }
@@ -347,17 +489,18 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Serve(a)) => serve(a),
         Some(Cmd::Summary(a)) => summary(a),
         Some(Cmd::Bench(a)) => bench(a),
+        Some(Cmd::Export(a)) => export_model(a),
+        Some(Cmd::Import(a)) => import_model(a),
     }
 }
 
-fn load_data(a: &DataArgs) -> Result<Mnist> {
-    let opts = DataOptions {
-        data_dir: a.data_dir.clone(),
-        offline: a.offline,
-        progress: true,
-        ..DataOptions::default()
-    };
-    Ok(load_mnist(&opts, |w| eprintln!("note: {w}"))?)
+/// Loads the data for a model of input `shape`, and says what was left out.
+fn load_data(a: &DataArgs, shape: [usize; 3], seed: u64) -> Result<Dataset> {
+    let data = a.spec(seed).load(shape, |w| eprintln!("note: {w}"))?;
+    for (path, why) in &data.skipped {
+        eprintln!("skipped {}: {why}", path.display());
+    }
+    Ok(data)
 }
 
 /// The run's config: the resumed run's, a `--config` file or the defaults, with the flags put in.
@@ -373,7 +516,22 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let cfg = train_config(&a)?;
+    let mut cfg = train_config(&a)?;
+    // A preset (no --config, no --resume) is shaped to the data: --input-shape, and as many
+    // outputs as the data has classes. A config given in full is trained as it is.
+    let preset = a.config.is_none() && a.resume.is_none();
+    if let Some(shape) = a.input_shape {
+        cfg.model = cfg.model.for_data(shape, cfg.model.num_classes())?;
+    }
+    let spec = a.data.spec(cfg.seed);
+    if let Some(info) = spec.known_info() {
+        if preset {
+            cfg.model = cfg
+                .model
+                .for_data(cfg.model.features.input, info.classes.len())?;
+        }
+        check_model_fits_data(&cfg.model, &info)?;
+    }
     let (kind, dev) = select_device(a.device.choice)?;
     let out = match (&a.resume, &a.out) {
         (Some(dir), _) => dir.clone(),
@@ -386,14 +544,19 @@ fn train(a: TrainArgs) -> Result<()> {
             PathBuf::from(format!("runs/{}-{secs}", cfg.model.name))
         }
     };
-    check_model_fits_data(&cfg.model)?;
     if a.resume.is_none() {
         // Fail on an unwritable --out before loading (or downloading) any data; the directory
         // is made by `train` once everything is checked.
         RunDir::check_can_create(&out)
             .with_context(|| format!("--out {} is not writable", out.display()))?;
     }
-    let data = load_data(&a.data)?;
+    let data = load_data(&a.data, cfg.model.features.input, cfg.seed)?;
+    if preset && data.info.classes.len() != cfg.model.num_classes() {
+        cfg.model = cfg
+            .model
+            .for_data(cfg.model.features.input, data.info.classes.len())?;
+    }
+    check_model_fits_data(&cfg.model, &data.info)?;
     println!("{}", data.describe());
     println!(
         "model: {} ({} parameters), backend: {kind}, {} epochs of batch {}, {:?} lr {} ({:?}), augment ±{} px, seed {}",
@@ -457,9 +620,15 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn eval(a: EvalArgs) -> Result<()> {
     let m = a.model.open()?;
-    let data = load_data(&a.data)?;
+    let data = load_data(&a.data, m.info.shape, 0)?;
     println!("{}", data.describe());
-    let e = evaluate(&m.model, &data.test, &m.device, 1000)?;
+    let test = data.test_for(&m.info)?;
+    let e = evaluate(&m.model, &test, &m.device, 1000)?;
+    if let Some(path) = &a.scores {
+        let scores = netcalc::app::train::class_scores(&m.model, &test, &m.device, 1000)?;
+        let csv = netcalc::app::train::metrics::scores_csv(&test.labels, &scores, &m.info.classes);
+        write_atomic(path, csv.as_bytes())?;
+    }
     println!(
         "{} on {}: test accuracy {:.2}%, test loss {:.4}",
         m.path.display(),
@@ -472,16 +641,16 @@ fn eval(a: EvalArgs) -> Result<()> {
 
 fn predict(a: PredictArgs) -> Result<()> {
     let m = a.model.open()?;
-    let digits = a
+    let images = a
         .images
         .iter()
-        .map(|p| predict::load_digit(p))
+        .map(|p| predict::load_image(p, &m.info))
         .collect::<Result<Vec<_>, _>>()?;
-    let probs = predict::class_probabilities(&m.model, &digits, &m.device)?;
+    let probs = predict::class_probabilities(&m.model, &m.info, &images, &m.device)?;
     for (path, p) in a.images.iter().zip(&probs) {
         let top: Vec<String> = predict::top_k(p, 3)
             .iter()
-            .map(|(c, p)| format!("{c} ({:.1}%)", 100.0 * p))
+            .map(|(c, p)| format!("{} ({:.1}%)", m.info.class_name(*c), 100.0 * p))
             .collect();
         println!("{}: {}", path.display(), top.join(", "));
     }
@@ -494,7 +663,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
     }
     let m = a.model.open()?;
     for image in &a.images {
-        let digit = predict::load_digit(image)?;
+        let input = predict::load_image(image, &m.info)?;
         let out = match &a.out {
             Some(out) => out.clone(),
             None => {
@@ -502,7 +671,10 @@ fn explain(a: ExplainArgs) -> Result<()> {
                 PathBuf::from(format!("{stem}-explain.png"))
             }
         };
-        write_atomic(&out, &explain::explain_digit(&m.model, &digit, &m.device)?)?;
+        write_atomic(
+            &out,
+            &explain::explain_image(&m.model, &m.info, &input, &m.device)?,
+        )?;
         println!("{}: {}", image.display(), out.display());
     }
     Ok(())
@@ -511,7 +683,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
 fn serve(a: ServeArgs) -> Result<()> {
     let m = a.model.open()?;
     let shown = m.path.display().to_string();
-    let app = serve::App::new(m.model, m.config, m.device, Some(m.run_dir));
+    let app = serve::App::of(m);
     let server = serve::Server::bind(app, a.addr)?;
     if !a.addr.ip().is_loopback() {
         eprintln!(
@@ -524,6 +696,33 @@ fn serve(a: ServeArgs) -> Result<()> {
         server.addr()
     );
     server.run(a.threads);
+    Ok(())
+}
+
+fn export_model(a: ExportArgs) -> Result<()> {
+    let m = a.model.open()?;
+    for path in export(&m, &a.out, a.force)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn import_model(a: ImportArgs) -> Result<()> {
+    let normalization = match (a.mean, a.std) {
+        (None, None) => None,
+        (Some(mean), Some(std)) => Some(Normalization { mean, std }),
+        _ => bail!("give both --mean and --std, or neither"),
+    };
+    let (_, device) = select_device(a.device.choice)?;
+    let opts = ImportOptions {
+        config: a.config,
+        weights: a.weights,
+        classes: a.classes,
+        normalization,
+        out: a.out,
+    };
+    let out = import(&opts, &device)?;
+    println!("wrote the run directory {}", out.display());
     Ok(())
 }
 

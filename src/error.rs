@@ -50,7 +50,7 @@ pub enum Error {
         message: String,
     },
     /// A data file whose content is not what it must be.
-    #[error("{}: {message}", file_name(path))]
+    #[error("{}: {message}", path.display())]
     Data {
         /// The file at fault.
         path: PathBuf,
@@ -194,12 +194,6 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, text: 
         source: e.into_inner(),
     })?;
     Ok(value)
-}
-
-fn file_name(path: &std::path::Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 impl Error {

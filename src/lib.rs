@@ -2,16 +2,41 @@
 //!
 //! The fundamentals of neural-network computation as tested [burn](https://burn.dev) modules:
 //! the artificial neuron, dense layers and classifier stacks, odds/logit/sigmoid/softmax, the
-//! common losses, pooling, convolution, and a CNN made of a feature extractor and a classifier,
-//! plus an MNIST data pipeline and trainer.
+//! common losses, pooling, convolution, and a CNN made of a **feature extractor** and a
+//! **classifier**, with fast CPU kernels behind them and an MNIST trainer on top.
+//!
+//! # Quick start
+//!
+//! A CNN from its config, its Keras-like summary, and class scores for a batch of images:
+//!
+//! ```
+//! use netcalc::burn::tensor::Tensor;
+//! use netcalc::{CnnConfig, select_device};
+//!
+//! let (backend, device) = select_device(None)?; // the fastest backend compiled in
+//! let cfg = CnnConfig::keras_mnist(); // conv 32 → pool → conv 64 → pool → dense 10
+//! println!("{}", cfg.summary()?); // 34,826 parameters, one row per layer
+//! let model = cfg.init(&device)?;
+//! let images = Tensor::<4>::zeros([16, 1, 28, 28], &device);
+//! let scores = model.try_forward(images)?; // a wrong shape is an error, not a panic
+//! assert_eq!(scores.dims(), [16, 10]);
+//! println!("computed on {backend}");
+//! # Ok::<(), netcalc::Error>(())
+//! ```
+//!
+//! Training: [`app::train::train`]; a trained model's predictions:
+//! [`app::session::TrainedModel`]. `cargo run --release --example mnist` does both from the
+//! command line, and `cargo run --release --example <concept>` works each concept through by
+//! hand (`neuron`, `dense`, `probabilities`, `losses`, `pooling`, `convolution`, `cnn`).
 //!
 //! # Layout
-//! - **The core** (always compiled, no I/O crates): [`neuron`], [`activation`], [`dense`],
-//!   [`prob`], [`loss`], [`pool`], [`conv`], [`cnn`], [`summary`], [`backend`], [`fastops`]
-//!   (the CPU kernels behind [`conv::Conv2dBlock`] and [`pool::Pool2d`]) and [`error`].
-//! - **The MNIST application** (Cargo feature `mnist`, on by default): `data` (IDX files,
-//!   download, batches), `train` (the loop, run directories, checkpoints, metrics, plots,
-//!   throughput measurement) and `predict` (digits from image files).
+//! - **The core** (always compiled, no I/O crates): [`functional`] (activations,
+//!   probabilities, losses, window shapes), [`nn`] (the layers), [`model`] (the CNN, presets,
+//!   summary, stages), [`kernels`] (the CPU kernels the layers call), [`backend`], [`error`],
+//!   [`seed`].
+//! - **The application** (Cargo feature `mnist`, on by default): `app` — data (IDX files,
+//!   downloads, batches), training (the loop, run directories, checkpoints, metrics, plots,
+//!   throughput), prediction from image files, the explain picture, the web server.
 //!
 //! Backends are chosen with Cargo features (`ndarray`, `flex`, `wgpu`) and picked at run time
 //! with [`select_device`]. `cargo build --no-default-features --features flex` builds the core

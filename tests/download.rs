@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use netcalc::app::data::download::{RemoteFile, download_files, sha256_hex};
-use netcalc::app::data::{DataOptions, DataSource, load_mnist};
+use netcalc::app::data::{DataOptions, DataSource, NamedDataset, load_idx};
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -98,6 +98,7 @@ fn sample_files() -> Vec<RemoteFile> {
 
 fn options(cache: &Path, mirrors: Vec<String>) -> DataOptions {
     DataOptions {
+        dataset: NamedDataset::Mnist,
         data_dir: None,
         offline: false,
         cache_dir: cache.to_path_buf(),
@@ -130,7 +131,7 @@ fn download_verifies_and_caches_then_loads_from_cache() {
     };
     let url = serve(Mode::Good, 4);
     let opts = options(cache.path(), vec![dead, url]);
-    let m = load_mnist(&opts, |w| panic!("unexpected warning {w}")).unwrap();
+    let m = load_idx(&opts, |w| panic!("unexpected warning {w}")).unwrap();
     assert_eq!(m.source, DataSource::Downloaded(cache.path().to_path_buf()));
     assert_eq!((m.train.len(), m.test.len()), (8000, 2000));
     for f in sample_files() {
@@ -139,7 +140,7 @@ fn download_verifies_and_caches_then_loads_from_cache() {
     }
     // second time: from the cache, no server needed
     let opts = options(cache.path(), vec!["http://127.0.0.1:9/".into()]);
-    let m = load_mnist(&opts, |w| panic!("unexpected warning {w}")).unwrap();
+    let m = load_idx(&opts, |w| panic!("unexpected warning {w}")).unwrap();
     assert_eq!(m.source, DataSource::Cache(cache.path().to_path_buf()));
 }
 
@@ -181,7 +182,7 @@ fn failed_download_falls_back_to_the_bundled_sample_and_offline_skips_it() {
     let cache = tempfile::tempdir().unwrap();
     let url = serve(Mode::Truncate, 8);
     let mut warnings = Vec::new();
-    let m = load_mnist(&options(cache.path(), vec![url]), |w| {
+    let m = load_idx(&options(cache.path(), vec![url]), |w| {
         warnings.push(w.to_string())
     })
     .unwrap();
@@ -189,6 +190,6 @@ fn failed_download_falls_back_to_the_bundled_sample_and_offline_skips_it() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let mut opts = options(cache.path(), vec!["http://127.0.0.1:9/".into()]);
     opts.offline = true;
-    let m = load_mnist(&opts, |w| panic!("offline must not try the network: {w}")).unwrap();
+    let m = load_idx(&opts, |w| panic!("offline must not try the network: {w}")).unwrap();
     assert_eq!(m.source, DataSource::Bundled);
 }

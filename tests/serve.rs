@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use netcalc::BackendKind;
-use netcalc::app::data::{Mnist, PIXELS, SIDE};
+use netcalc::app::data::{DataInfo, Dataset, PIXELS, SIDE};
 use netcalc::app::predict::{class_probabilities, load_digit, save_digit_png};
 use netcalc::app::serve::{App, MAX_BODY_BYTES, Server};
 use netcalc::app::train::{ProgressMode, RunOptions, TrainConfig, load_model, locate_model, train};
@@ -29,9 +29,9 @@ struct Fixture {
     device: Device,
     server: Arc<Server>,
     /// Held-out digits (28×28, white on black) and their labels.
-    held_out: Vec<(Vec<u8>, u8)>,
+    held_out: Vec<(Vec<u8>, u32)>,
     /// All of them, and the model's accuracy on them as `evaluate` measured it.
-    test: netcalc::app::data::MnistSplit,
+    test: netcalc::app::data::Split,
     accuracy: f64,
 }
 
@@ -44,7 +44,7 @@ fn fixture() -> &'static Fixture {
             netcalc::compiled_backends()[0]
         };
         let device = netcalc::device_of(kind).expect("device");
-        let data = Mnist::bundled().unwrap();
+        let data = Dataset::bundled().unwrap();
         let cfg = TrainConfig {
             epochs: 3,
             ..TrainConfig::default()
@@ -68,6 +68,7 @@ fn fixture() -> &'static Fixture {
         let app = App::new(
             model,
             model_cfg,
+            DataInfo::mnist(),
             device.clone(),
             Some(dir.path().to_path_buf()),
         );
@@ -148,6 +149,7 @@ fn api_predicts_held_out_digits_as_predict_does() {
         assert_eq!(status, 200, "{answer}");
         let expected = &class_probabilities(
             &model,
+            &DataInfo::mnist(),
             &[load_digit(&dir.path().join(format!("{i}.png"))).unwrap()],
             &f.device,
         )
@@ -163,8 +165,11 @@ fn api_predicts_held_out_digits_as_predict_does() {
             diff < 1e-6,
             "digit {i}: API {got:?} vs predict {expected:?}"
         );
-        let predicted = answer["predicted"].as_u64().unwrap() as u8;
-        assert_eq!(answer["top"][0]["class"].as_u64().unwrap() as u8, predicted);
+        let predicted = answer["predicted"].as_u64().unwrap() as u32;
+        assert_eq!(
+            answer["top"][0]["class"].as_u64().unwrap() as u32,
+            predicted
+        );
         assert_eq!(answer["top"].as_array().unwrap().len(), 3);
         assert_eq!(answer["digit"].as_array().unwrap().len(), PIXELS);
         assert!(answer.get("stages").is_none(), "stages only on request");
@@ -311,7 +316,12 @@ fn info_names_the_model_and_no_local_path() {
     assert_eq!(res.status().as_u16(), 200);
     let info: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(info["model"], "cnn");
-    assert_eq!(info["classes"], 10);
+    assert_eq!(info["num_classes"], 10);
+    assert_eq!(
+        info["classes"],
+        json!(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"])
+    );
+    assert_eq!(info["draw"], true);
     assert_eq!(info["input"], json!([1, 28, 28]));
     let run = info["run"].as_str().expect("the run's name");
     let name = f.run.canonicalize().unwrap();
@@ -789,7 +799,13 @@ fn photos_of_held_out_digits_are_read_like_scans() {
         let p = out.join(format!("photo-{k}-label-{label}.jpg"));
         std::fs::write(&p, photo(digit, k)).unwrap();
         let read = load_digit(&p).unwrap();
-        let probs = class_probabilities(&model, &[read, digit.clone()], &f.device).unwrap();
+        let probs = class_probabilities(
+            &model,
+            &DataInfo::mnist(),
+            &[read, digit.clone()],
+            &f.device,
+        )
+        .unwrap();
         let best = |p: &[f32]| netcalc::app::predict::top_k(p, 1)[0].0;
         photo_correct += usize::from(best(&probs[0]) == *label as usize);
         clean_correct += usize::from(best(&probs[1]) == *label as usize);

@@ -4,7 +4,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use netcalc::app::data::Mnist;
+use netcalc::app::data::{DataInfo, Dataset};
 use netcalc::app::predict::{class_probabilities, load_digit, save_digit_png};
 use netcalc::app::train::{CheckpointInfo, RunDir};
 use netcalc::app::train::{
@@ -40,7 +40,7 @@ fn opts(out: &std::path::Path, kind: BackendKind) -> RunOptions {
 fn trains_to_90_percent_and_predicts_from_png() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (kind, d) = device();
-    let data = Mnist::bundled().unwrap();
+    let data = Dataset::bundled().unwrap();
     let cfg = TrainConfig {
         epochs: 2,
         batch_size: 32,
@@ -98,7 +98,7 @@ fn trains_to_90_percent_and_predicts_from_png() {
         assert_eq!(loaded, data.test.image(i), "PNG round trip of digit {i}");
         digits.push(loaded);
     }
-    let probs = class_probabilities(&model, &digits, &d).unwrap();
+    let probs = class_probabilities(&model, &DataInfo::mnist(), &digits, &d).unwrap();
     let hits = probs
         .iter()
         .zip(&data.test.labels[..10])
@@ -111,7 +111,7 @@ fn trains_to_90_percent_and_predicts_from_png() {
 fn resumed_run_matches_uninterrupted_run() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (kind, d) = device();
-    let data = Mnist::bundled().unwrap();
+    let data = Dataset::bundled().unwrap();
     let cfg = TrainConfig {
         epochs: 2,
         batch_size: 50,
@@ -209,7 +209,7 @@ fn resumed_run_matches_uninterrupted_run() {
 fn a_diverging_loss_stops_training_and_keeps_the_last_checkpoint() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (kind, d) = device();
-    let data = Mnist::bundled().unwrap();
+    let data = Dataset::bundled().unwrap();
     let mut cfg = TrainConfig {
         model: CnnConfig::keras_mnist(),
         epochs: 2,
@@ -256,7 +256,7 @@ fn a_diverging_loss_stops_training_and_keeps_the_last_checkpoint() {
 #[test]
 fn bad_settings_fail_before_training() {
     let (kind, d) = device();
-    let data = Mnist::bundled().unwrap();
+    let data = Dataset::bundled().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = TrainConfig {
         batch_size: 0,
@@ -304,7 +304,7 @@ fn bad_settings_fail_before_training() {
 fn a_failed_checkpoint_write_keeps_the_previous_checkpoint() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (kind, d) = device();
-    let data = Mnist::bundled().unwrap();
+    let data = Dataset::bundled().unwrap();
     let cfg = TrainConfig {
         model: CnnConfig::mlp(),
         epochs: 2,

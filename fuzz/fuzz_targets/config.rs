@@ -21,7 +21,8 @@ fn check_model(model: &CnnConfig) {
             let summary = model.summary().expect("a validated model has a summary");
             let text = summary.to_string();
             assert!(text.contains(&netcalc::model::summary::thousands(summary.total_params())));
-            let _ = check_model_fits_data(model).map_err(|e| e.to_string());
+            let info = netcalc::app::data::DataInfo::mnist();
+            let _ = check_model_fits_data(model, &info).map_err(|e| e.to_string());
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }

@@ -1,5 +1,5 @@
 //! The IDX reader, raw and gzip: `decode_maybe_gzip` → `parse_images` / `parse_labels` →
-//! `MnistSplit::new`, on arbitrary bytes. Never a panic; what is accepted round-trips.
+//! `Split::from_idx`, on arbitrary bytes. Never a panic; what is accepted round-trips.
 //!
 //! Input layout: `[num_classes, split_hi, split_lo, bytes…]`; the bytes are cut at `split` into
 //! an image file and a label file (each raw IDX or gzip).
@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use netcalc::app::data::{MnistSplit, idx};
+use netcalc::app::data::{Normalization, Split, idx};
 
 fuzz_target!(|data: &[u8]| {
     let [classes, hi, lo, rest @ ..] = data else {
@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let (Ok((images, _)), Ok((labels, _))) = (images, labels) {
         let n = labels.len();
-        if let Ok(split) = MnistSplit::new(images, labels, images_path) {
+        if let Ok(split) = Split::from_idx(images, labels, images_path, Normalization::mnist(1)) {
             assert_eq!(split.len(), n);
         }
     }

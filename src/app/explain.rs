@@ -12,6 +12,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::app::data::DataInfo;
 use crate::app::train::plot::{plot_err, register_font};
 use crate::error::{BoxError, Error, Result};
 use crate::model::{Stage, StageKind};
@@ -219,8 +220,9 @@ pub fn picture_width(columns: &[Column]) -> u32 {
 }
 
 /// Renders the stages of image `index` (a row of each stage's tensor) as a PNG, returned as
-/// bytes. `stages` is what [`crate::Cnn::forward_stages`] returns.
-pub fn explain_png(stages: &[Stage], index: usize) -> Result<Vec<u8>> {
+/// bytes, the class scores and probabilities labelled with `classes` (their numbers where
+/// there are no names). `stages` is what [`crate::Cnn::forward_stages`] returns.
+pub fn explain_png(stages: &[Stage], index: usize, classes: &[String]) -> Result<Vec<u8>> {
     let name = Path::new("explain.png");
     let columns = columns(stages)?;
     // values of image `index` for every stage (an error when the batch has no such image)
@@ -231,7 +233,7 @@ pub fn explain_png(stages: &[Stage], index: usize) -> Result<Vec<u8>> {
     let width = picture_width(&columns);
     let mut buf = vec![255u8; width as usize * HEIGHT as usize * 3];
     register_font();
-    draw(&mut buf, (width, HEIGHT), &columns, &values).map_err(|source| Error::Plot {
+    draw(&mut buf, (width, HEIGHT), &columns, &values, classes).map_err(|source| Error::Plot {
         path: name.to_path_buf(),
         source,
     })?;
@@ -245,25 +247,37 @@ pub fn explain_png(stages: &[Stage], index: usize) -> Result<Vec<u8>> {
     Ok(png.into_inner())
 }
 
-/// The picture of `model` computing one 28×28 digit (as [`crate::app::predict::load_digit`]
-/// gives).
-pub fn explain_digit(
+/// The picture of `model` computing one image (as [`crate::app::predict::load_image`] gives it
+/// for `info`), its classes named by `info`.
+pub fn explain_image(
     model: &crate::Cnn,
-    digit: &[u8],
+    info: &DataInfo,
+    image: &[u8],
     device: &burn::tensor::Device,
 ) -> Result<Vec<u8>> {
-    let x = crate::app::predict::digits_tensor(&[digit.to_vec()], device)?;
-    explain_png(&model.forward_stages(x)?, 0)
+    let x = crate::app::predict::images_tensor(info, &[image.to_vec()], device)?;
+    explain_png(&model.forward_stages(x)?, 0, &info.classes)
 }
 
 /// [`explain_png`] written to `path` (atomically).
-pub fn write_explain_png(stages: &[Stage], index: usize, path: &Path) -> Result<()> {
-    crate::app::fsio::write_atomic(path, &explain_png(stages, index)?)
+pub fn write_explain_png(
+    stages: &[Stage],
+    index: usize,
+    classes: &[String],
+    path: &Path,
+) -> Result<()> {
+    crate::app::fsio::write_atomic(path, &explain_png(stages, index, classes)?)
 }
 
 /// Every column left to right, the arrows between them, the section titles and the
 /// prediction.
-fn draw(buf: &mut [u8], size: (u32, u32), columns: &[Column], values: &[Vec<f32>]) -> Drawn {
+fn draw(
+    buf: &mut [u8],
+    size: (u32, u32),
+    columns: &[Column],
+    values: &[Vec<f32>],
+    classes: &[String],
+) -> Drawn {
     let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
     root.fill(&WHITE)?;
     let label = ("sans-serif", 15).into_font().color(&RGBColor(60, 60, 60));
@@ -284,8 +298,8 @@ fn draw(buf: &mut [u8], size: (u32, u32), columns: &[Column], values: &[Vec<f32>
             ColumnKind::Input => draw_input(&root, col.stage, v, x)?,
             ColumnKind::Maps => draw_maps(&root, col.stage, v, x)?,
             ColumnKind::Strip => draw_strip(&root, v, x)?,
-            ColumnKind::Scores => draw_bars(&root, v, x, w, false)?,
-            ColumnKind::Probabilities => draw_bars(&root, v, x, w, true)?,
+            ColumnKind::Scores => draw_bars(&root, v, (x, w), false, classes)?,
+            ColumnKind::Probabilities => draw_bars(&root, v, (x, w), true, classes)?,
         }
         root.draw(&Text::new(
             col.caption.clone(),
@@ -303,7 +317,7 @@ fn draw(buf: &mut [u8], size: (u32, u32), columns: &[Column], values: &[Vec<f32>
     }
     draw_sections(&root, &sections)?;
     if let Some(col) = columns.iter().find(|c| c.kind == ColumnKind::Probabilities) {
-        draw_prediction(&root, &values[col.index])?;
+        draw_prediction(&root, &values[col.index], classes)?;
     }
     root.present()?;
     Ok(())
@@ -369,9 +383,27 @@ fn draw_strip(root: &Area, v: &[f32], x: i32) -> Drawn {
     })
 }
 
+/// The label of class `k`: its name, cut to 12 characters, or its number.
+fn class_label(classes: &[String], k: usize) -> String {
+    match classes.get(k) {
+        Some(n) if n.chars().count() > 12 => n.chars().take(11).collect::<String>() + "…",
+        Some(n) => n.clone(),
+        None => k.to_string(),
+    }
+}
+
 /// One bar per class (the largest in red) with its value, from a zero line; probabilities
-/// on a fixed 0–1 scale, scores on their own range.
-fn draw_bars(root: &Area, v: &[f32], x: i32, w: i32, probs: bool) -> Drawn {
+/// on a fixed 0–1 scale, scores on their own range. `(x, w)`: where the column starts and its
+/// width.
+fn draw_bars(root: &Area, v: &[f32], (x, w): (i32, i32), probs: bool, classes: &[String]) -> Drawn {
+    // room for the longest label on the left
+    let label_w = v.len().min(classes.len()).max(1);
+    let longest = (0..label_w)
+        .map(|k| class_label(classes, k).chars().count())
+        .max()
+        .unwrap_or(1);
+    let x = x + (longest.saturating_sub(2) as i32) * 8;
+    let w = w - (longest.saturating_sub(2) as i32) * 8;
     let best = argmax(v);
     let (lo, hi) = if probs { (0.0, 1.0) } else { range(v) };
     let (lo, hi) = (lo.min(0.0) as f64, hi.max(0.0) as f64);
@@ -399,7 +431,11 @@ fn draw_bars(root: &Area, v: &[f32], x: i32, w: i32, probs: bool) -> Drawn {
             .clone()
             .color(&BLACK)
             .pos(Pos::new(HPos::Right, VPos::Center));
-        root.draw(&Text::new(k.to_string(), (x + 16, (y0 + y1) / 2), right))?;
+        root.draw(&Text::new(
+            class_label(classes, k),
+            (x + 16, (y0 + y1) / 2),
+            right,
+        ))?;
         let text = if probs {
             format!("{:.1}%", 100.0 * val)
         } else {
@@ -430,10 +466,14 @@ fn draw_sections(root: &Area, sections: &[(&str, i32, i32)]) -> Drawn {
 }
 
 /// The predicted class and its probability, under the drawings.
-fn draw_prediction(root: &Area, probs: &[f32]) -> Drawn {
+fn draw_prediction(root: &Area, probs: &[f32], classes: &[String]) -> Drawn {
     let best = argmax(probs);
+    let name = classes
+        .get(best)
+        .cloned()
+        .unwrap_or_else(|| best.to_string());
     let text = format!(
-        "predicted class: {best}  (softmax probability {:.1}%)",
+        "predicted class: {name}  (softmax probability {:.1}%)",
         100.0 * probs.get(best).copied().unwrap_or(0.0)
     );
     let font = ("sans-serif", 22).into_font().color(&PREDICTED);
@@ -515,13 +555,13 @@ mod tests {
         assert_eq!(widths, [200, 118, 120, 120, 250, 250]);
         // 30 + Σ (width + 44)
         assert_eq!(picture_width(&cols), 30 + 1058 + 6 * 44);
-        let png = explain_png(&stages, 0).unwrap();
+        let png = explain_png(&stages, 0, &[]).unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (picture_width(&cols), HEIGHT));
         // the predicted class is drawn in red: its bars and the line under the drawings
         let red = img.pixels().filter(|p| p.0 == [214, 39, 40]).count();
         assert!(red > 100, "{red} red pixels");
         // an image the batch does not have is an error
-        assert!(explain_png(&stages, 1).is_err());
+        assert!(explain_png(&stages, 1, &[]).is_err());
     }
 }

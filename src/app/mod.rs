@@ -3,6 +3,7 @@
 pub mod data;
 pub mod explain;
 pub mod fsio;
+pub mod interop;
 pub mod predict;
 pub mod serve;
 pub mod session;

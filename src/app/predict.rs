@@ -1,4 +1,6 @@
-//! Predicting digits in ordinary image files (PNG, JPEG) with a trained model.
+//! Predicting classes of ordinary image files (PNG, JPEG) with a trained model: a model of
+//! MNIST digits reads photos and scans of digits ([`load_digit`]); a model trained on an image
+//! folder reads images as its training images were read ([`load_image`]).
 
 use std::path::Path;
 
@@ -6,15 +8,32 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::imageops::FilterType;
 use image::{GrayImage, Luma};
 
-use crate::app::data::{PIXELS, SIDE, normalize};
+use crate::app::data::folder::{decode, decode_image, read_image};
+use crate::app::data::{DataInfo, IMAGE_SHAPE, PIXELS, Preprocess, SIDE};
 use crate::error::{Error, Result};
 use crate::functional::prob::softmax;
 use crate::model::Cnn;
 
-/// The largest image file [`load_digit`] reads: 64 MiB.
-pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
-/// The largest width or height [`load_digit`] decodes: 8,192 pixels.
-pub const MAX_IMAGE_SIDE: u32 = 8192;
+pub use crate::app::data::folder::{
+    MAX_FILE_BYTES as MAX_IMAGE_FILE_BYTES, MAX_SIDE as MAX_IMAGE_SIDE,
+};
+
+/// An image file as the network of `info` sees it (`C·H·W` bytes): read as a digit or resized,
+/// as [`DataInfo::preprocess`] says.
+pub fn load_image(path: &Path, info: &DataInfo) -> Result<Vec<u8>> {
+    match info.preprocess {
+        Preprocess::Digit if info.shape == IMAGE_SHAPE => load_digit(path),
+        _ => read_image(path, info.shape),
+    }
+}
+
+/// [`load_image`] for bytes already in memory (an upload); `origin` names them in errors.
+pub fn decode_upload(bytes: &[u8], origin: &Path, info: &DataInfo) -> Result<Vec<u8>> {
+    match info.preprocess {
+        Preprocess::Digit if info.shape == IMAGE_SHAPE => decode_digit(bytes, origin),
+        _ => decode_image(bytes, origin, info.shape),
+    }
+}
 
 /// Turns any image into a 28×28 MNIST-style digit (white ink on black, 0–255).
 ///
@@ -48,35 +67,12 @@ pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
 /// [`load_digit`] for an image already in memory (PNG or JPEG bytes, e.g. an upload); `origin`
 /// only names it in errors. The same limits apply.
 pub fn decode_digit(bytes: &[u8], origin: &Path) -> Result<Vec<u8>> {
-    let image_error = |message: String, e: Option<image::ImageError>| Error::Image {
+    let img = decode(bytes, origin)?;
+    digit_from_gray(img.to_luma8()).ok_or_else(|| Error::Image {
         path: origin.to_path_buf(),
-        message,
-        source: e.map(|e| Box::new(e) as _),
-    };
-    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
-        return Err(image_error(
-            format!(
-                "the image is {} bytes, more than the {MAX_IMAGE_FILE_BYTES} accepted",
-                bytes.len()
-            ),
-            None,
-        ));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::io(origin, e))?;
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => image_error(
-            format!("the image is larger than {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels: {e}"),
-            Some(e),
-        ),
-        e => image_error(format!("cannot read the image: {e}"), Some(e)),
-    })?;
-    digit_from_gray(img.to_luma8()).ok_or_else(|| image_error("image is empty".into(), None))
+        message: "image is empty".into(),
+        source: None,
+    })
 }
 
 /// The preprocessing of [`load_digit`] on a decoded grey image (any size; `None` if it has no
@@ -322,22 +318,40 @@ pub fn save_digit_png(pixels: &[u8], path: &Path) -> Result<()> {
     })
 }
 
-/// Class probabilities of each 28×28 digit. A digit that is not 784 pixels, or a model that
-/// does not take `[1, 28, 28]` images, is an error.
+/// Class probabilities of each image (`C·H·W` bytes each, as [`load_image`] gives them) under
+/// `model`, which reads images as `info` says. An image of the wrong size, or a model that
+/// does not take `info`'s input, is an error.
+///
+/// # Examples
+/// ```
+/// use netcalc::CnnConfig;
+/// use netcalc::app::data::{DataInfo, Dataset};
+/// use netcalc::app::predict::{class_probabilities, top_k};
+/// let (_, device) = netcalc::select_device(None)?;
+/// let model = CnnConfig::keras_mnist().init(&device)?; // untrained here
+/// let data = Dataset::bundled()?;
+/// let digits = vec![data.test.image(0).to_vec(), data.test.image(1).to_vec()];
+/// let probs = class_probabilities(&model, &DataInfo::mnist(), &digits, &device)?;
+/// assert_eq!((probs.len(), probs[0].len()), (2, 10));
+/// assert!((probs[0].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+/// let best = top_k(&probs[0], 3); // the three likeliest digits, likeliest first
+/// assert!(best[0].1 >= best[1].1 && best[1].1 >= best[2].1);
+/// # Ok::<(), netcalc::Error>(())
+/// ```
 ///
 /// # Shapes
-/// - digits: `k` images of 784 pixels
+/// - images: `k` images of `C·H·W` values
 /// - output: `k` vectors of `classes` probabilities
 pub fn class_probabilities(
     model: &Cnn,
-    digits: &[Vec<u8>],
+    info: &DataInfo,
+    images: &[Vec<u8>],
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
-    check_digits("class_probabilities", digits)?;
-    if digits.is_empty() {
+    if images.is_empty() {
         return Ok(Vec::new());
     }
-    let x = digits_tensor(digits, device)?;
+    let x = images_tensor(info, images, device)?;
     let p = softmax(model.try_forward(x)?, 1);
     let [n, c] = p.dims();
     let v: Vec<f32> = p
@@ -351,41 +365,43 @@ pub fn class_probabilities(
         .collect())
 }
 
-/// A batch of 28×28 digits (0–255, white ink on black) as the network's input: normalized as
-/// in training, `[k, 1, 28, 28]`. A digit that is not 784 pixels, or no digit, is an error.
+/// A batch of images (`C·H·W` bytes each, channel after channel) as the network's input:
+/// normalised per channel by `info`, as in training. An image of the wrong size, or none, is
+/// an error.
 ///
 /// # Shapes
-/// - output: `[k, 1, 28, 28]`
-pub fn digits_tensor(digits: &[Vec<u8>], device: &Device) -> Result<Tensor<4>> {
-    check_digits("digits", digits)?;
-    if digits.is_empty() {
+/// - output: `[k, C, H, W]`
+pub fn images_tensor(info: &DataInfo, images: &[Vec<u8>], device: &Device) -> Result<Tensor<4>> {
+    let [c, h, w] = info.shape;
+    let len = c * h * w;
+    if let Some((i, img)) = images.iter().enumerate().find(|(_, d)| d.len() != len) {
         return Err(Error::Shape {
-            what: "digits".into(),
-            message: "no digit given".into(),
+            what: "images".into(),
+            message: format!(
+                "image {i} has {} values, expected {len} ({c}×{h}×{w})",
+                img.len()
+            ),
         });
     }
-    let data: Vec<f32> = digits
+    if images.is_empty() {
+        return Err(Error::Shape {
+            what: "images".into(),
+            message: "no image given".into(),
+        });
+    }
+    let plane = h * w;
+    let data: Vec<f32> = images
         .iter()
-        .flat_map(|d| d.iter().map(|&p| normalize(p)))
+        .flat_map(|img| {
+            img.iter()
+                .enumerate()
+                .map(|(k, &p)| info.normalization.apply(k / plane, p))
+        })
         .collect();
     Ok(Tensor::<4>::from_data(
-        TensorData::new(data, [digits.len(), 1, SIDE, SIDE]),
+        TensorData::new(data, [images.len(), c, h, w]),
         device,
     ))
-}
-
-/// An error naming `what` unless every digit has 784 pixels.
-fn check_digits(what: &str, digits: &[Vec<u8>]) -> Result<()> {
-    match digits.iter().enumerate().find(|(_, d)| d.len() != PIXELS) {
-        Some((i, d)) => Err(Error::Shape {
-            what: what.into(),
-            message: format!(
-                "digit {i} has {} pixels, expected {PIXELS} (28×28)",
-                d.len()
-            ),
-        }),
-        None => Ok(()),
-    }
 }
 
 /// The `k` most probable classes, most probable first.
@@ -514,11 +530,15 @@ mod tests {
     fn digits_of_the_wrong_size_are_an_error() {
         let d = crate::testing::test_device();
         let model = crate::CnnConfig::mlp().init(&d).unwrap();
-        let err = class_probabilities(&model, &[vec![0; PIXELS], vec![0; 10]], &d)
+        let info = DataInfo::mnist();
+        let err = class_probabilities(&model, &info, &[vec![0; PIXELS], vec![0; 10]], &d)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("digit 1 has 10 pixels"), "{err}");
-        let p = class_probabilities(&model, &[vec![0; PIXELS]], &d).unwrap();
+        assert!(
+            err.contains("image 1 has 10 values, expected 784 (1×28×28)"),
+            "{err}"
+        );
+        let p = class_probabilities(&model, &info, &[vec![0; PIXELS]], &d).unwrap();
         assert_eq!(p.len(), 1);
         assert!((p[0].iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }

@@ -1,14 +1,18 @@
-//! A local web server for a trained model: a draw-a-digit page and the JSON API behind it.
+//! A local web server for a trained model: a draw-a-digit page (or, for a model of other
+//! images, an upload page) and the JSON API behind it.
 //!
-//! - `GET /` — the page (embedded in the binary, no CDN): a canvas to draw a digit, the top-3
-//!   probabilities, the picture of every stage ([`crate::app::explain`]), the run's curves and
-//!   confusion matrix.
-//! - `POST /api/predict` — a digit as JSON `{"pixels": [784 grey values 0–255], "stages": false}`
-//!   (a 28×28 image, row by row) or as the bytes of a PNG/JPEG (`Content-Type: image/png`;
-//!   `?stages=1` for the stages). Answer: `{"predicted", "probabilities", "top", "digit",
-//!   "stages"?}`. Preprocessed exactly as `predict` does ([`crate::app::predict::digit_from_gray`]).
-//! - `POST /api/explain` — the same input; answer: the PNG of [`crate::app::explain::explain_png`].
-//! - `GET /api/info` — model name, summary, classes, limits.
+//! - `GET /` — the page (embedded in the binary, no CDN): a canvas to draw a digit on (a model
+//!   of 1×28×28 digits) or a file to upload (any other model), the top-3 classes by name, the
+//!   picture of every stage ([`crate::app::explain`]), the run's curves and confusion matrix.
+//! - `POST /api/predict` — an image as the bytes of a PNG/JPEG (`Content-Type: image/png`;
+//!   `?stages=1` for the stages), or as JSON `{"pixels": [...], "stages": false}`: for a digit
+//!   model 784 grey values 0–255 row by row, for any other its `C·H·W` input values. Answer:
+//!   `{"predicted", "name", "probabilities", "top", "digit", "stages"?}` (`digit`: the input
+//!   the network saw). Preprocessed exactly as `predict` does
+//!   ([`crate::app::predict::decode_upload`]).
+//! - `POST /api/explain` — the same input; answer: the PNG of
+//!   [`crate::app::explain::explain_png`].
+//! - `GET /api/info` — model name, summary, class names, input shape, limits, the run's name.
 //! - `GET /run/loss.png`, `/run/accuracy.png`, `/run/confusion.png` — the run's plots.
 //!
 //! A bad request (malformed JSON, wrong pixel count, a body above [`MAX_BODY_BYTES`], not an
@@ -27,9 +31,10 @@ use image::GrayImage;
 use serde::{Deserialize, Serialize};
 use tiny_http::{Header, Method, Request, Response};
 
-use crate::app::data::{PIXELS, SIDE};
+use crate::app::data::SIDE;
+use crate::app::data::{DataInfo, IMAGE_SHAPE, Preprocess};
 use crate::app::predict::{
-    class_probabilities, decode_digit, digit_from_gray, digits_tensor, top_k,
+    class_probabilities, decode_upload, digit_from_gray, images_tensor, top_k,
 };
 use crate::app::train::RunDir;
 use crate::error::{Error, Result};
@@ -41,24 +46,43 @@ pub const MAX_BODY_BYTES: usize = 4 << 20;
 
 const PAGE: &str = include_str!("../../assets/serve.html");
 
-/// What the server serves: a model, its config, and optionally the run directory it came from.
+/// What the server serves: a model, its config and data, and optionally the run directory it
+/// came from.
 pub struct App {
     model: Mutex<Cnn>,
     config: CnnConfig,
+    info: DataInfo,
     device: Device,
     run_dir: Option<PathBuf>,
 }
 
 impl App {
-    /// A model to serve on `device`; `run_dir` (the model's run directory) adds its plots to
-    /// the page.
-    pub fn new(model: Cnn, config: CnnConfig, device: Device, run_dir: Option<PathBuf>) -> Self {
+    /// A model to serve on `device`, reading images as `info` says; `run_dir` (the model's run
+    /// directory) adds its plots to the page.
+    pub fn new(
+        model: Cnn,
+        config: CnnConfig,
+        info: DataInfo,
+        device: Device,
+        run_dir: Option<PathBuf>,
+    ) -> Self {
         Self {
             model: Mutex::new(model),
             config,
+            info,
             device,
             run_dir,
         }
+    }
+
+    /// The model of a trained run, with its run directory's plots.
+    pub fn of(m: crate::app::session::TrainedModel) -> Self {
+        Self::new(m.model, m.config, m.info, m.device, Some(m.run_dir))
+    }
+
+    /// Whether the model reads drawn digits (1×28×28, MNIST's preprocessing).
+    fn draws_digits(&self) -> bool {
+        self.info.preprocess == Preprocess::Digit && self.info.shape == IMAGE_SHAPE
     }
 }
 
@@ -75,6 +99,7 @@ struct DigitRequest {
 #[derive(Debug, Serialize)]
 struct TopClass {
     class: usize,
+    name: String,
     probability: f32,
 }
 
@@ -89,9 +114,11 @@ struct StageOut {
 #[derive(Debug, Serialize)]
 struct Prediction {
     predicted: usize,
+    /// The predicted class's name.
+    name: String,
     probabilities: Vec<f32>,
     top: Vec<TopClass>,
-    /// The 28×28 digit the network saw (white ink on black).
+    /// The image the network saw, `C·H·W` values (a digit: 28×28, white ink on black).
     digit: Vec<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stages: Option<Vec<StageOut>>,
@@ -155,8 +182,8 @@ fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Reject> {
 }
 
 impl App {
-    /// Turns a request body into the 28×28 digit the network sees, and whether stages were
-    /// asked for.
+    /// Turns a request body into the image the network sees, and whether stages were asked
+    /// for.
     fn digit(&self, req: &mut Request) -> std::result::Result<(Vec<u8>, bool), Reject> {
         let query_stages = query_flag(req.url(), "stages");
         let ctype = content_type(req);
@@ -164,20 +191,30 @@ impl App {
         if ctype.starts_with("application/json") || body.first() == Some(&b'{') {
             let d: DigitRequest = serde_json::from_slice(&body)
                 .map_err(|e| Reject(400, format!("malformed JSON: {e}")))?;
-            if d.pixels.len() != PIXELS {
+            let [c, h, w] = self.info.shape;
+            let wanted = c * h * w;
+            if d.pixels.len() != wanted {
+                let what = if self.draws_digits() {
+                    "a 28×28 grey image".to_string()
+                } else {
+                    format!("this model's {c}×{h}×{w} input")
+                };
                 return Err(Reject(
                     400,
                     format!(
-                        "`pixels` has {} values; a 28×28 grey image has {PIXELS}",
+                        "`pixels` has {} values; {what} has {wanted}",
                         d.pixels.len()
                     ),
                 ));
             }
-            let g = GrayImage::from_raw(SIDE as u32, SIDE as u32, d.pixels)
-                .ok_or_else(|| Reject(400, "`pixels` is not 28×28".into()))?;
-            let digit =
-                digit_from_gray(g).ok_or_else(|| Reject(400, "the image is empty".into()))?;
-            Ok((digit, d.stages || query_stages))
+            let image = if self.draws_digits() {
+                let g = GrayImage::from_raw(SIDE as u32, SIDE as u32, d.pixels)
+                    .ok_or_else(|| Reject(400, "`pixels` is not 28×28".into()))?;
+                digit_from_gray(g).ok_or_else(|| Reject(400, "the image is empty".into()))?
+            } else {
+                d.pixels
+            };
+            Ok((image, d.stages || query_stages))
         } else {
             if body.is_empty() {
                 return Err(Reject(
@@ -185,7 +222,7 @@ impl App {
                     "empty body: send JSON {\"pixels\": [...]} or a PNG/JPEG".into(),
                 ));
             }
-            let digit = decode_digit(&body, Path::new("request body"))
+            let digit = decode_upload(&body, Path::new("request body"), &self.info)
                 .map_err(|e| Reject(400, format!("not an image: {e}")))?;
             Ok((digit, query_stages))
         }
@@ -195,7 +232,7 @@ impl App {
     fn predict(&self, digit: Vec<u8>, stages: bool) -> Result<Prediction> {
         let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
         let (probabilities, stages) = if stages {
-            let x = digits_tensor(std::slice::from_ref(&digit), &self.device)?;
+            let x = images_tensor(&self.info, std::slice::from_ref(&digit), &self.device)?;
             let all = model.forward_stages(x)?;
             drop(model);
             let out = all
@@ -212,16 +249,23 @@ impl App {
             let probabilities = out.last().map(|s| s.values.clone()).unwrap_or_default();
             (probabilities, Some(out))
         } else {
-            let mut p = class_probabilities(&model, std::slice::from_ref(&digit), &self.device)?;
+            let one = std::slice::from_ref(&digit);
+            let mut p = class_probabilities(&model, &self.info, one, &self.device)?;
             drop(model);
             (p.pop().unwrap_or_default(), None)
         };
         let top: Vec<TopClass> = top_k(&probabilities, 3)
             .into_iter()
-            .map(|(class, probability)| TopClass { class, probability })
+            .map(|(class, probability)| TopClass {
+                class,
+                name: self.info.class_name(class),
+                probability,
+            })
             .collect();
+        let predicted = top.first().map_or(0, |t| t.class);
         Ok(Prediction {
-            predicted: top.first().map_or(0, |t| t.class),
+            predicted,
+            name: self.info.class_name(predicted),
             probabilities,
             top,
             digit,
@@ -231,15 +275,17 @@ impl App {
 
     fn explain(&self, digit: &[u8]) -> Result<Vec<u8>> {
         let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
-        crate::app::explain::explain_digit(&model, digit, &self.device)
+        crate::app::explain::explain_image(&model, &self.info, digit, &self.device)
     }
 
     fn info(&self) -> serde_json::Value {
         serde_json::json!({
             "model": self.config.name,
             "summary": self.config.summary().map(|s| s.to_string()).unwrap_or_default(),
-            "classes": self.config.num_classes(),
+            "classes": self.info.classes,
+            "num_classes": self.config.num_classes(),
             "input": self.config.features.input,
+            "draw": self.draws_digits(),
             "max_body_bytes": MAX_BODY_BYTES,
             // the run's name, not where it lies on this machine
             "run": self

@@ -6,16 +6,33 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use crate::app::train::{load_model, locate_model};
+use crate::app::data::DataInfo;
+use crate::app::train::{RunDir, load_model, locate_model};
 use crate::backend::{BackendKind, DeviceChoice, select_device};
 use crate::error::Result;
 use crate::model::{Cnn, CnnConfig};
 
 /// A trained model on its device.
+///
+/// # Examples
+/// ```no_run
+/// use netcalc::app::predict::{class_probabilities, load_image, top_k};
+/// use netcalc::app::session::TrainedModel;
+/// // a run directory written by `mnist train` (or `app::train::train`), on the fastest backend
+/// let m = TrainedModel::open("runs/demo".as_ref(), None)?;
+/// // any PNG or JPEG, read as the model's training images were (photos of digits too)
+/// let image = load_image("digit.png".as_ref(), &m.info)?;
+/// let probs = class_probabilities(&m.model, &m.info, &[image], &m.device)?;
+/// let (class, p) = top_k(&probs[0], 1)[0];
+/// println!("{} ({:.1} %)", m.info.class_name(class), 100.0 * p);
+/// # Ok::<(), netcalc::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct TrainedModel {
     /// Its configuration (from the run's `config.json`).
     pub config: CnnConfig,
+    /// Its classes, input and normalisation (from the run's `data.json`).
+    pub info: DataInfo,
     /// The model, in inference mode.
     pub model: Cnn,
     /// The model file it was loaded from.
@@ -43,8 +60,11 @@ impl TrainedModel {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
+        let info = RunDir::open(&run_dir)?.read_data_info()?;
+        crate::app::train::check_model_fits_data(&config, &info)?;
         Ok(Self {
             config,
+            info,
             model,
             path: model_path,
             run_dir,

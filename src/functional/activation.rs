@@ -25,6 +25,19 @@ pub enum Activation {
 impl Activation {
     /// Applies the activation element-wise (softmax: along the last dimension).
     ///
+    /// # Examples
+    /// ```
+    /// use netcalc::Activation;
+    /// use netcalc::burn::tensor::Tensor;
+    /// let (_, device) = netcalc::select_device(None)?;
+    /// let x = Tensor::<1>::from_floats([-2.0, 0.0, 1.0], &device);
+    /// let relu = Activation::Relu.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+    /// assert_eq!(relu, [0.0, 0.0, 1.0]); // max(0, x)
+    /// let s = Activation::Sigmoid.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    /// assert!((s[1] - 0.5).abs() < 1e-6); // 1 / (1 + e⁰)
+    /// # Ok::<(), netcalc::Error>(())
+    /// ```
+    ///
     /// # Shapes
     /// - input: any shape `[..]`
     /// - output: the same shape

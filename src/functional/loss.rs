@@ -35,6 +35,19 @@ fn check_rows(what: &str, scores: [usize; 2], targets: [usize; 1]) -> Result<()>
 /// Binary cross-entropy from probabilities: `-mean(y ln p + (1 - y) ln(1 - p))`, with burn's
 /// [`BinaryCrossEntropyLoss`](burn::nn::loss::BinaryCrossEntropyLoss) (logs clamped at -100).
 ///
+/// # Examples
+/// ```
+/// use netcalc::burn::tensor::{Int, Tensor};
+/// use netcalc::functional::loss::binary_cross_entropy;
+/// let (_, device) = netcalc::select_device(None)?;
+/// let p = Tensor::<1>::from_floats([0.9, 0.2, 0.6], &device);
+/// let y = Tensor::<1, Int>::from_ints([1, 0, 1], &device);
+/// // −(ln 0.9 + ln 0.8 + ln 0.6) / 3 = 0.279777
+/// let loss = binary_cross_entropy(p, y)?.into_scalar::<f32>();
+/// assert!((loss - 0.279_777).abs() < 1e-5);
+/// # Ok::<(), netcalc::Error>(())
+/// ```
+///
 /// # Shapes
 /// - probs: `[..]`, values in [0, 1]
 /// - targets: the same shape, labels 0 or 1
@@ -72,6 +85,22 @@ pub fn binary_cross_entropy_with_logits<const D: usize>(
 
 /// Categorical cross-entropy from logits and class indices, `-mean(log_softmax(z)[y])`, with
 /// burn's [`CrossEntropyLoss`](burn::nn::loss::CrossEntropyLoss): what training uses.
+///
+/// # Examples
+/// ```
+/// use netcalc::burn::tensor::{Int, Tensor};
+/// use netcalc::functional::loss::cross_entropy;
+/// let (_, device) = netcalc::select_device(None)?;
+/// let logits = Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]], &device);
+/// let classes = Tensor::<1, Int>::from_ints([2, 0], &device);
+/// // row 0: ln(e + e² + e³) − 3 = 0.407606; row 1: ln 3 = 1.098612; mean 0.753109
+/// let loss = cross_entropy(logits, classes)?.into_scalar::<f32>();
+/// assert!((loss - 0.753_109).abs() < 1e-5);
+/// // shapes that do not match are an error, not a panic
+/// let bad = cross_entropy(Tensor::zeros([2, 3], &device), Tensor::zeros([3], &device));
+/// assert!(bad.is_err());
+/// # Ok::<(), netcalc::Error>(())
+/// ```
 ///
 /// # Shapes
 /// - logits: `[N, C]`
@@ -113,6 +142,18 @@ pub fn cross_entropy_one_hot(logits: Tensor<2>, targets: Tensor<2>) -> Result<Te
 }
 
 /// Mean squared error, `mean((ŷ - y)²)`, with burn's `MseLoss`.
+///
+/// # Examples
+/// ```
+/// use netcalc::burn::tensor::Tensor;
+/// use netcalc::functional::loss::mse;
+/// let (_, device) = netcalc::select_device(None)?;
+/// let pred = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], &device);
+/// let target = Tensor::<1>::from_floats([1.5, 2.0, 2.0, 6.0], &device);
+/// // (0.25 + 0 + 1 + 4) / 4
+/// assert_eq!(mse(pred, target)?.into_scalar::<f32>(), 1.3125);
+/// # Ok::<(), netcalc::Error>(())
+/// ```
 ///
 /// # Shapes
 /// - predictions: `[..]`

@@ -8,6 +8,18 @@ use burn::tensor::{Tensor, activation};
 
 /// `p / (1 - p)`: how many times likelier the event is than not. `odds(0.8) = 4`.
 ///
+/// # Examples
+/// ```
+/// use netcalc::burn::tensor::Tensor;
+/// use netcalc::functional::prob::odds;
+/// let (_, device) = netcalc::select_device(None)?;
+/// let p = Tensor::<1>::from_floats([0.5, 0.8, 0.2], &device);
+/// let o = odds(p).into_data().try_to_vec::<f32>().unwrap();
+/// // 0.5 / 0.5, 0.8 / 0.2, 0.2 / 0.8
+/// assert!((o[0] - 1.0).abs() < 1e-6 && (o[1] - 4.0).abs() < 1e-5 && (o[2] - 0.25).abs() < 1e-6);
+/// # Ok::<(), netcalc::Error>(())
+/// ```
+///
 /// # Shapes
 /// - input: any `[..]` of probabilities in [0, 1)
 /// - output: the same shape
@@ -18,6 +30,22 @@ pub fn odds<const D: usize>(p: Tensor<D>) -> Tensor<D> {
 /// `ln(p / (1 - p))`, the log-odds; the inverse of [`sigmoid`]. `logit(0.5) = 0`.
 ///
 /// Computed as `ln(p) - ln(1 - p)` (with `log1p`) for accuracy near 0 and 1.
+///
+/// # Examples
+/// ```
+/// use netcalc::burn::tensor::Tensor;
+/// use netcalc::functional::prob::{logit, sigmoid};
+/// let (_, device) = netcalc::select_device(None)?;
+/// let p = Tensor::<1>::from_floats([0.5, 0.8], &device);
+/// let z = logit(p.clone());
+/// // ln(1) = 0, ln(4) = 1.386294
+/// let zs = z.clone().into_data().try_to_vec::<f32>().unwrap();
+/// assert!(zs[0].abs() < 1e-6 && (zs[1] - 1.386_294).abs() < 1e-5);
+/// // sigmoid undoes it
+/// let back = sigmoid(z).into_data().try_to_vec::<f32>().unwrap();
+/// assert!((back[1] - 0.8).abs() < 1e-6);
+/// # Ok::<(), netcalc::Error>(())
+/// ```
 ///
 /// # Shapes
 /// - input: any `[..]` of probabilities in (0, 1)
@@ -37,6 +65,19 @@ pub fn sigmoid<const D: usize>(z: Tensor<D>) -> Tensor<D> {
 
 /// `e^(z_i) / sum_j e^(z_j)` along `dim`, computed stably (the maximum is subtracted first, so
 /// logits of ±1000 give finite results).
+///
+/// # Examples
+/// ```
+/// use netcalc::burn::tensor::Tensor;
+/// use netcalc::functional::prob::softmax;
+/// let (_, device) = netcalc::select_device(None)?;
+/// // e^1, e^2, e^3 over their sum 30.192875
+/// let scores = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &device);
+/// let p = softmax(scores, 1).into_data().try_to_vec::<f32>().unwrap();
+/// assert!((p[0] - 0.090_031).abs() < 1e-5 && (p[2] - 0.665_241).abs() < 1e-5);
+/// assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+/// # Ok::<(), netcalc::Error>(())
+/// ```
 ///
 /// # Shapes
 /// - input: any `[..]`

@@ -110,6 +110,38 @@ impl CnnConfig {
         )
     }
 
+    /// The same network for other data: images of `input` `[C, H, W]` and `classes` outputs.
+    /// The first block takes `C` channels, the classifier the new feature length, its last
+    /// layer `classes` units; every other layer stays as it is. An error when the blocks do
+    /// not fit the new input.
+    ///
+    /// # Examples
+    /// ```
+    /// // the default CNN for 64×64 RGB photos of 3 kinds of leaves
+    /// let cfg = netcalc::CnnConfig::mnist_default().for_data([3, 64, 64], 3)?;
+    /// // 64 → conv 62 → pool 31 → conv 29 → pool 14: 64·14·14 features
+    /// assert_eq!(cfg.classifier.n_inputs, 64 * 14 * 14);
+    /// assert_eq!(cfg.num_classes(), 3);
+    /// # Ok::<(), netcalc::Error>(())
+    /// ```
+    pub fn for_data(&self, input: [usize; 3], classes: usize) -> Result<Self> {
+        let mut cfg = self.clone();
+        let mut blocks = cfg.features.blocks.clone();
+        if let Some(first) = blocks.first_mut() {
+            first.in_channels = Some(input[0]);
+        }
+        for b in blocks.iter_mut().skip(1) {
+            b.in_channels = None;
+        }
+        cfg.features = FeatureExtractorConfig::new(input).with_blocks(blocks);
+        cfg.classifier.n_inputs = cfg.features.feature_len()?;
+        if let Some(last) = cfg.classifier.n_neurons.last_mut() {
+            *last = classes;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// A preset by name: `cnn`, `keras-cnn` (or `keras`) or `mlp`.
     pub fn preset(name: &str) -> Result<Self> {
         Ok(name.parse::<ModelPreset>()?.config())

@@ -1,5 +1,5 @@
-//! Where MNIST comes from: a directory, the per-user cache, a verified download, or the bundled
-//! sample.
+//! Downloads of the IDX datasets (MNIST, Fashion-MNIST, KMNIST): their mirrors, SHA-256 sums
+//! and class names, a per-user cache, and verified, atomic downloads.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -158,16 +158,130 @@ fn fetch(agent: &ureq::Agent, url: &str, progress: bool) -> std::result::Result<
     Ok(out)
 }
 
-/// The per-user cache directory for MNIST (`~/.cache/netcalc/mnist` on Linux), overridable with
-/// `NETCALC_CACHE_DIR`.
-pub fn default_cache_dir() -> PathBuf {
+/// netcalc's per-user cache directory (`~/.cache/netcalc` on Linux), or `$NETCALC_CACHE_DIR`;
+/// each dataset has a folder of its name in it.
+pub fn cache_root() -> PathBuf {
     if let Ok(dir) = std::env::var("NETCALC_CACHE_DIR")
         && !dir.is_empty()
     {
-        return PathBuf::from(dir).join("mnist");
+        return PathBuf::from(dir);
     }
     dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("netcalc")
-        .join("mnist")
 }
+/// A dataset of IDX files that netcalc can download by name (`--dataset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum NamedDataset {
+    /// MNIST: handwritten digits (LeCun, Cortes, Burges).
+    Mnist,
+    /// Fashion-MNIST: Zalando's article images (Xiao, Rasul, Vollgraf, 2017).
+    FashionMnist,
+    /// Kuzushiji-MNIST: cursive Japanese (Clanuwat et al., 2018).
+    Kmnist,
+}
+
+impl NamedDataset {
+    /// Its name on the command line and in the cache.
+    pub fn name(self) -> &'static str {
+        match self {
+            NamedDataset::Mnist => "mnist",
+            NamedDataset::FashionMnist => "fashion-mnist",
+            NamedDataset::Kmnist => "kmnist",
+        }
+    }
+
+    /// Public mirrors of its four files, tried in turn.
+    pub fn mirrors(self) -> &'static [&'static str] {
+        match self {
+            NamedDataset::Mnist => MNIST_MIRRORS,
+            NamedDataset::FashionMnist => &[
+                "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+            ],
+            NamedDataset::Kmnist => &[
+                "https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+                "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+            ],
+        }
+    }
+
+    /// Its four files with their SHA-256 (the gzip files the mirrors serve).
+    pub fn files(self) -> Vec<RemoteFile> {
+        let sums: [&str; 4] = match self {
+            NamedDataset::Mnist => return full_mnist_files(),
+            NamedDataset::FashionMnist => [
+                "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+                "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+                "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+                "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+            ],
+            NamedDataset::Kmnist => [
+                "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+                "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+                "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+                "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+            ],
+        };
+        IDX_NAMES
+            .iter()
+            .zip(sums)
+            .map(|(name, sha256)| RemoteFile {
+                name: name.to_string(),
+                sha256: sha256.into(),
+            })
+            .collect()
+    }
+
+    /// Its class names, in label order.
+    pub fn classes(self) -> Vec<String> {
+        let names: [&str; 10] = match self {
+            NamedDataset::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            NamedDataset::FashionMnist => [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ],
+            // one character of each row of hiragana: お き す つ な は ま や れ を
+            NamedDataset::Kmnist => ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+        };
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// How a new image becomes this dataset's model input: MNIST reads photos of digits
+    /// ([`super::Preprocess::Digit`]); the others take images as they are, resized.
+    pub fn preprocess(self) -> super::Preprocess {
+        match self {
+            NamedDataset::Mnist => super::Preprocess::Digit,
+            _ => super::Preprocess::Resize,
+        }
+    }
+
+    /// Its per-user cache directory: [`cache_root`]`/<name>`.
+    pub fn cache_dir(self) -> PathBuf {
+        cache_root().join(self.name())
+    }
+}
+
+impl std::fmt::Display for NamedDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The names every IDX dataset's files have on its mirrors, in the order train images, train
+/// labels, test images, test labels.
+const IDX_NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];

@@ -397,18 +397,23 @@ mod tests {
     /// The model must take MNIST's `[1, 28, 28]` images and predict 10 classes.
     #[test]
     fn a_model_that_does_not_fit_the_data_is_refused() {
+        use crate::app::data::DataInfo;
         use crate::app::train::check_model_fits_data;
-        check_model_fits_data(&TrainConfig::default().model).unwrap();
+        check_model_fits_data(&TrainConfig::default().model, &DataInfo::mnist()).unwrap();
         let mut m = TrainConfig::default().model;
         *m.classifier.n_neurons.last_mut().unwrap() = 5;
-        let err = check_model_fits_data(&m).unwrap_err().to_string();
+        let err = check_model_fits_data(&m, &DataInfo::mnist())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("model.classifier.n_neurons[1]") && err.contains("5 output classes"),
             "{err}"
         );
         let mut m = TrainConfig::default().model;
         m.features.input = [3, 28, 28];
-        let err = check_model_fits_data(&m).unwrap_err().to_string();
+        let err = check_model_fits_data(&m, &DataInfo::mnist())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("model.features.input") && err.contains("[3, 28, 28]"),
             "{err}"
@@ -417,7 +422,9 @@ mod tests {
         m.features.input = [1, 32, 32];
         m.classifier.n_inputs = 64 * 6 * 6;
         m.validate().unwrap();
-        let err = check_model_fits_data(&m).unwrap_err().to_string();
+        let err = check_model_fits_data(&m, &DataInfo::mnist())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[1, 32, 32]"), "{err}");
     }
 }

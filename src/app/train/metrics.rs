@@ -130,16 +130,49 @@ pub fn parse_exact(path: &Path, text: &str) -> Result<Vec<EpochMetrics>> {
         .collect()
 }
 
-/// A confusion matrix (rows = true class, columns = predicted) as CSV text.
-pub fn confusion_csv(confusion: &[Vec<u64>]) -> String {
-    let n = confusion.len();
+/// A confusion matrix (rows = true class, columns = predicted) as CSV text, the classes named
+/// by `classes` (a name with a comma or a quote is quoted, as CSV does).
+pub fn confusion_csv(confusion: &[Vec<u64>], classes: &[String]) -> String {
+    let name = |i: usize| {
+        let n = classes.get(i).cloned().unwrap_or_else(|| i.to_string());
+        if n.contains([',', '"', '\n']) {
+            format!("\"{}\"", n.replace('"', "\"\""))
+        } else {
+            n
+        }
+    };
     let mut s = String::from("true\\predicted");
-    for c in 0..n {
-        s.push_str(&format!(",{c}"));
+    for c in 0..confusion.len() {
+        s.push(',');
+        s.push_str(&name(c));
     }
     s.push('\n');
     for (r, row) in confusion.iter().enumerate() {
-        s.push_str(&r.to_string());
+        s.push_str(&name(r));
+        for v in row {
+            s.push_str(&format!(",{v}"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Per-image class scores as CSV: `label,predicted,<one column per class>`, the classes named
+/// by `classes`; the scores in Rust's shortest round-trip form.
+pub fn scores_csv(labels: &[u32], scores: &[Vec<f32>], classes: &[String]) -> String {
+    let mut s = String::from("label,predicted");
+    for c in classes {
+        s.push(',');
+        s.push_str(&c.replace(',', ";"));
+    }
+    s.push('\n');
+    for (label, row) in labels.iter().zip(scores) {
+        let best = row
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(k, _)| k);
+        s.push_str(&format!("{label},{best}"));
         for v in row {
             s.push_str(&format!(",{v}"));
         }
@@ -204,10 +237,25 @@ mod tests {
     }
 
     #[test]
-    fn confusion_as_csv() {
+    fn scores_as_csv() {
+        let classes: Vec<String> = vec!["a".into(), "b,c".into()];
         assert_eq!(
-            confusion_csv(&[vec![5, 1], vec![0, 4]]),
+            scores_csv(&[1, 0], &[vec![0.5, 2.25], vec![-1.0, -3.0]], &classes),
+            "label,predicted,a,b;c\n1,1,0.5,2.25\n0,0,-1,-3\n"
+        );
+    }
+
+    #[test]
+    fn confusion_as_csv() {
+        let digits: Vec<String> = vec!["0".into(), "1".into()];
+        assert_eq!(
+            confusion_csv(&[vec![5, 1], vec![0, 4]], &digits),
             "true\\predicted,0,1\n0,5,1\n1,0,4\n"
+        );
+        let named: Vec<String> = vec!["ankle boot".into(), "shirt, t".into()];
+        assert_eq!(
+            confusion_csv(&[vec![5, 1], vec![0, 4]], &named),
+            "true\\predicted,ankle boot,\"shirt, t\"\nankle boot,5,1\n\"shirt, t\",0,4\n"
         );
     }
 }

@@ -28,7 +28,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::app::data::{CLASSES, IMAGE_SHAPE, Mnist, MnistSplit, epoch_order};
+use crate::app::data::{DataInfo, Dataset, Split, epoch_order};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::model::{Cnn, CnnConfig};
@@ -153,28 +153,26 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         .wrapping_add(epoch as u64 * 1_442_695_040_888_963_407 + 1)
 }
 
-/// Checks that a model takes MNIST's images and predicts its classes, naming the field at
+/// Checks that a model takes the data's images and predicts its classes, naming the field at
 /// fault (`model.features.input`, `model.classifier.n_neurons[1]`). Run before anything is
 /// written.
-pub fn check_model_fits_data(model: &CnnConfig) -> Result<()> {
-    if model.features.input != IMAGE_SHAPE {
+pub fn check_model_fits_data(model: &CnnConfig, data: &DataInfo) -> Result<()> {
+    let shape = data.shape;
+    if model.features.input != shape {
         return Err(Error::config(
             "model.features.input",
             format!(
-                "is {:?} but the data's images are {IMAGE_SHAPE:?} ([channels, height, width])",
+                "is {:?} but the data's images are {shape:?} ([channels, height, width])",
                 model.features.input
             ),
         ));
     }
-    let classes = model.num_classes();
-    if classes != CLASSES {
+    let (classes, wanted) = (model.num_classes(), data.classes.len());
+    if classes != wanted {
         let last = model.classifier.n_neurons.len().saturating_sub(1);
         return Err(Error::config(
             format!("model.classifier.n_neurons[{last}]"),
-            format!(
-                "the model has {classes} output classes but the data has {CLASSES} (labels 0..={})",
-                CLASSES - 1
-            ),
+            format!("the model has {classes} output classes but the data has {wanted}"),
         ));
     }
     Ok(())
@@ -185,7 +183,7 @@ pub fn check_model_fits_data(model: &CnnConfig) -> Result<()> {
 /// an error.
 pub fn evaluate(
     model: &Cnn,
-    split: &MnistSplit,
+    split: &Split,
     device: &Device,
     batch_size: usize,
 ) -> Result<Evaluation> {
@@ -239,6 +237,34 @@ pub fn evaluate(
     })
 }
 
+/// The class scores (logits) of every image of `split`, in batches of `batch_size`.
+///
+/// # Shapes
+/// - output: `split.len()` rows of `classes` scores
+pub fn class_scores(
+    model: &Cnn,
+    split: &Split,
+    device: &Device,
+    batch_size: usize,
+) -> Result<Vec<Vec<f32>>> {
+    if batch_size == 0 {
+        return Err(Error::setting("batch-size", "must be at least 1"));
+    }
+    let indices: Vec<usize> = (0..split.len()).collect();
+    let mut out = Vec::with_capacity(split.len());
+    for chunk in indices.chunks(batch_size) {
+        let logits = model.try_forward(split.batch(chunk, device, None).images)?;
+        let [_, c] = logits.dims();
+        let v: Vec<f32> = logits
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap_or_default();
+        out.extend(v.chunks_exact(c.max(1)).map(<[f32]>::to_vec));
+    }
+    Ok(out)
+}
+
 /// Everything that changes from step to step.
 struct TrainState {
     model: Cnn,
@@ -270,14 +296,43 @@ struct EpochTotals {
 /// Nothing is written before the config, the settings and the model's fit to the data are
 /// checked. A run that fails before its first checkpoint removes the directory it created;
 /// after that, the last checkpoint stays and `--resume` continues from it.
+///
+/// # Examples
+/// ```
+/// use netcalc::CnnConfig;
+/// use netcalc::app::data::Dataset;
+/// use netcalc::app::train::{ProgressMode, RunOptions, TrainConfig, train};
+/// let (backend, device) = netcalc::select_device(None)?;
+/// let data = Dataset::bundled()?; // 8,000 + 2,000 real digits, compiled in
+/// // two epochs of Keras' convnet on 2,000 images
+/// let cfg = TrainConfig {
+///     model: CnnConfig::keras_mnist(),
+///     epochs: 2,
+///     limit: Some(2000),
+///     ..TrainConfig::default()
+/// };
+/// let dir = tempfile::tempdir().unwrap();
+/// let opts = RunOptions {
+///     out: dir.path().join("run"),
+///     resume: false,
+///     stop_after: None,
+///     progress: ProgressMode::Quiet,
+///     backend,
+///     interrupt: None,
+/// };
+/// let run = train(&cfg, &data, &device, &opts)?;
+/// assert!(run.evaluation.accuracy > 0.85, "{}", run.evaluation.accuracy);
+/// assert!(dir.path().join("run/model.bpk").is_file());
+/// # Ok::<(), netcalc::Error>(())
+/// ```
 pub fn train(
     cfg: &TrainConfig,
-    data: &Mnist,
+    data: &Dataset,
     device: &Device,
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     cfg.validate()?;
-    check_model_fits_data(&cfg.model)?;
+    check_model_fits_data(&cfg.model, &data.info)?;
     let train_split = match cfg.limit {
         Some(n) => data.train.take(n),
         None => data.train.clone(),
@@ -304,8 +359,8 @@ pub fn train(
 
 fn run_epochs(
     cfg: &TrainConfig,
-    train_split: &MnistSplit,
-    data: &Mnist,
+    train_split: &Split,
+    data: &Dataset,
     device: &Device,
     opts: &RunOptions,
     run: &RunDir,
@@ -318,6 +373,7 @@ fn run_epochs(
         start(cfg, &ad, steps_per_epoch)?
     };
     run.write_config(cfg)?;
+    run.write_data_info(&data.info)?;
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let prior_elapsed = state
         .history
@@ -419,7 +475,7 @@ fn resume(
 fn train_epoch(
     cfg: &TrainConfig,
     mut state: TrainState,
-    split: &MnistSplit,
+    split: &Split,
     ad: &Device,
     loss_fn: &CrossEntropyLoss,
     opts: &RunOptions,
@@ -534,7 +590,7 @@ fn checkpoint(
 fn finish(
     state: TrainState,
     last_eval: Option<Evaluation>,
-    data: &Mnist,
+    data: &Dataset,
     device: &Device,
     run: &RunDir,
 ) -> Result<RunSummary> {
@@ -544,7 +600,7 @@ fn finish(
         Some(e) => e,
         None => evaluate(&valid, &data.test, device, 1000)?,
     };
-    run.write_report(&state.history, &evaluation)?;
+    run.write_report(&state.history, &evaluation, &data.info.classes)?;
     Ok(RunSummary {
         history: state.history,
         evaluation,

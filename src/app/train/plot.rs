@@ -108,17 +108,29 @@ pub fn plot_history(loss_png: &Path, accuracy_png: &Path, history: &[EpochMetric
     )
 }
 
-/// Draws a confusion matrix as a heat map with counts (rows = true, columns = predicted).
-pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>]) -> Result<()> {
+/// Draws a confusion matrix as a heat map with counts (rows = true, columns = predicted), the
+/// axes labelled with the class names (cut to 12 characters).
+pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>], classes: &[String]) -> Result<()> {
     register_font();
     let n = confusion.len() as i32;
+    let name = |i: i32| {
+        let full = classes
+            .get(i as usize)
+            .cloned()
+            .unwrap_or_else(|| i.to_string());
+        if full.chars().count() > 12 {
+            full.chars().take(11).collect::<String>() + "…"
+        } else {
+            full
+        }
+    };
     let root = BitMapBackend::new(path, (640, 660)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("confusion matrix", ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(45)
-        .y_label_area_size(45)
+        .y_label_area_size(95)
         .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
         .map_err(|e| plot_err(path, e))?;
     chart
@@ -129,11 +141,11 @@ pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>]) -> Result<()> {
         .x_labels(n as usize)
         .y_labels(n as usize)
         .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(c) => c.to_string(),
+            SegmentValue::CenterOf(c) => name(*c),
             _ => String::new(),
         })
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(r) => (n - 1 - r).to_string(),
+            SegmentValue::CenterOf(r) => name(n - 1 - r),
             _ => String::new(),
         })
         .label_style(("sans-serif", 14))
@@ -242,7 +254,12 @@ mod tests {
     fn confusion_cells_are_shaded_by_their_count() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.png");
-        plot_confusion(&path, &[vec![5, 1], vec![0, 4]]).unwrap();
+        plot_confusion(
+            &path,
+            &[vec![5, 1], vec![0, 4]],
+            &["cat".into(), "dog".into()],
+        )
+        .unwrap();
         let img = image::open(&path).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (640, 660));
         // colour (255 − 200t, 255 − 130t, 255) with t = (count / 5)^0.4: 5 -> t = 1,

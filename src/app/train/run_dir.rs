@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! <run>/config.json            the full TrainConfig (`--config` and `--resume` read it back)
+//! <run>/data.json              the class names, input shape, normalisation, preprocessing
 //! <run>/metrics.csv, .json     one row per epoch
 //! <run>/checkpoint.json        pointer to the latest complete checkpoint
 //! <run>/checkpoint-epoch-NNN/  model.bpk, optimizer.bpk, history.txt (exact floats)
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{self, EpochMetrics};
 use super::{Evaluation, TrainConfig, build_optimizer, plot};
+use crate::app::data::DataInfo;
 use crate::app::fsio::{read_json, sync_dir, sync_file, write_atomic, write_json};
 use crate::backend::{BackendKind, backend_of};
 use crate::error::{Error, Result};
@@ -81,6 +83,8 @@ pub struct RunDir {
 impl RunDir {
     /// The full training configuration.
     pub const CONFIG: &'static str = "config.json";
+    /// What the model knows of its data: class names, input shape, normalisation.
+    pub const DATA: &'static str = "data.json";
     /// Per-epoch metrics as CSV.
     pub const METRICS_CSV: &'static str = "metrics.csv";
     /// Per-epoch metrics as JSON.
@@ -170,6 +174,23 @@ impl RunDir {
         read_json(&self.file(Self::CONFIG))
     }
 
+    /// Writes `data.json`.
+    pub fn write_data_info(&self, info: &DataInfo) -> Result<()> {
+        write_json(&self.file(Self::DATA), info)
+    }
+
+    /// Reads `data.json`; a run written before it existed holds MNIST ([`DataInfo::mnist`]).
+    /// A file that is there but wrong is an error naming the field.
+    pub fn read_data_info(&self) -> Result<DataInfo> {
+        let path = self.file(Self::DATA);
+        if !path.exists() {
+            return Ok(DataInfo::mnist());
+        }
+        let info: DataInfo = read_json(&path)?;
+        info.check()?;
+        Ok(info)
+    }
+
     /// Writes `metrics.csv` and `metrics.json`.
     pub fn write_history(&self, history: &[EpochMetrics]) -> Result<()> {
         write_atomic(
@@ -188,19 +209,28 @@ impl RunDir {
         sync_dir(&self.root)
     }
 
-    /// Writes the final evaluation: `confusion.csv`, `confusion.png`, `loss.png`,
-    /// `accuracy.png`.
-    pub fn write_report(&self, history: &[EpochMetrics], evaluation: &Evaluation) -> Result<()> {
+    /// Writes the final evaluation: `confusion.csv`, `confusion.png` (rows and columns named
+    /// by `classes`), `loss.png`, `accuracy.png`.
+    pub fn write_report(
+        &self,
+        history: &[EpochMetrics],
+        evaluation: &Evaluation,
+        classes: &[String],
+    ) -> Result<()> {
         write_atomic(
             &self.file(Self::CONFUSION_CSV),
-            metrics::confusion_csv(&evaluation.confusion).as_bytes(),
+            metrics::confusion_csv(&evaluation.confusion, classes).as_bytes(),
         )?;
         plot::plot_history(
             &self.file(Self::LOSS_PNG),
             &self.file(Self::ACCURACY_PNG),
             history,
         )?;
-        plot::plot_confusion(&self.file(Self::CONFUSION_PNG), &evaluation.confusion)
+        plot::plot_confusion(
+            &self.file(Self::CONFUSION_PNG),
+            &evaluation.confusion,
+            classes,
+        )
     }
 
     /// Whether the run has a complete checkpoint to resume from.
