@@ -73,6 +73,11 @@ fn convolution_against_burns(ad: Device) {
         (4, 2, 3, 9, 7, [3, 2], [2, 2], [1, 0], true),
         (3, 4, 6, 10, 11, [5, 5], [2, 3], [2, 1], true),
         (2, 2, 2, 4, 4, [4, 4], [1, 1], [0, 0], true), // 1×1 output
+        // stride 1 (the direct convolution on AVX-512): 32 + 16 channel blocks, one image,
+        // odd rows and a last tile of 1 column; 17 channels; a 1×1 kernel
+        (1, 3, 40, 9, 13, [3, 3], [1, 1], [1, 1], true),
+        (2, 5, 17, 7, 8, [3, 2], [1, 1], [0, 1], true),
+        (3, 4, 32, 5, 7, [1, 1], [1, 1], [0, 0], true),
     ];
     for (n, c, o, h, w, k, s, p, x_grad) in cases {
         let conv = Conv2dConfig::new([c, o], k)
@@ -168,6 +173,13 @@ fn fused_against_burns(ad: Device) {
         (3, 2, 4, 12, 11, 3, 2, 1, [3, 2], true, true),
         (2, 4, 3, 9, 9, 2, 1, 0, [3, 3], false, true),
         (3, 2, 2, 6, 7, 5, 1, 2, [2, 3], false, true),
+        // the direct forward (AVX-512): the MNIST second layer's sizes (two 32-channel blocks,
+        // 5 windows a row: tiles of 3 and 2), one image (its window rows split over the
+        // threads) with 32 + 16 channels and padding, 33 channels with a 5×5 kernel, 1×1
+        (3, 32, 64, 13, 13, 3, 1, 0, [2, 2], true, true),
+        (1, 3, 40, 12, 15, 3, 1, 1, [2, 2], true, true),
+        (2, 2, 33, 11, 17, 5, 1, 2, [2, 2], false, true),
+        (2, 3, 16, 8, 9, 1, 1, 0, [2, 2], true, true),
     ];
     let mut cut = 0;
     for (n, c, o, h, w, k, s, p, pool, relu, x_grad) in cases {
@@ -223,6 +235,73 @@ fn fused_against_burns(ad: Device) {
         same_gradients(&conv, &x, ours, burns, 2.9, x_grad, &case);
     }
     assert!(cut > 0, "ReLU zeroed no window: its mask went untested");
+}
+
+/// NaN and ties through the fused block, as PyTorch's max pooling decides them (its CPU kernel
+/// takes a value when `val > max || isnan(val)`): a NaN input makes its window NaN, before and
+/// after ReLU, and takes the window's gradient; in a window of equal values the first one
+/// wins, so it alone gets the gradient. burn's own `max_pool2d` lets a number beat a NaN, so
+/// it is the reference only for the windows without one.
+#[test]
+fn fused_block_nan_and_ties_as_pytorch() {
+    for (_, device) in cpu_devices() {
+        fused_nan_and_ties(device.autodiff());
+    }
+}
+
+fn fused_nan_and_ties(ad: Device) {
+    use burn::tensor::activation::relu as burn_relu;
+    use burn::tensor::module::max_pool2d as burn_max_pool2d;
+    use burn::tensor::ops::MaxPoolOptions;
+    // 1×1 convolution of weight 1 and bias 0 into 3 channels: each pools the input
+    let mut conv = Conv2dConfig::new([1, 3], [1, 1]).init(&ad);
+    conv.weight = conv.weight.map(|w| w.ones_like());
+    conv.bias = conv.bias.map(|b| b.map(|b| b.zeros_like()));
+    #[rustfmt::skip]
+    let xs = [
+        1.0, 1.0,      2.0, 0.5,
+        1.0, 1.0,      f32::NAN, 3.0,
+        -1.0, -2.0,    0.0, 0.0,
+        -3.0, -1.0,    0.0, 0.0,
+    ];
+    let x = Tensor::<1>::from_floats(xs.as_slice(), &ad)
+        .reshape([1, 1, 4, 4])
+        .require_grad();
+    let window = max([2, 2], [2, 2], [0, 0]);
+    let ours = conv2d_block(x.clone(), &block(&conv, window, true));
+    let burns = burn_relu(burn_max_pool2d(
+        conv.forward(x.clone()),
+        MaxPoolOptions::new([2, 2]).with_stride([2, 2]),
+    ));
+    let (o, b) = (values(ours.clone()), values(burns.clone()));
+    // each filter's windows: 1, NaN, 0 (ReLU of −1), 0
+    for f in 0..3 {
+        assert_eq!(o[f * 4], 1.0, "{o:?}");
+        assert!(o[f * 4 + 1].is_nan(), "{o:?}");
+        assert_eq!((o[f * 4 + 2], o[f * 4 + 3]), (0.0, 0.0), "{o:?}");
+        for i in [0, 2, 3] {
+            assert_eq!(o[f * 4 + i], b[f * 4 + i], "burn's window {i}: {b:?}");
+        }
+    }
+    let r = Tensor::<1>::from_floats([1.0f32; 12].as_slice(), &ad).reshape([1, 3, 2, 2]);
+    let go = values(x.grad(&(ours * r.clone()).sum().backward()).unwrap());
+    let gb = values(x.grad(&(burns * r).sum().backward()).unwrap());
+    // the first of four equal values takes the gradient of all 3 filters, the NaN its
+    // window's; ReLU stops the −1 window's and the zeros'
+    #[rustfmt::skip]
+    let expected = vec![
+        3.0, 0.0,   0.0, 0.0,
+        0.0, 0.0,   3.0, 0.0,
+        0.0, 0.0,   0.0, 0.0,
+        0.0, 0.0,   0.0, 0.0,
+    ];
+    assert_eq!(go, expected);
+    // burn routes the other windows' gradients the same way (the NaN window's goes to the
+    // NaN on one of its CPU backends, to the 3 on the other)
+    for i in (0..16).filter(|i| ![6, 7].contains(i)) {
+        assert_eq!(gb[i], expected[i], "burn's gradient at {i}: {gb:?}");
+    }
+    assert_eq!(gb[6] + gb[7], 3.0, "{gb:?}");
 }
 
 /// Where the fused pass does not apply (overlapping or padded windows), the block is the

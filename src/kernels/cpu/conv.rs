@@ -204,7 +204,13 @@ fn conv_image(geo: &Geometry, x: &[f32], w: &[f32], b: &[f32], cols: &mut [f32],
 }
 
 /// Forward: per image, `Yₙ[O, P] = W[O, C·K·K] · colsₙ[C·K·K, P] + b`.
+/// On AVX-512 with stride 1, the direct convolution of `direct` instead (the fused block's
+/// arithmetic).
 pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if super::direct::conv_applies(geo) {
+        return super::direct::conv(geo, x, w, b);
+    }
     let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
     let chw = geo.c * geo.h * geo.w;
     let mut y = vec![0.0f32; geo.n * o * p];

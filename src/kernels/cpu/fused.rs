@@ -603,6 +603,16 @@ pub(crate) fn forward(
     relu: bool,
     with_indices: bool,
 ) -> (Vec<f32>, Vec<u32>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::direct::applies(geo, pool) {
+        return super::direct::forward(geo, x, w, bias, relu, with_indices);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::direct::conv_applies(geo) {
+        // other windows: the direct convolution, then the tiled pooling (the unfused path's
+        // arithmetic, so the same bits)
+        return conv_then_pool(geo, pool, x, w, bias, relu, with_indices);
+    }
     let lay = Layout::new(geo, pool);
     let (ckk, o, q, pw) = (geo.ckk(), geo.o, lay.q, lay.width());
     let chw = geo.c * geo.h * geo.w;
@@ -642,6 +652,39 @@ pub(crate) fn forward(
     super::for_each_output_chunk(&mut y, &mut idx, (nb * o * q).max(1), |t, ys, is| {
         task(t * nb, ys, is)
     });
+    (y, idx)
+}
+
+/// [`forward`] as the direct convolution followed by the tiled pooling, with each winner's
+/// position in its plane turned into its candidate in the window.
+#[cfg(target_arch = "x86_64")]
+fn conv_then_pool(
+    geo: &Geometry,
+    pool: [usize; 2],
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    relu: bool,
+    with_indices: bool,
+) -> (Vec<f32>, Vec<u32>) {
+    let z = super::direct::conv(geo, x, w, bias);
+    let (mut y, mut idx) =
+        super::pool::forward(&z, [geo.n * geo.o, geo.ho, geo.wo], pool, with_indices);
+    let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
+    if with_indices && hq * wq > 0 {
+        for plane in idx.chunks_mut(hq * wq) {
+            for (i, at) in plane.iter_mut().enumerate() {
+                let (oy, ox) = (i / wq, i % wq);
+                let (iy, ix) = (*at as usize / geo.wo, *at as usize % geo.wo);
+                *at = ((iy - oy * pool[0]) * pool[1] + ix - ox * pool[1]) as u32;
+            }
+        }
+    }
+    if relu {
+        for v in &mut y {
+            *v = if relu_passes(*v) { *v } else { 0.0 };
+        }
+    }
     (y, idx)
 }
 

@@ -7,6 +7,8 @@ pub(crate) mod simd;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod conv;
+#[cfg(target_arch = "x86_64")]
+mod direct;
 pub(crate) mod fused;
 mod gemm;
 pub(crate) mod pool;
