@@ -180,6 +180,12 @@ fn fused_against_burns(ad: Device) {
         (1, 3, 40, 12, 15, 3, 1, 1, [2, 2], true, true),
         (2, 2, 33, 11, 17, 5, 1, 2, [2, 2], false, true),
         (2, 3, 16, 8, 9, 1, 1, 0, [2, 2], true, true),
+        // the backward through the winners (AVX-512, 16 channels or more): 16 channels, a 2×2
+        // kernel, padding and 3×2 windows; 20 channels (a part-filled vector) with stride 2;
+        // 40 channels (32 + 16) with a 1×1 kernel
+        (2, 16, 5, 9, 10, 2, 1, 1, [3, 2], false, true),
+        (2, 20, 7, 11, 9, 3, 2, 1, [2, 2], true, true),
+        (3, 40, 6, 6, 7, 1, 1, 0, [2, 2], true, true),
     ];
     let mut cut = 0;
     for (n, c, o, h, w, k, s, p, pool, relu, x_grad) in cases {

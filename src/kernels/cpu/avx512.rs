@@ -127,3 +127,40 @@ pub(crate) unsafe fn route(src: Routing, q: usize, d: usize, dst: ColsMut, gb: &
         *gbo += _mm512_reduce_add_ps(sum);
     }
 }
+
+/// `dst[c·dst_plane + i] = src[i·stride + c]` for `c < planes`, `i < p`: channels-last values
+/// into channels-first planes, 16 positions of one channel per gather, stored contiguously.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn gather_strided(
+    src: &[f32],
+    stride: usize,
+    p: usize,
+    planes: usize,
+    dst: &mut [f32],
+    dst_plane: usize,
+) {
+    if p == 0 || planes == 0 {
+        return;
+    }
+    assert!((p - 1) * stride + planes <= src.len());
+    assert!((planes - 1) * dst_plane + p <= dst.len() && stride * 16 < i32::MAX as usize);
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride as i32));
+    for c in 0..planes {
+        let mut i = 0;
+        while i < p {
+            let k = lanes(i, p);
+            // SAFETY: the lanes in `k` read positions `i..min(i + 16, p)` of channel `c` and
+            // write the same run of plane `c`, inside the slices (asserted above).
+            unsafe {
+                let base = src.as_ptr().add(i * stride + c);
+                let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), k, step, base.cast());
+                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(c * dst_plane + i), k, v);
+            }
+            i += 16;
+        }
+    }
+}

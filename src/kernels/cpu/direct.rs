@@ -26,6 +26,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
+use super::avx512::gather_strided;
 use super::conv::Geometry;
 
 /// Whether the direct forward computes this block: AVX-512, stride 1, 2×2 windows, offsets
@@ -463,7 +464,7 @@ pub(crate) fn conv(geo: &Geometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f3
                 }
             }
             // SAFETY: `conv_applies` checked AVX-512.
-            unsafe { gather_planes(tile, plan.opad, p, o, ys) };
+            unsafe { gather_strided(tile, plan.opad, p, o, ys, p) };
         })
     });
     y
@@ -485,10 +486,10 @@ fn transpose(plan: &Plan, o: usize, tile: &[f32], tidx: &[f32], ys: &mut [f32], 
     let q = plan.hq * plan.wq;
     // SAFETY: `applies` checked AVX-512 before any tile was computed.
     unsafe {
-        gather_planes(tile, plan.opad, q, o, ys);
+        gather_strided(tile, plan.opad, q, o, ys, q);
         if !is.is_empty() {
             let is: &mut [f32] = bytemuck_u32(is);
-            gather_planes(tidx, plan.opad, q, o, is);
+            gather_strided(tidx, plan.opad, q, o, is, q);
         }
     }
 }
@@ -498,31 +499,4 @@ fn bytemuck_u32(v: &mut [u32]) -> &mut [f32] {
     // SAFETY: `u32` and `f32` have the same size and alignment, and every bit pattern is a
     // valid `f32`; the slice is borrowed mutably for the result's lifetime.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<f32>(), v.len()) }
-}
-
-/// `dst[c·p + i] = src[i·stride + c]` for `c < planes`, `i < p`: 16 positions of one channel
-/// per gather, stored contiguously.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-unsafe fn gather_planes(src: &[f32], stride: usize, p: usize, planes: usize, dst: &mut [f32]) {
-    assert!(p == 0 || planes == 0 || ((p - 1) * stride + planes <= src.len()));
-    assert!(dst.len() >= planes * p && stride * 16 < i32::MAX as usize);
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride as i32));
-    for c in 0..planes {
-        let mut i = 0;
-        while i < p {
-            let k = super::avx512::first_lanes(p - i);
-            // SAFETY: the lanes in `k` read positions `i..min(i + 16, p)` of channel `c` and
-            // write the same run of plane `c`, inside the slices (asserted above).
-            unsafe {
-                let base = src.as_ptr().add(i * stride + c);
-                let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), k, step, base.cast());
-                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(c * p + i), k, v);
-            }
-            i += 16;
-        }
-    }
 }

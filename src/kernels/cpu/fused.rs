@@ -712,6 +712,10 @@ pub(crate) fn backward(
     saved: Saved,
     x_grad: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::winners::applies(geo, pool) {
+        return super::winners::backward(geo, pool, saved, x_grad);
+    }
     let Saved { x, w, y, idx, g } = saved;
     let lay = Layout::new(geo, pool);
     let (ckk, o, q, pw) = (geo.ckk(), geo.o, lay.q, lay.width());

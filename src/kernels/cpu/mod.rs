@@ -13,6 +13,8 @@ pub(crate) mod fused;
 mod gemm;
 pub(crate) mod pool;
 mod scratch;
+#[cfg(target_arch = "x86_64")]
+mod winners;
 
 use rayon::prelude::*;
 

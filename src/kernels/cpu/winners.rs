@@ -1,0 +1,362 @@
+//! The fused block's backward through the pooling winners only, on AVX-512.
+//!
+//! Max pooling passes each window's gradient to one candidate, its winner: of the
+//! convolution's output gradient `dZ`, one value in `PH·PW` can be non-zero (and none where
+//! ReLU stopped the window). The dense backward (`fused::backward`) multiplies all of `dZ`
+//! anyway. Here only the winners are visited, which for 2×2 windows is a quarter of the
+//! multiply-adds, and fewer still where ReLU cut:
+//!
+//! - weight gradient: `dW[o, ky, kx, c] += s · x[c, wy + ky, wx + kx]` for each window of
+//!   filter `o` with gradient `s` and winner at `(wy, wx)`;
+//! - input gradient: `dX[c, wy + ky, wx + kx] += s · W[o, c, ky, kx]` for the same windows.
+//!
+//! Both are vectors over the input channels `c` (16 lanes) when the image is channels last:
+//! each image is transposed into `[HP, WP, C']` (zero-padded, `C'` = `C` rounded up to 16)
+//! first. The weight gradient of one filter and 32 channels (all the `KH·KW` taps) stays in
+//! registers over the filter's windows; the input gradient is added in place in a
+//! channels-last buffer, transposed back per image. The bias gradient is the sum of the
+//! windows' gradients.
+//!
+//! Zero gradients are skipped, so a non-finite input under a window that passed no gradient
+//! does not make the weight gradient NaN (`0 · ∞`), where a dense product would.
+
+use std::arch::x86_64::*;
+
+use rayon::prelude::*;
+
+use super::avx512::{first_lanes, gather_strided};
+use super::conv::Geometry;
+use super::fused::{Routing, Saved};
+
+/// Whether [`backward`] computes this block's gradients: AVX-512, at least 16 input channels
+/// (a full vector), and 1×1, 2×2 or 3×3 filters (their taps' accumulators fit the registers).
+pub(crate) fn applies(geo: &Geometry, pool: [usize; 2]) -> bool {
+    geo.c >= 16
+        && matches!((geo.kh, geo.kw), (1, 1) | (2, 2) | (3, 3))
+        && pool[0] >= 1
+        && pool[1] >= 1
+        && geo.ho >= pool[0]
+        && geo.wo >= pool[1]
+        && geo.o > 0
+        && super::simd::level() == super::simd::Level::Avx512
+}
+
+/// Sizes shared by every image of one call.
+struct Plan {
+    hp: usize,
+    wp: usize,
+    /// Input channels rounded up to 16.
+    cpad: usize,
+    /// Windows per row and per image.
+    wq: usize,
+    q: usize,
+    pool: [usize; 2],
+    /// Taps `ky·WP + kx`, in `(ky, kx)` order.
+    taps: Vec<usize>,
+    /// The filters channels last, `[O, KH·KW, C']` (zero past `C`).
+    wt: Vec<f32>,
+}
+
+/// Gradients of the fused block from its winners: (input gradient if `x_grad`, else empty;
+/// weight `[O, C, KH, KW]`; bias `[O]`), as `fused::backward` returns them.
+pub(crate) fn backward(
+    geo: &Geometry,
+    pool: [usize; 2],
+    saved: Saved,
+    x_grad: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert!(
+        applies(geo, pool),
+        "winners::backward: AVX-512, C >= 16, small filters"
+    );
+    let Saved { x, w, y, idx, g } = saved;
+    let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
+    let (o, q, kk) = (geo.o, hq * wq, geo.kh * geo.kw);
+    let chw = geo.c * geo.h * geo.w;
+    assert!(x.len() >= geo.n * chw && w.len() >= o * geo.ckk());
+    assert!(g.len() == geo.n * o * q && idx.len() == g.len());
+    assert!(y.is_none_or(|y| y.len() == g.len()));
+    let (hp, wp) = (geo.h + 2 * geo.ph, geo.w + 2 * geo.pw);
+    let cpad = geo.c.div_ceil(16) * 16;
+    let mut taps = Vec::with_capacity(kk);
+    for ky in 0..geo.kh {
+        for kx in 0..geo.kw {
+            taps.push(ky * wp + kx);
+        }
+    }
+    let mut wt = vec![0.0f32; o * kk * cpad];
+    for oc in 0..o {
+        for c in 0..geo.c {
+            for t in 0..kk {
+                wt[(oc * kk + t) * cpad + c] = w[(oc * geo.c + c) * kk + t];
+            }
+        }
+    }
+    let plan = Plan {
+        hp,
+        wp,
+        cpad,
+        wq,
+        q,
+        pool,
+        taps,
+        wt,
+    };
+    let threads = rayon::current_num_threads().max(1);
+    let per_thread = geo.n.div_ceil(threads).max(1);
+    let mut gx = vec![0.0f32; if x_grad { geo.n * chw } else { 0 }];
+    let starts: Vec<usize> = (0..geo.n).step_by(per_thread).collect();
+    let gx_parts: Vec<&mut [f32]> = if x_grad {
+        gx.chunks_mut(per_thread * chw).collect()
+    } else {
+        starts.iter().map(|_| <&mut [f32]>::default()).collect()
+    };
+    let image_len = hp * wp * cpad;
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = starts
+        .into_par_iter()
+        .zip(gx_parts)
+        .map(|(start, gx_part)| {
+            let end = (start + per_thread).min(geo.n);
+            let mut gw = vec![0.0f32; o * kk * cpad];
+            let mut gb = vec![0.0f32; o];
+            let lens = [image_len, if x_grad { image_len } else { 0 }, 2 * q];
+            super::scratch::with(lens, |[xt, gxt, active]| {
+                for img in start..end {
+                    let at = img * o * q..(img + 1) * o * q;
+                    let src = Routing {
+                        g: &g[at.clone()],
+                        idx: &idx[at.clone()],
+                        y: y.map_or(&[][..], |y| &y[at]),
+                    };
+                    // SAFETY: `applies` checked AVX-512.
+                    unsafe {
+                        channels_last(geo, &plan, &x[img * chw..(img + 1) * chw], xt);
+                    }
+                    if x_grad {
+                        gxt.fill(0.0);
+                    }
+                    for oc in 0..o {
+                        let n = windows(&plan, [geo.sh, geo.sw], oc, src, &mut gb[oc], active);
+                        if n == 0 {
+                            continue;
+                        }
+                        let list = &active[..2 * n];
+                        let gwo = &mut gw[oc * kk * cpad..(oc + 1) * kk * cpad];
+                        // SAFETY: AVX-512 (checked); every position in `list` is a window's
+                        // winner, whose taps are inside the padded image `xt` / `gxt`.
+                        unsafe {
+                            weight_grad(&plan, xt, list, gwo);
+                            if x_grad {
+                                let wo = &plan.wt[oc * kk * cpad..(oc + 1) * kk * cpad];
+                                input_grad(&plan, wo, list, gxt);
+                            }
+                        }
+                    }
+                    if x_grad {
+                        let local = (img - start) * chw;
+                        // SAFETY: AVX-512 (checked).
+                        unsafe {
+                            channels_first(geo, &plan, gxt, &mut gx_part[local..local + chw])
+                        };
+                    }
+                }
+            });
+            (gw, gb)
+        })
+        .collect();
+    let (gwt, gb) = super::conv::sum_partials(partials, o * kk * cpad, o);
+    let mut gw = vec![0.0f32; o * geo.ckk()];
+    for oc in 0..o {
+        for c in 0..geo.c {
+            for t in 0..kk {
+                gw[(oc * geo.c + c) * kk + t] = gwt[(oc * kk + t) * cpad + c];
+            }
+        }
+    }
+    (gx, gw, gb)
+}
+
+/// The windows of filter `oc` (of one image's `src`) that pass a gradient, as `(offset of the
+/// winner's first tap in the padded image (as bits), gradient)` pairs in `active`; their
+/// number is returned and the gradients' sum added to `gb`. `stride` is the convolution's.
+fn windows(
+    plan: &Plan,
+    stride: [usize; 2],
+    oc: usize,
+    src: Routing,
+    gb: &mut f32,
+    active: &mut [f32],
+) -> usize {
+    let q = plan.q;
+    let (gp, ip) = (&src.g[oc * q..(oc + 1) * q], &src.idx[oc * q..(oc + 1) * q]);
+    let yp = (!src.y.is_empty()).then(|| &src.y[oc * q..(oc + 1) * q]);
+    let [ph, pw] = plan.pool;
+    let mut n = 0;
+    let mut sum = 0.0f32;
+    for (i, (&s, &d)) in gp.iter().zip(ip).enumerate() {
+        // burn's relu_backward: the gradient passes where the output is > 0 or NaN
+        let passes = yp.is_none_or(|yp| yp[i].is_nan() || yp[i] > 0.0);
+        if !passes {
+            continue;
+        }
+        sum += s;
+        if s == 0.0 {
+            continue;
+        }
+        let (py, px) = (i / plan.wq, i % plan.wq);
+        let d = d as usize;
+        assert!(
+            d < ph * pw,
+            "winners::backward: winner {d} outside a {ph}×{pw} window"
+        );
+        let (oy, ox) = (py * ph + d / pw, px * pw + d % pw);
+        let at = oy * stride[0] * plan.wp + ox * stride[1];
+        active[2 * n] = f32::from_bits(at as u32);
+        active[2 * n + 1] = s;
+        n += 1;
+    }
+    *gb += sum;
+    n
+}
+
+/// One image, channels first (`[C, H, W]`), into `xt`: channels last and zero-padded,
+/// `[HP, WP, C']`.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn channels_last(geo: &Geometry, plan: &Plan, x: &[f32], xt: &mut [f32]) {
+    let hw = geo.h * geo.w;
+    assert!(x.len() >= geo.c * hw && xt.len() >= plan.hp * plan.wp * plan.cpad);
+    if geo.ph > 0 || geo.pw > 0 {
+        xt.fill(0.0);
+    }
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(hw as i32));
+    for c0 in (0..plan.cpad).step_by(16) {
+        let k = first_lanes(geo.c.saturating_sub(c0));
+        for iy in 0..geo.h {
+            for ix in 0..geo.w {
+                let dst = ((iy + geo.ph) * plan.wp + ix + geo.pw) * plan.cpad + c0;
+                // SAFETY: the lanes in `k` read channels `c0..min(c0 + 16, C)` of position
+                // `(iy, ix)`, inside `x`; the store writes 16 values of one padded position.
+                unsafe {
+                    let base = x.as_ptr().add(c0 * hw + iy * geo.w + ix);
+                    let v =
+                        _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), k, step, base.cast());
+                    _mm512_storeu_ps(xt.as_mut_ptr().add(dst), v);
+                }
+            }
+        }
+    }
+}
+
+/// The padded channels-last input gradient `gxt` (`[HP, WP, C']`) into the image's `gx`
+/// (`[C, H, W]`), dropping the padding.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn channels_first(geo: &Geometry, plan: &Plan, gxt: &[f32], gx: &mut [f32]) {
+    let hw = geo.h * geo.w;
+    for iy in 0..geo.h {
+        let src = &gxt[((iy + geo.ph) * plan.wp + geo.pw) * plan.cpad..];
+        // SAFETY: AVX-512 (the caller's).
+        unsafe { gather_strided(src, plan.cpad, geo.w, geo.c, &mut gx[iy * geo.w..], hw) };
+    }
+}
+
+/// `gw` (one filter's `[KH·KW, C']`) += each listed window's gradient times the input under
+/// its taps.
+///
+/// # Safety
+/// The CPU must have AVX-512F; every listed offset plus every tap must be a position of `xt`.
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_grad(plan: &Plan, xt: &[f32], list: &[f32], gw: &mut [f32]) {
+    let kk = plan.taps.len();
+    assert!(gw.len() >= kk * plan.cpad);
+    for c0 in (0..plan.cpad).step_by(32) {
+        let two = plan.cpad - c0 >= 32;
+        // SAFETY: forwarded from the caller; `c0 + 16·V <= C'`.
+        unsafe {
+            match (kk, two) {
+                (9, true) => weight_tile::<9, 2>(plan, xt, list, gw, c0),
+                (9, false) => weight_tile::<9, 1>(plan, xt, list, gw, c0),
+                (4, true) => weight_tile::<4, 2>(plan, xt, list, gw, c0),
+                (4, false) => weight_tile::<4, 1>(plan, xt, list, gw, c0),
+                (_, true) => weight_tile::<1, 2>(plan, xt, list, gw, c0),
+                (_, false) => weight_tile::<1, 1>(plan, xt, list, gw, c0),
+            }
+        }
+    }
+}
+
+/// [`weight_grad`] for channels `c0..c0 + 16·V`: `KK·V` accumulators in registers over the
+/// windows.
+///
+/// # Safety
+/// As [`weight_grad`].
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_tile<const KK: usize, const V: usize>(
+    plan: &Plan,
+    xt: &[f32],
+    list: &[f32],
+    gw: &mut [f32],
+    c0: usize,
+) {
+    let cpad = plan.cpad;
+    let taps: [usize; KK] = std::array::from_fn(|t| plan.taps[t] * cpad);
+    let limit = xt.len();
+    // SAFETY (whole body): every read is asserted inside `xt`, every write inside `gw`.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); V]; KK];
+        for pair in list.chunks_exact(2) {
+            let at = pair[0].to_bits() as usize * cpad + c0;
+            assert!(at + taps[KK - 1] + 16 * V <= limit);
+            let s = _mm512_set1_ps(pair[1]);
+            let base = xt.as_ptr().add(at);
+            for t in 0..KK {
+                for v in 0..V {
+                    let xv = _mm512_loadu_ps(base.add(taps[t] + 16 * v));
+                    acc[t][v] = _mm512_fmadd_ps(s, xv, acc[t][v]);
+                }
+            }
+        }
+        for t in 0..KK {
+            for v in 0..V {
+                let p = gw.as_mut_ptr().add(t * cpad + c0 + 16 * v);
+                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), acc[t][v]));
+            }
+        }
+    }
+}
+
+/// `gxt` (`[HP, WP, C']`) += each listed window's gradient times the filter (`wo`,
+/// `[KH·KW, C']`), under its taps.
+///
+/// # Safety
+/// The CPU must have AVX-512F; every listed offset plus every tap must be a position of `gxt`.
+#[target_feature(enable = "avx512f")]
+unsafe fn input_grad(plan: &Plan, wo: &[f32], list: &[f32], gxt: &mut [f32]) {
+    let cpad = plan.cpad;
+    let limit = gxt.len();
+    let last = plan.taps.last().copied().unwrap_or(0) * cpad + cpad;
+    assert!(wo.len() >= plan.taps.len() * cpad);
+    for pair in list.chunks_exact(2) {
+        let at = pair[0].to_bits() as usize * cpad;
+        assert!(at + last <= limit);
+        // SAFETY: asserted just above: every tap's `C'` values are inside `gxt`.
+        unsafe {
+            let s = _mm512_set1_ps(pair[1]);
+            for (t, &tap) in plan.taps.iter().enumerate() {
+                let dst = gxt.as_mut_ptr().add(at + tap * cpad);
+                let wv = wo.as_ptr().add(t * cpad);
+                for c0 in (0..cpad).step_by(16) {
+                    let p = dst.add(c0);
+                    let v = _mm512_fmadd_ps(s, _mm512_loadu_ps(wv.add(c0)), _mm512_loadu_ps(p));
+                    _mm512_storeu_ps(p, v);
+                }
+            }
+        }
+    }
+}
