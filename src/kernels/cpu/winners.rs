@@ -29,17 +29,22 @@ use super::conv::Geometry;
 use super::fused::{Routing, Saved};
 
 /// Whether [`backward`] computes this block's gradients: AVX-512, at least 16 input channels
-/// (a full vector), and 1×1, 2×2 or 3×3 filters (their taps' accumulators fit the registers).
+/// (a full vector), 1×1, 2×2 or 3×3 filters (their taps' accumulators fit the registers) and
+/// windows of at most 64 candidates.
 pub(crate) fn applies(geo: &Geometry, pool: [usize; 2]) -> bool {
     geo.c >= 16
         && matches!((geo.kh, geo.kw), (1, 1) | (2, 2) | (3, 3))
         && pool[0] >= 1
         && pool[1] >= 1
+        && pool[0] * pool[1] <= MAX_CANDIDATES
         && geo.ho >= pool[0]
         && geo.wo >= pool[1]
         && geo.o > 0
         && super::simd::level() == super::simd::Level::Avx512
 }
+
+/// Candidates per window, at most (the buckets of [`window_input_grad`]).
+const MAX_CANDIDATES: usize = 64;
 
 /// Sizes shared by every image of one call.
 struct Plan {
@@ -47,12 +52,14 @@ struct Plan {
     wp: usize,
     /// Input channels rounded up to 16.
     cpad: usize,
-    /// Windows per row and per image.
-    wq: usize,
+    /// Windows per image.
     q: usize,
-    pool: [usize; 2],
     /// Taps `ky·WP + kx`, in `(ky, kx)` order.
     taps: Vec<usize>,
+    /// Offset of each window's first candidate in the padded image, and of candidate `d`
+    /// from it.
+    window_at: Vec<usize>,
+    candidate_at: Vec<usize>,
     /// The filters channels last, `[O, KH·KW, C']` (zero past `C`).
     wt: Vec<f32>,
 }
@@ -92,14 +99,20 @@ pub(crate) fn backward(
             }
         }
     }
+    let window_at = (0..q)
+        .map(|i| ((i / wq) * pool[0] * geo.sh) * wp + (i % wq) * pool[1] * geo.sw)
+        .collect();
+    let candidate_at = (0..pool[0] * pool[1])
+        .map(|d| (d / pool[1]) * geo.sh * wp + (d % pool[1]) * geo.sw)
+        .collect();
     let plan = Plan {
         hp,
         wp,
         cpad,
-        wq,
         q,
-        pool,
         taps,
+        window_at,
+        candidate_at,
         wt,
     };
     let threads = rayon::current_num_threads().max(1);
@@ -119,8 +132,14 @@ pub(crate) fn backward(
             let end = (start + per_thread).min(geo.n);
             let mut gw = vec![0.0f32; o * kk * cpad];
             let mut gb = vec![0.0f32; o];
-            let lens = [image_len, if x_grad { image_len } else { 0 }, 2 * q];
-            super::scratch::with(lens, |[xt, gxt, active]| {
+            let d = pool[0] * pool[1];
+            let lens = [
+                image_len,
+                if x_grad { image_len } else { 0 },
+                2 * q,
+                2 * d * o,
+            ];
+            super::scratch::with(lens, |[xt, gxt, active, buckets]| {
                 for img in start..end {
                     let at = img * o * q..(img + 1) * o * q;
                     let src = Routing {
@@ -132,24 +151,19 @@ pub(crate) fn backward(
                     unsafe {
                         channels_last(geo, &plan, &x[img * chw..(img + 1) * chw], xt);
                     }
-                    if x_grad {
-                        gxt.fill(0.0);
-                    }
                     for oc in 0..o {
-                        let n = windows(&plan, [geo.sh, geo.sw], oc, src, &mut gb[oc], active);
-                        if n == 0 {
-                            continue;
-                        }
+                        let n = windows(&plan, oc, src, &mut gb[oc], active);
                         let list = &active[..2 * n];
                         let gwo = &mut gw[oc * kk * cpad..(oc + 1) * kk * cpad];
                         // SAFETY: AVX-512 (checked); every position in `list` is a window's
-                        // winner, whose taps are inside the padded image `xt` / `gxt`.
-                        unsafe {
-                            weight_grad(&plan, xt, list, gwo);
-                            if x_grad {
-                                let wo = &plan.wt[oc * kk * cpad..(oc + 1) * kk * cpad];
-                                input_grad(&plan, wo, list, gxt);
-                            }
+                        // winner, whose taps are inside the padded image `xt`.
+                        unsafe { weight_grad(&plan, xt, list, gwo) };
+                    }
+                    if x_grad {
+                        gxt.fill(0.0);
+                        for qi in 0..q {
+                            // SAFETY: AVX-512 (checked).
+                            unsafe { window_input_grad(&plan, o, qi, src, buckets, gxt) };
                         }
                     }
                     if x_grad {
@@ -176,41 +190,34 @@ pub(crate) fn backward(
     (gx, gw, gb)
 }
 
+/// Whether burn's `relu_backward` lets the gradient through output `y`: `y > 0` or NaN.
+#[inline(always)]
+fn passes(y: &[f32], i: usize) -> bool {
+    y.is_empty() || y[i].is_nan() || y[i] > 0.0
+}
+
 /// The windows of filter `oc` (of one image's `src`) that pass a gradient, as `(offset of the
 /// winner's first tap in the padded image (as bits), gradient)` pairs in `active`; their
-/// number is returned and the gradients' sum added to `gb`. `stride` is the convolution's.
-fn windows(
-    plan: &Plan,
-    stride: [usize; 2],
-    oc: usize,
-    src: Routing,
-    gb: &mut f32,
-    active: &mut [f32],
-) -> usize {
+/// number is returned and the gradients' sum added to `gb`.
+fn windows(plan: &Plan, oc: usize, src: Routing, gb: &mut f32, active: &mut [f32]) -> usize {
     let q = plan.q;
     let (gp, ip) = (&src.g[oc * q..(oc + 1) * q], &src.idx[oc * q..(oc + 1) * q]);
-    let yp = (!src.y.is_empty()).then(|| &src.y[oc * q..(oc + 1) * q]);
-    let [ph, pw] = plan.pool;
+    let yp = if src.y.is_empty() {
+        src.y
+    } else {
+        &src.y[oc * q..(oc + 1) * q]
+    };
     let mut n = 0;
     let mut sum = 0.0f32;
     for (i, (&s, &d)) in gp.iter().zip(ip).enumerate() {
-        // burn's relu_backward: the gradient passes where the output is > 0 or NaN
-        let passes = yp.is_none_or(|yp| yp[i].is_nan() || yp[i] > 0.0);
-        if !passes {
+        if !passes(yp, i) {
             continue;
         }
         sum += s;
         if s == 0.0 {
             continue;
         }
-        let (py, px) = (i / plan.wq, i % plan.wq);
-        let d = d as usize;
-        assert!(
-            d < ph * pw,
-            "winners::backward: winner {d} outside a {ph}×{pw} window"
-        );
-        let (oy, ox) = (py * ph + d / pw, px * pw + d % pw);
-        let at = oy * stride[0] * plan.wp + ox * stride[1];
+        let at = plan.window_at[i] + plan.candidate_at[d as usize];
         active[2 * n] = f32::from_bits(at as u32);
         active[2 * n + 1] = s;
         n += 1;
@@ -331,31 +338,104 @@ unsafe fn weight_tile<const KK: usize, const V: usize>(
     }
 }
 
-/// `gxt` (`[HP, WP, C']`) += each listed window's gradient times the filter (`wo`,
-/// `[KH·KW, C']`), under its taps.
+/// The input gradient of window `qi`: for each candidate `d`, the filters whose winner it is
+/// (bucketed in `buckets`, `[D][O]` pairs of filter number and gradient), their weights
+/// times their gradients summed in registers, then added to `gxt` (`[HP, WP, C']`) under the
+/// candidate's taps once.
 ///
 /// # Safety
-/// The CPU must have AVX-512F; every listed offset plus every tap must be a position of `gxt`.
+/// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn input_grad(plan: &Plan, wo: &[f32], list: &[f32], gxt: &mut [f32]) {
+unsafe fn window_input_grad(
+    plan: &Plan,
+    o: usize,
+    qi: usize,
+    src: Routing,
+    buckets: &mut [f32],
+    gxt: &mut [f32],
+) {
+    let (q, d) = (plan.q, plan.candidate_at.len());
+    let mut counts = [0usize; MAX_CANDIDATES];
+    assert!(d <= counts.len() && buckets.len() >= 2 * d * o);
+    for oc in 0..o {
+        let i = oc * q + qi;
+        let s = src.g[i];
+        if s == 0.0 || !passes(src.y, i) {
+            continue;
+        }
+        let k = src.idx[i] as usize;
+        let at = 2 * (k * o + counts[k]);
+        buckets[at] = f32::from_bits(oc as u32);
+        buckets[at + 1] = s;
+        counts[k] += 1;
+    }
+    let kk = plan.taps.len();
     let cpad = plan.cpad;
-    let limit = gxt.len();
     let last = plan.taps.last().copied().unwrap_or(0) * cpad + cpad;
-    assert!(wo.len() >= plan.taps.len() * cpad);
-    for pair in list.chunks_exact(2) {
-        let at = pair[0].to_bits() as usize * cpad;
-        assert!(at + last <= limit);
-        // SAFETY: asserted just above: every tap's `C'` values are inside `gxt`.
-        unsafe {
-            let s = _mm512_set1_ps(pair[1]);
-            for (t, &tap) in plan.taps.iter().enumerate() {
-                let dst = gxt.as_mut_ptr().add(at + tap * cpad);
-                let wv = wo.as_ptr().add(t * cpad);
-                for c0 in (0..cpad).step_by(16) {
-                    let p = dst.add(c0);
-                    let v = _mm512_fmadd_ps(s, _mm512_loadu_ps(wv.add(c0)), _mm512_loadu_ps(p));
-                    _mm512_storeu_ps(p, v);
+    for (k, &n) in counts.iter().enumerate().take(d) {
+        if n == 0 {
+            continue;
+        }
+        let list = &buckets[2 * k * o..2 * (k * o + n)];
+        let at = (plan.window_at[qi] + plan.candidate_at[k]) * cpad;
+        assert!(at + last <= gxt.len());
+        let dst = &mut gxt[at..];
+        for c0 in (0..cpad).step_by(32) {
+            let two = cpad - c0 >= 32;
+            // SAFETY: AVX-512 (the caller's); `dst` holds every tap's `C'` values (asserted),
+            // and `plan.wt` every listed filter's `KH·KW·C'`.
+            unsafe {
+                match (kk, two) {
+                    (9, true) => input_tile::<9, 2>(plan, list, dst, c0),
+                    (9, false) => input_tile::<9, 1>(plan, list, dst, c0),
+                    (4, true) => input_tile::<4, 2>(plan, list, dst, c0),
+                    (4, false) => input_tile::<4, 1>(plan, list, dst, c0),
+                    (_, true) => input_tile::<1, 2>(plan, list, dst, c0),
+                    (_, false) => input_tile::<1, 1>(plan, list, dst, c0),
                 }
+            }
+        }
+    }
+}
+
+/// `Σ s·W[oc]` over the listed `(filter, gradient)` pairs, for channels `c0..c0 + 16·V` of
+/// every tap, in `KK·V` registers; then added to `dst` (a candidate's first tap in the
+/// channels-last input gradient) under the taps.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `dst` must hold every tap's channels, `plan.wt` every listed
+/// filter.
+#[target_feature(enable = "avx512f")]
+unsafe fn input_tile<const KK: usize, const V: usize>(
+    plan: &Plan,
+    list: &[f32],
+    dst: &mut [f32],
+    c0: usize,
+) {
+    let cpad = plan.cpad;
+    let per_filter = KK * cpad;
+    let wt = &plan.wt;
+    // SAFETY (whole body): the reads of `wt` are asserted per filter, the writes are inside
+    // `dst` (the caller's).
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); V]; KK];
+        for pair in list.chunks_exact(2) {
+            let oc = pair[0].to_bits() as usize;
+            assert!((oc + 1) * per_filter <= wt.len());
+            let s = _mm512_set1_ps(pair[1]);
+            let base = wt.as_ptr().add(oc * per_filter + c0);
+            for t in 0..KK {
+                for v in 0..V {
+                    let wv = _mm512_loadu_ps(base.add(t * cpad + 16 * v));
+                    acc[t][v] = _mm512_fmadd_ps(s, wv, acc[t][v]);
+                }
+            }
+        }
+        for t in 0..KK {
+            let p = dst.as_mut_ptr().add(plan.taps[t] * cpad + c0);
+            for v in 0..V {
+                let pv = p.add(16 * v);
+                _mm512_storeu_ps(pv, _mm512_add_ps(_mm512_loadu_ps(pv), acc[t][v]));
             }
         }
     }
