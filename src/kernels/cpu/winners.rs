@@ -30,7 +30,7 @@ use super::fused::{Routing, Saved};
 
 /// Whether [`backward`] computes this block's gradients: AVX-512, at least 16 input channels
 /// (a full vector), 1×1, 2×2 or 3×3 filters (their taps' accumulators fit the registers) and
-/// windows of at most 64 candidates.
+/// windows of at most 16 candidates.
 pub(crate) fn applies(geo: &Geometry, pool: [usize; 2]) -> bool {
     geo.c >= 16
         && matches!((geo.kh, geo.kw), (1, 1) | (2, 2) | (3, 3))
@@ -44,7 +44,7 @@ pub(crate) fn applies(geo: &Geometry, pool: [usize; 2]) -> bool {
 }
 
 /// Candidates per window, at most (the buckets of [`window_input_grad`]).
-const MAX_CANDIDATES: usize = 64;
+const MAX_CANDIDATES: usize = 16;
 
 /// Sizes shared by every image of one call.
 struct Plan {
@@ -58,8 +58,8 @@ struct Plan {
     taps: Vec<usize>,
     /// Offset of each window's first candidate in the padded image, and of candidate `d`
     /// from it.
-    window_at: Vec<usize>,
-    candidate_at: Vec<usize>,
+    window_at: Vec<u32>,
+    candidate_at: Vec<u32>,
     /// The filters channels last, `[O, KH·KW, C']` (zero past `C`).
     wt: Vec<f32>,
 }
@@ -100,10 +100,10 @@ pub(crate) fn backward(
         }
     }
     let window_at = (0..q)
-        .map(|i| ((i / wq) * pool[0] * geo.sh) * wp + (i % wq) * pool[1] * geo.sw)
+        .map(|i| (((i / wq) * pool[0] * geo.sh) * wp + (i % wq) * pool[1] * geo.sw) as u32)
         .collect();
     let candidate_at = (0..pool[0] * pool[1])
-        .map(|d| (d / pool[1]) * geo.sh * wp + (d % pool[1]) * geo.sw)
+        .map(|d| ((d / pool[1]) * geo.sh * wp + (d % pool[1]) * geo.sw) as u32)
         .collect();
     let plan = Plan {
         hp,
@@ -136,10 +136,12 @@ pub(crate) fn backward(
             let lens = [
                 image_len,
                 if x_grad { image_len } else { 0 },
-                2 * q,
-                2 * d * o,
+                q,
+                q,
+                d * o,
+                d * o,
             ];
-            super::scratch::with(lens, |[xt, gxt, active, buckets]| {
+            super::scratch::with(lens, |[xt, gxt, ats, grads, ids, bucket_grads]| {
                 for img in start..end {
                     let at = img * o * q..(img + 1) * o * q;
                     let src = Routing {
@@ -152,18 +154,21 @@ pub(crate) fn backward(
                         channels_last(geo, &plan, &x[img * chw..(img + 1) * chw], xt);
                     }
                     for oc in 0..o {
-                        let n = windows(&plan, oc, src, &mut gb[oc], active);
-                        let list = &active[..2 * n];
+                        // SAFETY: AVX-512 (checked).
+                        let n = unsafe { windows(&plan, oc, src, &mut gb[oc], ats, grads) };
+                        let list = (&ats[..n], &grads[..n]);
                         let gwo = &mut gw[oc * kk * cpad..(oc + 1) * kk * cpad];
-                        // SAFETY: AVX-512 (checked); every position in `list` is a window's
-                        // winner, whose taps are inside the padded image `xt`.
+                        // SAFETY: AVX-512 (checked); the tiles check each position.
                         unsafe { weight_grad(&plan, xt, list, gwo) };
                     }
                     if x_grad {
                         gxt.fill(0.0);
+                        let buckets = (&mut *ids, &mut *bucket_grads);
                         for qi in 0..q {
                             // SAFETY: AVX-512 (checked).
-                            unsafe { window_input_grad(&plan, o, qi, src, buckets, gxt) };
+                            unsafe {
+                                window_input_grad(&plan, o, qi, src, buckets.0, buckets.1, gxt)
+                            };
                         }
                     }
                     if x_grad {
@@ -190,39 +195,64 @@ pub(crate) fn backward(
     (gx, gw, gb)
 }
 
-/// Whether burn's `relu_backward` lets the gradient through output `y`: `y > 0` or NaN.
+/// Where burn's `relu_backward` lets the gradient through the outputs `y` (those `> 0` or
+/// NaN), of the lanes in `k`.
 #[inline(always)]
-fn passes(y: &[f32], i: usize) -> bool {
-    y.is_empty() || y[i].is_nan() || y[i] > 0.0
+fn passing(k: __mmask16, y: __m512) -> __mmask16 {
+    // SAFETY: called only from AVX-512 functions of this module.
+    unsafe {
+        k & (_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm512_setzero_ps())
+            | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(y, y))
+    }
 }
 
-/// The windows of filter `oc` (of one image's `src`) that pass a gradient, as `(offset of the
-/// winner's first tap in the padded image (as bits), gradient)` pairs in `active`; their
-/// number is returned and the gradients' sum added to `gb`.
-fn windows(plan: &Plan, oc: usize, src: Routing, gb: &mut f32, active: &mut [f32]) -> usize {
+/// The windows of filter `oc` (of one image's `src`) that pass a non-zero gradient: the
+/// offset of the winner's first tap in the padded image (as `u32` bits) into `ats`, the
+/// gradient into `grads`; their number is returned, and the sum of the gradients that pass
+/// is added to `gb`.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn windows(
+    plan: &Plan,
+    oc: usize,
+    src: Routing,
+    gb: &mut f32,
+    ats: &mut [f32],
+    grads: &mut [f32],
+) -> usize {
     let q = plan.q;
-    let (gp, ip) = (&src.g[oc * q..(oc + 1) * q], &src.idx[oc * q..(oc + 1) * q]);
-    let yp = if src.y.is_empty() {
-        src.y
-    } else {
-        &src.y[oc * q..(oc + 1) * q]
-    };
+    let d = plan.candidate_at.len();
+    assert!(src.g.len() >= (oc + 1) * q && src.idx.len() >= (oc + 1) * q);
+    assert!(src.y.is_empty() || src.y.len() >= (oc + 1) * q);
+    assert!(ats.len() >= q && grads.len() >= q && plan.window_at.len() >= q && d <= 16);
     let mut n = 0;
-    let mut sum = 0.0f32;
-    for (i, (&s, &d)) in gp.iter().zip(ip).enumerate() {
-        if !passes(yp, i) {
-            continue;
+    // SAFETY (whole body): the loads are masked to the `q` windows of filter `oc` (asserted
+    // above), the compressed stores write at most `q` values from `n`.
+    unsafe {
+        let cand = _mm512_maskz_loadu_epi32(first_lanes(d), plan.candidate_at.as_ptr().cast());
+        let mut sum = _mm512_setzero_ps();
+        for i in (0..q).step_by(16) {
+            let k = first_lanes(q - i);
+            let at = oc * q + i;
+            let gs = _mm512_maskz_loadu_ps(k, src.g.as_ptr().add(at));
+            let ds = _mm512_maskz_loadu_epi32(k, src.idx.as_ptr().add(at).cast());
+            let pass = if src.y.is_empty() {
+                k
+            } else {
+                passing(k, _mm512_maskz_loadu_ps(k, src.y.as_ptr().add(at)))
+            };
+            sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(pass, gs));
+            let live = pass & _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(gs, _mm512_setzero_ps());
+            let wa = _mm512_maskz_loadu_epi32(k, plan.window_at.as_ptr().add(i).cast());
+            let pos = _mm512_add_epi32(wa, _mm512_permutexvar_epi32(ds, cand));
+            _mm512_mask_compressstoreu_epi32(ats.as_mut_ptr().add(n).cast(), live, pos);
+            _mm512_mask_compressstoreu_ps(grads.as_mut_ptr().add(n).cast(), live, gs);
+            n += live.count_ones() as usize;
         }
-        sum += s;
-        if s == 0.0 {
-            continue;
-        }
-        let at = plan.window_at[i] + plan.candidate_at[d as usize];
-        active[2 * n] = f32::from_bits(at as u32);
-        active[2 * n + 1] = s;
-        n += 1;
+        *gb += _mm512_reduce_add_ps(sum);
     }
-    *gb += sum;
     n
 }
 
@@ -279,7 +309,7 @@ unsafe fn channels_first(geo: &Geometry, plan: &Plan, gxt: &[f32], gx: &mut [f32
 /// # Safety
 /// The CPU must have AVX-512F; every listed offset plus every tap must be a position of `xt`.
 #[target_feature(enable = "avx512f")]
-unsafe fn weight_grad(plan: &Plan, xt: &[f32], list: &[f32], gw: &mut [f32]) {
+unsafe fn weight_grad(plan: &Plan, xt: &[f32], list: (&[f32], &[f32]), gw: &mut [f32]) {
     let kk = plan.taps.len();
     assert!(gw.len() >= kk * plan.cpad);
     for c0 in (0..plan.cpad).step_by(32) {
@@ -307,7 +337,7 @@ unsafe fn weight_grad(plan: &Plan, xt: &[f32], list: &[f32], gw: &mut [f32]) {
 unsafe fn weight_tile<const KK: usize, const V: usize>(
     plan: &Plan,
     xt: &[f32],
-    list: &[f32],
+    (ats, grads): (&[f32], &[f32]),
     gw: &mut [f32],
     c0: usize,
 ) {
@@ -317,10 +347,10 @@ unsafe fn weight_tile<const KK: usize, const V: usize>(
     // SAFETY (whole body): every read is asserted inside `xt`, every write inside `gw`.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); V]; KK];
-        for pair in list.chunks_exact(2) {
-            let at = pair[0].to_bits() as usize * cpad + c0;
+        for (a, &g) in ats.iter().zip(grads) {
+            let at = a.to_bits() as usize * cpad + c0;
             assert!(at + taps[KK - 1] + 16 * V <= limit);
-            let s = _mm512_set1_ps(pair[1]);
+            let s = _mm512_set1_ps(g);
             let base = xt.as_ptr().add(at);
             for t in 0..KK {
                 for v in 0..V {
@@ -339,9 +369,9 @@ unsafe fn weight_tile<const KK: usize, const V: usize>(
 }
 
 /// The input gradient of window `qi`: for each candidate `d`, the filters whose winner it is
-/// (bucketed in `buckets`, `[D][O]` pairs of filter number and gradient), their weights
-/// times their gradients summed in registers, then added to `gxt` (`[HP, WP, C']`) under the
-/// candidate's taps once.
+/// (bucketed: filter numbers as `u32` bits in `ids`, gradients in `grads`, `[D][O]` each),
+/// their weights times their gradients summed in registers, then added to `gxt`
+/// (`[HP, WP, C']`) under the candidate's taps once.
 ///
 /// # Safety
 /// The CPU must have AVX-512F.
@@ -351,39 +381,71 @@ unsafe fn window_input_grad(
     o: usize,
     qi: usize,
     src: Routing,
-    buckets: &mut [f32],
+    ids: &mut [f32],
+    grads: &mut [f32],
     gxt: &mut [f32],
 ) {
     let (q, d) = (plan.q, plan.candidate_at.len());
     let mut counts = [0usize; MAX_CANDIDATES];
-    assert!(d <= counts.len() && buckets.len() >= 2 * d * o);
-    for oc in 0..o {
-        let i = oc * q + qi;
-        let s = src.g[i];
-        if s == 0.0 || !passes(src.y, i) {
-            continue;
+    assert!(d <= MAX_CANDIDATES && ids.len() >= d * o && grads.len() >= d * o);
+    assert!(qi < q && src.g.len() >= o * q && src.idx.len() >= o * q);
+    assert!(src.y.is_empty() || src.y.len() >= o * q);
+    // SAFETY: the gathers read lanes `oc < o` of column `qi` of the `[O, Q]` arrays (asserted
+    // above); each compressed store writes at most 16 values of bucket `k`, which holds `o`.
+    unsafe {
+        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(q as i32));
+        for o0 in (0..o).step_by(16) {
+            let k = first_lanes(o - o0);
+            let at = o0 * q + qi;
+            let zero = _mm512_setzero_ps();
+            let gs = _mm512_mask_i32gather_ps::<4>(zero, k, step, src.g.as_ptr().add(at).cast());
+            let ds = _mm512_mask_i32gather_epi32::<4>(
+                _mm512_setzero_si512(),
+                k,
+                step,
+                src.idx.as_ptr().add(at).cast(),
+            );
+            let pass = if src.y.is_empty() {
+                k
+            } else {
+                passing(
+                    k,
+                    _mm512_mask_i32gather_ps::<4>(zero, k, step, src.y.as_ptr().add(at).cast()),
+                )
+            };
+            let live = pass & _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(gs, zero);
+            if live == 0 {
+                continue;
+            }
+            let filters = _mm512_add_epi32(lane, _mm512_set1_epi32(o0 as i32));
+            for (c, count) in counts.iter_mut().enumerate().take(d) {
+                let m = live & _mm512_cmpeq_epi32_mask(ds, _mm512_set1_epi32(c as i32));
+                if m == 0 {
+                    continue;
+                }
+                let slot = c * o + *count;
+                _mm512_mask_compressstoreu_epi32(ids.as_mut_ptr().add(slot).cast(), m, filters);
+                _mm512_mask_compressstoreu_ps(grads.as_mut_ptr().add(slot).cast(), m, gs);
+                *count += m.count_ones() as usize;
+            }
         }
-        let k = src.idx[i] as usize;
-        let at = 2 * (k * o + counts[k]);
-        buckets[at] = f32::from_bits(oc as u32);
-        buckets[at + 1] = s;
-        counts[k] += 1;
     }
     let kk = plan.taps.len();
     let cpad = plan.cpad;
     let last = plan.taps.last().copied().unwrap_or(0) * cpad + cpad;
-    for (k, &n) in counts.iter().enumerate().take(d) {
+    for (c, &n) in counts.iter().enumerate().take(d) {
         if n == 0 {
             continue;
         }
-        let list = &buckets[2 * k * o..2 * (k * o + n)];
-        let at = (plan.window_at[qi] + plan.candidate_at[k]) * cpad;
+        let list = (&ids[c * o..c * o + n], &grads[c * o..c * o + n]);
+        let at = (plan.window_at[qi] + plan.candidate_at[c]) as usize * cpad;
         assert!(at + last <= gxt.len());
         let dst = &mut gxt[at..];
         for c0 in (0..cpad).step_by(32) {
             let two = cpad - c0 >= 32;
             // SAFETY: AVX-512 (the caller's); `dst` holds every tap's `C'` values (asserted),
-            // and `plan.wt` every listed filter's `KH·KW·C'`.
+            // and the tiles check each listed filter against `plan.wt`.
             unsafe {
                 match (kk, two) {
                     (9, true) => input_tile::<9, 2>(plan, list, dst, c0),
@@ -408,7 +470,7 @@ unsafe fn window_input_grad(
 #[target_feature(enable = "avx512f")]
 unsafe fn input_tile<const KK: usize, const V: usize>(
     plan: &Plan,
-    list: &[f32],
+    (ids, grads): (&[f32], &[f32]),
     dst: &mut [f32],
     c0: usize,
 ) {
@@ -419,10 +481,10 @@ unsafe fn input_tile<const KK: usize, const V: usize>(
     // `dst` (the caller's).
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); V]; KK];
-        for pair in list.chunks_exact(2) {
-            let oc = pair[0].to_bits() as usize;
+        for (id, &g) in ids.iter().zip(grads) {
+            let oc = id.to_bits() as usize;
             assert!((oc + 1) * per_filter <= wt.len());
-            let s = _mm512_set1_ps(pair[1]);
+            let s = _mm512_set1_ps(g);
             let base = wt.as_ptr().add(oc * per_filter + c0);
             for t in 0..KK {
                 for v in 0..V {
