@@ -364,8 +364,8 @@ unsafe fn tile_kernel<const R: usize, const C: usize, const V: usize>(t: &Tile) 
                 for r in 0..R {
                     for col in 0..C {
                         let at = (r * row + col) * t.opad;
-                        for v in 0..V {
-                            _mm512_storeu_ps(t.out.add(at + 16 * v), acc[r * C + col][v]);
+                        for (v, &a) in acc[r * C + col].iter().enumerate() {
+                            _mm512_storeu_ps(t.out.add(at + 16 * v), a);
                         }
                     }
                 }

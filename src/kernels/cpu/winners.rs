@@ -10,12 +10,19 @@
 //!   filter `o` with gradient `s` and winner at `(wy, wx)`;
 //! - input gradient: `dX[c, wy + ky, wx + kx] += s · W[o, c, ky, kx]` for the same windows.
 //!
-//! Both are vectors over the input channels `c` (16 lanes) when the image is channels last:
-//! each image is transposed into `[HP, WP, C']` (zero-padded, `C'` = `C` rounded up to 16)
-//! first. The weight gradient of one filter and 32 channels (all the `KH·KW` taps) stays in
-//! registers over the filter's windows; the input gradient is added in place in a
-//! channels-last buffer, transposed back per image. The bias gradient is the sum of the
-//! windows' gradients.
+//! Both are vectors, in one of two layouts of the image ([`Layout`]):
+//! - *channels last* (16 input channels or more, filters up to 3×3): each image is transposed
+//!   into `[HP, WP, C']` (zero-padded, `C'` = `C` rounded up to 16), and the vectors run over
+//!   the channels of each tap;
+//! - *unfolded* (the first layers: few channels, up to 64 inputs per position): each output
+//!   position's `C·KH·KW` inputs are gathered into one row of `[HO·WO, K']` (`K'` rounded up
+//!   to 16), and the vectors run over the row.
+//!
+//! The weight gradient of one filter (all its taps, 32 lanes at a time) stays in registers
+//! over the filter's windows. The input gradient is formed per window and candidate: the
+//! filters whose winner the candidate is have their weights, times their gradients, summed
+//! in registers, then added once to a buffer in the image's layout, which is turned back
+//! into `[C, H, W]` per image. The bias gradient is the sum of the windows' gradients.
 //!
 //! Zero gradients are skipped, so a non-finite input under a window that passed no gradient
 //! does not make the weight gradient NaN (`0 · ∞`), where a dense product would.
@@ -28,40 +35,144 @@ use super::avx512::{first_lanes, gather_strided};
 use super::conv::Geometry;
 use super::fused::{Routing, Saved};
 
-/// Whether [`backward`] computes this block's gradients: AVX-512, at least 16 input channels
-/// (a full vector), 1×1, 2×2 or 3×3 filters (their taps' accumulators fit the registers) and
-/// windows of at most 16 candidates.
+/// Whether [`backward`] computes this block's gradients: AVX-512, windows of at most 16
+/// candidates, and filters it has a layout for ([`Layout::of`]).
 pub(crate) fn applies(geo: &Geometry, pool: [usize; 2]) -> bool {
-    geo.c >= 16
-        && matches!((geo.kh, geo.kw), (1, 1) | (2, 2) | (3, 3))
-        && pool[0] >= 1
+    pool[0] >= 1
         && pool[1] >= 1
         && pool[0] * pool[1] <= MAX_CANDIDATES
         && geo.ho >= pool[0]
         && geo.wo >= pool[1]
         && geo.o > 0
+        && Layout::of(geo).is_some()
         && super::simd::level() == super::simd::Level::Avx512
 }
 
 /// Candidates per window, at most (the buckets of [`window_input_grad`]).
 const MAX_CANDIDATES: usize = 16;
 
-/// Sizes shared by every image of one call.
+/// Filter taps of one unfolded position, at most ([`Layout::Patches`]).
+const MAX_PATCH: usize = 64;
+
+/// How an image is laid out for the vectors of the backward.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Channels last, `[HP, WP, C']`: vectors over the input channels, for 16 channels or
+    /// more and 1×1, 2×2 or 3×3 filters (all taps' accumulators fit the registers).
+    Channels,
+    /// Unfolded, `[HO·WO, K']`: each output position's `C·KH·KW` inputs (`K'` rounded up to
+    /// 16) as one or a few vectors, for the first layers (few channels), up to 64 taps.
+    Patches,
+}
+
+impl Layout {
+    fn of(geo: &Geometry) -> Option<Self> {
+        if geo.c >= 16 && matches!((geo.kh, geo.kw), (1, 1) | (2, 2) | (3, 3)) {
+            Some(Self::Channels)
+        } else if geo.ckk() > 0 && geo.ckk() <= MAX_PATCH {
+            Some(Self::Patches)
+        } else {
+            None
+        }
+    }
+}
+
+/// Sizes shared by every image of one call. In the channels-last layout a "position" is a
+/// pixel of the padded image and a "tap" a filter offset `(ky, kx)` with `C'` channels; in the
+/// unfolded layout a position is an output position and there is one tap of `K'` values.
 struct Plan {
+    layout: Layout,
     hp: usize,
     wp: usize,
-    /// Input channels rounded up to 16.
+    /// Values per position: `C'` or `K'`.
     cpad: usize,
     /// Windows per image.
     q: usize,
-    /// Taps `ky·WP + kx`, in `(ky, kx)` order.
+    /// Taps, in positions from a window candidate's: `ky·WP + kx` in `(ky, kx)` order, or
+    /// `[0]`.
     taps: Vec<usize>,
-    /// Offset of each window's first candidate in the padded image, and of candidate `d`
-    /// from it.
+    /// Position of each window's first candidate, and of candidate `d` from it.
     window_at: Vec<u32>,
     candidate_at: Vec<u32>,
-    /// The filters channels last, `[O, KH·KW, C']` (zero past `C`).
+    /// The filters as `[O, taps, cpad]` (zero past `C` or `C·KH·KW`).
     wt: Vec<f32>,
+    /// Unfolded layout: each lane's offset `c·HP·WP + ky·WP + kx` in the padded image.
+    lanes: Vec<i32>,
+}
+
+impl Plan {
+    fn new(geo: &Geometry, pool: [usize; 2], w: &[f32]) -> Self {
+        let layout = Layout::of(geo).expect("checked by applies");
+        let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
+        let (o, kk, ckk) = (geo.o, geo.kh * geo.kw, geo.ckk());
+        let (hp, wp) = (geo.h + 2 * geo.ph, geo.w + 2 * geo.pw);
+        let q = hq * wq;
+        // a window's first candidate and candidate d, as (row, column) of the output
+        let window = |i: usize| ((i / wq) * pool[0], (i % wq) * pool[1]);
+        let candidate = |d: usize| (d / pool[1], d % pool[1]);
+        match layout {
+            Layout::Channels => {
+                let cpad = geo.c.div_ceil(16) * 16;
+                let taps = (0..kk).map(|t| (t / geo.kw) * wp + t % geo.kw).collect();
+                let mut wt = vec![0.0f32; o * kk * cpad];
+                for oc in 0..o {
+                    for c in 0..geo.c {
+                        for t in 0..kk {
+                            wt[(oc * kk + t) * cpad + c] = w[(oc * geo.c + c) * kk + t];
+                        }
+                    }
+                }
+                // in pixels of the padded image: the output position's first tap
+                let at = |(oy, ox): (usize, usize)| (oy * geo.sh * wp + ox * geo.sw) as u32;
+                Self {
+                    layout,
+                    hp,
+                    wp,
+                    cpad,
+                    q,
+                    taps,
+                    window_at: (0..q).map(|i| at(window(i))).collect(),
+                    candidate_at: (0..pool[0] * pool[1]).map(|d| at(candidate(d))).collect(),
+                    wt,
+                    lanes: Vec::new(),
+                }
+            }
+            Layout::Patches => {
+                let cpad = ckk.div_ceil(16) * 16;
+                let mut wt = vec![0.0f32; o * cpad];
+                for oc in 0..o {
+                    wt[oc * cpad..oc * cpad + ckk].copy_from_slice(&w[oc * ckk..(oc + 1) * ckk]);
+                }
+                let mut lanes = vec![0i32; cpad];
+                for (t, lane) in lanes.iter_mut().enumerate().take(ckk) {
+                    let (c, k) = (t / kk, t % kk);
+                    *lane = (c * hp * wp + (k / geo.kw) * wp + k % geo.kw) as i32;
+                }
+                // in output positions
+                let at = |(oy, ox): (usize, usize)| (oy * geo.wo + ox) as u32;
+                Self {
+                    layout,
+                    hp,
+                    wp,
+                    cpad,
+                    q,
+                    taps: vec![0],
+                    window_at: (0..q).map(|i| at(window(i))).collect(),
+                    candidate_at: (0..pool[0] * pool[1]).map(|d| at(candidate(d))).collect(),
+                    wt,
+                    lanes,
+                }
+            }
+        }
+    }
+
+    /// Values of one image in this layout.
+    fn image_len(&self, geo: &Geometry) -> usize {
+        match self.layout {
+            Layout::Channels => self.hp * self.wp * self.cpad,
+            Layout::Patches => geo.ho * geo.wo * self.cpad,
+        }
+    }
 }
 
 /// Gradients of the fused block from its winners: (input gradient if `x_grad`, else empty;
@@ -74,47 +185,17 @@ pub(crate) fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert!(
         applies(geo, pool),
-        "winners::backward: AVX-512, C >= 16, small filters"
+        "winners::backward: AVX-512 and a layout"
     );
     let Saved { x, w, y, idx, g } = saved;
     let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
-    let (o, q, kk) = (geo.o, hq * wq, geo.kh * geo.kw);
+    let (o, q) = (geo.o, hq * wq);
     let chw = geo.c * geo.h * geo.w;
     assert!(x.len() >= geo.n * chw && w.len() >= o * geo.ckk());
     assert!(g.len() == geo.n * o * q && idx.len() == g.len());
     assert!(y.is_none_or(|y| y.len() == g.len()));
-    let (hp, wp) = (geo.h + 2 * geo.ph, geo.w + 2 * geo.pw);
-    let cpad = geo.c.div_ceil(16) * 16;
-    let mut taps = Vec::with_capacity(kk);
-    for ky in 0..geo.kh {
-        for kx in 0..geo.kw {
-            taps.push(ky * wp + kx);
-        }
-    }
-    let mut wt = vec![0.0f32; o * kk * cpad];
-    for oc in 0..o {
-        for c in 0..geo.c {
-            for t in 0..kk {
-                wt[(oc * kk + t) * cpad + c] = w[(oc * geo.c + c) * kk + t];
-            }
-        }
-    }
-    let window_at = (0..q)
-        .map(|i| (((i / wq) * pool[0] * geo.sh) * wp + (i % wq) * pool[1] * geo.sw) as u32)
-        .collect();
-    let candidate_at = (0..pool[0] * pool[1])
-        .map(|d| ((d / pool[1]) * geo.sh * wp + (d % pool[1]) * geo.sw) as u32)
-        .collect();
-    let plan = Plan {
-        hp,
-        wp,
-        cpad,
-        q,
-        taps,
-        window_at,
-        candidate_at,
-        wt,
-    };
+    let plan = Plan::new(geo, pool, w);
+    let per_filter = plan.taps.len() * plan.cpad;
     let threads = rayon::current_num_threads().max(1);
     let per_thread = geo.n.div_ceil(threads).max(1);
     let mut gx = vec![0.0f32; if x_grad { geo.n * chw } else { 0 }];
@@ -124,13 +205,18 @@ pub(crate) fn backward(
     } else {
         starts.iter().map(|_| <&mut [f32]>::default()).collect()
     };
-    let image_len = hp * wp * cpad;
+    let image_len = plan.image_len(geo);
+    let padded_len = if plan.layout == Layout::Patches && (geo.ph > 0 || geo.pw > 0) {
+        geo.c * plan.hp * plan.wp
+    } else {
+        0
+    };
     let partials: Vec<(Vec<f32>, Vec<f32>)> = starts
         .into_par_iter()
         .zip(gx_parts)
         .map(|(start, gx_part)| {
             let end = (start + per_thread).min(geo.n);
-            let mut gw = vec![0.0f32; o * kk * cpad];
+            let mut gw = vec![0.0f32; o * per_filter];
             let mut gb = vec![0.0f32; o];
             let d = pool[0] * pool[1];
             let lens = [
@@ -140,8 +226,9 @@ pub(crate) fn backward(
                 q,
                 d * o,
                 d * o,
+                padded_len,
             ];
-            super::scratch::with(lens, |[xt, gxt, ats, grads, ids, bucket_grads]| {
+            super::scratch::with(lens, |[xt, gxt, ats, grads, ids, bucket_grads, xp]| {
                 for img in start..end {
                     let at = img * o * q..(img + 1) * o * q;
                     let src = Routing {
@@ -149,50 +236,124 @@ pub(crate) fn backward(
                         idx: &idx[at.clone()],
                         y: y.map_or(&[][..], |y| &y[at]),
                     };
+                    let xi = &x[img * chw..(img + 1) * chw];
                     // SAFETY: `applies` checked AVX-512.
                     unsafe {
-                        channels_last(geo, &plan, &x[img * chw..(img + 1) * chw], xt);
+                        match plan.layout {
+                            Layout::Channels => channels_last(geo, &plan, xi, xt),
+                            Layout::Patches => patches(geo, &plan, xi, xp, xt),
+                        }
                     }
                     for oc in 0..o {
                         // SAFETY: AVX-512 (checked).
                         let n = unsafe { windows(&plan, oc, src, &mut gb[oc], ats, grads) };
                         let list = (&ats[..n], &grads[..n]);
-                        let gwo = &mut gw[oc * kk * cpad..(oc + 1) * kk * cpad];
+                        let gwo = &mut gw[oc * per_filter..(oc + 1) * per_filter];
                         // SAFETY: AVX-512 (checked); the tiles check each position.
                         unsafe { weight_grad(&plan, xt, list, gwo) };
                     }
                     if x_grad {
                         gxt.fill(0.0);
-                        let buckets = (&mut *ids, &mut *bucket_grads);
                         for qi in 0..q {
                             // SAFETY: AVX-512 (checked).
-                            unsafe {
-                                window_input_grad(&plan, o, qi, src, buckets.0, buckets.1, gxt)
-                            };
+                            unsafe { window_input_grad(&plan, o, qi, src, ids, bucket_grads, gxt) };
                         }
-                    }
-                    if x_grad {
                         let local = (img - start) * chw;
-                        // SAFETY: AVX-512 (checked).
-                        unsafe {
-                            channels_first(geo, &plan, gxt, &mut gx_part[local..local + chw])
-                        };
+                        let gxi = &mut gx_part[local..local + chw];
+                        match plan.layout {
+                            // SAFETY: AVX-512 (checked).
+                            Layout::Channels => unsafe { channels_first(geo, &plan, gxt, gxi) },
+                            Layout::Patches => fold_patches(geo, &plan, gxt, gxi),
+                        }
                     }
                 }
             });
             (gw, gb)
         })
         .collect();
-    let (gwt, gb) = super::conv::sum_partials(partials, o * kk * cpad, o);
-    let mut gw = vec![0.0f32; o * geo.ckk()];
+    let (gwt, gb) = super::conv::sum_partials(partials, o * per_filter, o);
+    let (kk, ckk) = (geo.kh * geo.kw, geo.ckk());
+    let mut gw = vec![0.0f32; o * ckk];
     for oc in 0..o {
-        for c in 0..geo.c {
-            for t in 0..kk {
-                gw[(oc * geo.c + c) * kk + t] = gwt[(oc * kk + t) * cpad + c];
+        match plan.layout {
+            Layout::Channels => {
+                for c in 0..geo.c {
+                    for t in 0..kk {
+                        gw[(oc * geo.c + c) * kk + t] = gwt[(oc * kk + t) * plan.cpad + c];
+                    }
+                }
             }
+            Layout::Patches => gw[oc * ckk..(oc + 1) * ckk]
+                .copy_from_slice(&gwt[oc * plan.cpad..oc * plan.cpad + ckk]),
         }
     }
     (gx, gw, gb)
+}
+
+/// One image (`[C, H, W]`) unfolded into `pt`: for each output position, its `C·KH·KW`
+/// inputs (zero in the padding and past `C·KH·KW`), `[HO·WO, K']`. With padding the image
+/// is zero-padded into `xp` first.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn patches(geo: &Geometry, plan: &Plan, x: &[f32], xp: &mut [f32], pt: &mut [f32]) {
+    let src: &[f32] = if geo.ph > 0 || geo.pw > 0 {
+        xp.fill(0.0);
+        for c in 0..geo.c {
+            for iy in 0..geo.h {
+                let at = (c * plan.hp + iy + geo.ph) * plan.wp + geo.pw;
+                xp[at..at + geo.w].copy_from_slice(&x[(c * geo.h + iy) * geo.w..][..geo.w]);
+            }
+        }
+        &xp[..geo.c * plan.hp * plan.wp]
+    } else {
+        &x[..geo.c * geo.h * geo.w]
+    };
+    let ckk = geo.ckk();
+    let last = plan.lanes[ckk - 1] as usize;
+    assert!(pt.len() >= geo.ho * geo.wo * plan.cpad);
+    for oy in 0..geo.ho {
+        for ox in 0..geo.wo {
+            let base = oy * geo.sh * plan.wp + ox * geo.sw;
+            assert!(base + last < src.len());
+            let dst = (oy * geo.wo + ox) * plan.cpad;
+            for c0 in (0..plan.cpad).step_by(16) {
+                let k = first_lanes(ckk.saturating_sub(c0));
+                // SAFETY: the lanes in `k` read the position's inputs (the largest offset
+                // asserted above); the store writes 16 of its `K'` values.
+                unsafe {
+                    let offs = _mm512_loadu_si512(plan.lanes.as_ptr().add(c0).cast());
+                    let v = _mm512_mask_i32gather_ps::<4>(
+                        _mm512_setzero_ps(),
+                        k,
+                        offs,
+                        src.as_ptr().add(base).cast(),
+                    );
+                    _mm512_storeu_ps(pt.as_mut_ptr().add(dst + c0), v);
+                }
+            }
+        }
+    }
+}
+
+/// The unfolded input gradient `gp` (`[HO·WO, K']`) added back into the image's `gx`
+/// (`[C, H, W]`), dropping what falls in the padding.
+fn fold_patches(geo: &Geometry, plan: &Plan, gp: &[f32], gx: &mut [f32]) {
+    let (kk, hw) = (geo.kh * geo.kw, geo.h * geo.w);
+    for oy in 0..geo.ho {
+        for ox in 0..geo.wo {
+            let row = &gp[(oy * geo.wo + ox) * plan.cpad..][..geo.ckk()];
+            for (t, &v) in row.iter().enumerate() {
+                let (c, ky, kx) = (t / kk, (t % kk) / geo.kw, t % geo.kw);
+                let (iy, ix) = (oy * geo.sh + ky, ox * geo.sw + kx);
+                if iy < geo.ph || ix < geo.pw || iy - geo.ph >= geo.h || ix - geo.pw >= geo.w {
+                    continue;
+                }
+                gx[c * hw + (iy - geo.ph) * geo.w + ix - geo.pw] += v;
+            }
+        }
+    }
 }
 
 /// Where burn's `relu_backward` lets the gradient through the outputs `y` (those `> 0` or
@@ -352,17 +513,17 @@ unsafe fn weight_tile<const KK: usize, const V: usize>(
             assert!(at + taps[KK - 1] + 16 * V <= limit);
             let s = _mm512_set1_ps(g);
             let base = xt.as_ptr().add(at);
-            for t in 0..KK {
-                for v in 0..V {
-                    let xv = _mm512_loadu_ps(base.add(taps[t] + 16 * v));
-                    acc[t][v] = _mm512_fmadd_ps(s, xv, acc[t][v]);
+            for (row, &tap) in acc.iter_mut().zip(&taps) {
+                for (v, a) in row.iter_mut().enumerate() {
+                    let xv = _mm512_loadu_ps(base.add(tap + 16 * v));
+                    *a = _mm512_fmadd_ps(s, xv, *a);
                 }
             }
         }
-        for t in 0..KK {
-            for v in 0..V {
+        for (t, row) in acc.iter().enumerate() {
+            for (v, &a) in row.iter().enumerate() {
                 let p = gw.as_mut_ptr().add(t * cpad + c0 + 16 * v);
-                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), acc[t][v]));
+                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a));
             }
         }
     }
@@ -486,18 +647,18 @@ unsafe fn input_tile<const KK: usize, const V: usize>(
             assert!((oc + 1) * per_filter <= wt.len());
             let s = _mm512_set1_ps(g);
             let base = wt.as_ptr().add(oc * per_filter + c0);
-            for t in 0..KK {
-                for v in 0..V {
+            for (t, row) in acc.iter_mut().enumerate() {
+                for (v, a) in row.iter_mut().enumerate() {
                     let wv = _mm512_loadu_ps(base.add(t * cpad + 16 * v));
-                    acc[t][v] = _mm512_fmadd_ps(s, wv, acc[t][v]);
+                    *a = _mm512_fmadd_ps(s, wv, *a);
                 }
             }
         }
-        for t in 0..KK {
-            let p = dst.as_mut_ptr().add(plan.taps[t] * cpad + c0);
-            for v in 0..V {
+        for (row, &tap) in acc.iter().zip(&plan.taps) {
+            let p = dst.as_mut_ptr().add(tap * cpad + c0);
+            for (v, &a) in row.iter().enumerate() {
                 let pv = p.add(16 * v);
-                _mm512_storeu_ps(pv, _mm512_add_ps(_mm512_loadu_ps(pv), acc[t][v]));
+                _mm512_storeu_ps(pv, _mm512_add_ps(_mm512_loadu_ps(pv), a));
             }
         }
     }
