@@ -1,4 +1,4 @@
-//! The autodiff side of [`ConvPoolOps`]: on `Autodiff<B>` its three operations are nodes of
+//! The autodiff side of [`ConvPoolOps`]: on `Autodiff<B>` its operations are nodes of
 //! burn's graph whose backward calls the inner backend's [`ConvPoolGrads`].
 
 use super::ops::{ConvGeometry, ConvPoolGrads, ConvPoolOps, FusedBackward, FusedBlock};
@@ -122,7 +122,67 @@ impl<B: ConvPoolGrads> Backward<B, 3> for Conv2dPoolBackward {
     }
 }
 
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: ConvPoolGrads> Backward<B, 3> for LinearBackward {
+    /// The input and the weight (checkpointed).
+    type State = (NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight) = ops.state;
+        if let Some(node) = node_x {
+            let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight);
+            grads.register::<B>(node.id, B::dense_x_grad(weight, grad.clone()));
+        }
+        if node_w.is_some() || node_b.is_some() {
+            let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x);
+            let (gw, gb) = B::dense_wb_grad(x, grad);
+            if let Some(node) = node_w {
+                grads.register::<B>(node.id, gw);
+            }
+            if let Some(node) = node_b {
+                grads.register::<B>(node.id, gb);
+            }
+        }
+    }
+}
+
 impl<B: ConvPoolOps + ConvPoolGrads, C: CheckpointStrategy> ConvPoolOps for Autodiff<B, C> {
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match LinearBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                let out = B::dense(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::dense(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
     fn conv2d_im2col(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -8,7 +8,8 @@
 //!   max pooling after ReLU (or no activation) in windows that tile the convolution's output,
 //!   it is one fused pass whose convolution output stays in a per-thread buffer; otherwise the
 //!   steps one after the other, each through the fastest path that applies.
-//! - [`conv2d`]: a convolution alone; [`pool2d`]: pooling alone; [`dropout`].
+//! - [`conv2d`]: a convolution alone; [`pool2d`]: pooling alone; [`dense`]: a dense layer;
+//!   [`dropout`].
 //!
 //! Each has burn's semantics and shapes and falls back to burn's own op where the kernels do
 //! not apply (wgpu, other dtypes, groups or dilation other than 1, asymmetric padding,
@@ -301,6 +302,32 @@ fn tiles([h, w]: [usize; 2], pool: &Pool2dSpec) -> bool {
         && !pool.kernel.contains(&0)
         && h >= pool.kernel[0]
         && w >= pool.kernel[1]
+}
+
+/// A dense layer, `x · W + b`: burn's `Linear`, through [`ConvPoolOps::dense`] (matrix
+/// products split over the threads, for both CPU backends alike) on flex and ndarray.
+///
+/// Same values (within f32 rounding) and gradients as burn's `Linear::forward`, which runs
+/// for wgpu, other dtypes, a layer without bias, and shapes that do not match.
+///
+/// # Shapes
+/// - input: `[N, n_in]`
+/// - output: `[N, n_out]`
+pub fn dense(x: Tensor<2>, layer: &burn::nn::Linear) -> Tensor<2> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if let Some(bias) = &layer.bias {
+        let w = layer.weight.val();
+        let fits = x.dims()[1] == w.dims()[0] && bias.dims()[0] == w.dims()[1];
+        if fits && on_cpu_backend(x.dtype(), &x.device()) && w.dtype() == DType::F32 {
+            let out = <Dispatch as ConvPoolOps>::dense(
+                x.into_dispatch(),
+                w.into_dispatch(),
+                bias.val().into_dispatch(),
+            );
+            return Tensor::from_dispatch(out);
+        }
+    }
+    layer.forward(x)
 }
 
 /// Dropout with probability `prob`, as burn's `Dropout` does it: the identity unless

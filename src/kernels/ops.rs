@@ -31,8 +31,8 @@ pub struct FusedBlock {
     pub relu: bool,
 }
 
-/// The backend extension: 2D convolution (im2col + gemm), tiled max pooling and the two fused,
-/// as operations of a burn backend (see the [module docs](super)).
+/// The backend extension: 2D convolution, tiled max pooling, the two fused, and the dense
+/// layer, as operations of a burn backend (see the [module docs](super)).
 #[backend_extension(
     Flex: cfg(feature = "flex"),
     NdArray: cfg(feature = "ndarray"),
@@ -72,6 +72,17 @@ pub trait ConvPoolOps: Backend {
     /// - x: `[N, C, H, W]`
     /// - output: `[N, C, H / KH, W / KW]`
     fn max_pool2d_tiled(x: FloatTensor<Self>, window: [usize; 2]) -> FloatTensor<Self>;
+
+    /// A dense layer: `x · weight + bias`.
+    ///
+    /// # Shapes
+    /// - x: `[N, I]`, weight: `[I, O]`, bias: `[O]`
+    /// - output: `[N, O]`
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// What the fused block's backward reads: the forward's inputs, what it recorded, and the
@@ -175,4 +186,22 @@ pub trait ConvPoolGrads: Backend {
         winners: IntTensor<Self>,
         window: [usize; 2],
     ) -> FloatTensor<Self>;
+
+    /// The input gradient of [`ConvPoolOps::dense`]: `grad · weightᵀ`.
+    ///
+    /// # Shapes
+    /// - weight: `[I, O]`, grad: `[N, O]`
+    /// - output: `[N, I]`
+    fn dense_x_grad(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The weight and bias gradients of [`ConvPoolOps::dense`]: `xᵀ · grad` and the column
+    /// sums of `grad`.
+    ///
+    /// # Shapes
+    /// - x: `[N, I]`, grad: `[N, O]`
+    /// - output: (`[I, O]`, `[O]`)
+    fn dense_wb_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }

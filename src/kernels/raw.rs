@@ -6,7 +6,7 @@
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::TensorData;
 
-use super::cpu::{conv, fused, pool};
+use super::cpu::{conv, fused, linear, pool};
 use super::ops::{ConvGeometry, FusedBackward, FusedBlock, FusedGrads};
 
 /// Raw row-major access to a CPU backend's tensor primitive.
@@ -146,6 +146,39 @@ pub(super) fn pool_grad<T: Raw>(x_shape: [usize; 4], grad: T, winners: T, window
     T::from_values(TensorData::new(gx, x_shape))
 }
 
+fn dims2<T: TensorMetadata>(t: &T) -> [usize; 2] {
+    t.shape().dims()
+}
+
+pub(super) fn dense_forward<T: Raw>(x: T, weight: T, bias: T) -> T {
+    let ([n, i], [_, o]) = (dims2(&x), dims2(&weight));
+    let y = x.with_f32("input", |x| {
+        weight.with_f32("weight", |w| {
+            bias.with_f32("bias", |b| linear::forward([n, i, o], x, w, b))
+        })
+    });
+    T::from_values(TensorData::new(y, [n, o]))
+}
+
+pub(super) fn dense_x_grad<T: Raw>(weight: T, grad: T) -> T {
+    let ([i, o], [n, _]) = (dims2(&weight), dims2(&grad));
+    let gx = weight.with_f32("weight", |w| {
+        grad.with_f32("output gradient", |g| linear::x_grad([n, i, o], g, w))
+    });
+    T::from_values(TensorData::new(gx, [n, i]))
+}
+
+pub(super) fn dense_wb_grad<T: Raw>(x: T, grad: T) -> (T, T) {
+    let ([n, i], [_, o]) = (dims2(&x), dims2(&grad));
+    let (gw, gb) = x.with_f32("input", |x| {
+        grad.with_f32("output gradient", |g| linear::wb_grad([n, i, o], x, g))
+    });
+    (
+        T::from_values(TensorData::new(gw, [i, o])),
+        T::from_values(TensorData::new(gb, [o])),
+    )
+}
+
 /// `impl ConvPoolOps` and `impl ConvPoolGrads` for a CPU backend whose float and int
 /// primitives implement [`Raw`].
 macro_rules! impl_conv_pool_ops {
@@ -171,6 +204,14 @@ macro_rules! impl_conv_pool_ops {
 
             fn max_pool2d_tiled(x: FloatTensor<Self>, window: [usize; 2]) -> FloatTensor<Self> {
                 raw::pool(x, window, false).0
+            }
+
+            fn dense(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                bias: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                raw::dense_forward(x, weight, bias)
             }
         }
 
@@ -222,6 +263,20 @@ macro_rules! impl_conv_pool_ops {
                 window: [usize; 2],
             ) -> FloatTensor<Self> {
                 raw::pool_grad(x_shape, grad, winners, window)
+            }
+
+            fn dense_x_grad(
+                weight: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                raw::dense_x_grad(weight, grad)
+            }
+
+            fn dense_wb_grad(
+                x: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                raw::dense_wb_grad(x, grad)
             }
         }
     };

@@ -521,3 +521,61 @@ fn dropout_mask_by_hand() {
     assert!((16..=48).contains(&kept), "kept {kept} of 64");
     assert_ne!(dropout_mask(64, 0.5, 1), dropout_mask(64, 0.5, 2));
 }
+
+/// The dense layer against burn's `Linear`: values, and the gradients of input, weight and
+/// bias, for a small layer (one thread), one big enough to be split over the threads, a
+/// single row and a single output; a layer without bias is burn's own.
+#[test]
+fn dense_equals_burns_linear() {
+    for (_, device) in cpu_devices() {
+        dense_against_burns(device.autodiff());
+    }
+}
+
+fn dense_against_burns(ad: Device) {
+    use super::dense;
+    use burn::nn::LinearConfig;
+    for (n, i, o) in [(5, 7, 3), (70, 130, 120), (1, 9, 4), (6, 5, 1)] {
+        let case = format!("case {:?}", (n, i, o));
+        let layer = LinearConfig::new(i, o).init(&ad);
+        let x = Tensor::<1>::from_floats(wave(n * i, 0.4).as_slice(), &ad)
+            .reshape([n, i])
+            .require_grad();
+        let ours = dense(x.clone(), &layer);
+        let burns = layer.forward(x.clone());
+        assert_eq!(ours.dims(), [n, o], "{case}");
+        assert_close(&values(ours.clone()), &values(burns.clone()), 1e-5);
+        let r = Tensor::<1>::from_floats(wave(n * o, 2.1).as_slice(), &ad).reshape([n, o]);
+        let ga = (ours * r.clone()).sum().backward();
+        let gb = (burns * r).sum().backward();
+        assert_close(
+            &values(x.grad(&ga).unwrap()),
+            &values(x.grad(&gb).unwrap()),
+            1e-4,
+        );
+        assert_close(
+            &values(layer.weight.grad(&ga).unwrap()),
+            &values(layer.weight.grad(&gb).unwrap()),
+            1e-4,
+        );
+        let bias = layer.bias.as_ref().unwrap();
+        assert_close(
+            &values(bias.grad(&ga).unwrap()),
+            &values(bias.grad(&gb).unwrap()),
+            1e-4,
+        );
+        // inference: the same values
+        let (layer_i, x_i) = (layer.valid(), x.clone().inner());
+        assert_close(
+            &values(dense(x_i.clone(), &layer_i)),
+            &values(layer_i.forward(x_i)),
+            1e-5,
+        );
+    }
+    let no_bias = LinearConfig::new(4, 2).with_bias(false).init(&ad);
+    let x = Tensor::<1>::from_floats(wave(12, 0.1).as_slice(), &ad).reshape([3, 4]);
+    assert_eq!(
+        values(dense(x.clone(), &no_bias)),
+        values(no_bias.forward(x))
+    );
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::functional::activation::Activation;
-use crate::kernels::dropout;
+use crate::kernels::{dense, dropout};
 
 /// `n_in·n_out + n_out`: the parameters of a dense layer with bias.
 ///
@@ -215,7 +215,7 @@ impl Classifier {
         let mut x = apply_dropout(&self.input_dropout, x);
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
+            x = dense(x, layer);
             if i < last {
                 x = self.hidden_activation.forward(x);
                 visit(i, &x);

@@ -1,20 +1,20 @@
-//! The one matrix product the convolution kernels need, on slices with explicit strides.
+//! The one matrix product the kernels need, on slices with explicit strides.
 
 /// A matrix read from a slice: element `(i, j)` is `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
-struct Mat<'a> {
+pub(super) struct Mat<'a> {
     data: &'a [f32],
     rs: usize,
     cs: usize,
 }
 
 /// Row-major `[rows, cols]` in `data`, rows `rs` apart.
-fn rows(data: &[f32], rs: usize) -> Mat<'_> {
+pub(super) fn rows(data: &[f32], rs: usize) -> Mat<'_> {
     Mat { data, rs, cs: 1 }
 }
 
 /// The transpose of row-major `[cols, rows]` in `data` (rows `rs` apart): columns of it.
-fn columns(data: &[f32], rs: usize) -> Mat<'_> {
+pub(super) fn columns(data: &[f32], rs: usize) -> Mat<'_> {
     Mat {
         data,
         rs: 1,
@@ -24,7 +24,7 @@ fn columns(data: &[f32], rs: usize) -> Mat<'_> {
 
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` (gemm crate, on this thread), `dst` row-major with
 /// rows `dst_rs` apart; `accumulate` adds to what `dst` holds instead of overwriting it.
-fn sgemm(
+pub(super) fn sgemm(
     (m, n, k): (usize, usize, usize),
     (dst, dst_rs): (&mut [f32], usize),
     accumulate: bool,

@@ -11,6 +11,7 @@ pub(crate) mod conv;
 mod direct;
 pub(crate) mod fused;
 mod gemm;
+pub(crate) mod linear;
 pub(crate) mod pool;
 mod scratch;
 #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,88 @@
+//! The dense layer `y = x · W + b` and its gradients: matrix products (gemm crate) with the
+//! rows of the result split over the threads.
+
+use rayon::prelude::*;
+
+use super::gemm::{columns, rows, sgemm};
+
+/// Products of at least this many multiply-adds are split over the threads.
+const PARALLEL_MACS: usize = 1 << 20;
+
+/// Rows per thread for an `[rows, ·]` output of `macs_per_row` multiply-adds a row: all rows
+/// on one thread for small products, else an even split.
+fn rows_per_task(rows: usize, macs_per_row: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    if rows.saturating_mul(macs_per_row) < PARALLEL_MACS || threads == 1 {
+        rows.max(1)
+    } else {
+        rows.div_ceil(threads).max(1)
+    }
+}
+
+/// A dense layer: `y[N, O] = x[N, I] · w[I, O] + b`, rows of `y` split over the threads.
+pub(crate) fn forward([n, i, o]: [usize; 3], x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0f32; n * o];
+    if n * o == 0 {
+        return y;
+    }
+    let per = rows_per_task(n, i * o);
+    y.par_chunks_mut(per * o).enumerate().for_each(|(t, ys)| {
+        let rows_here = ys.len() / o;
+        for row in ys.chunks_exact_mut(o) {
+            row.copy_from_slice(&b[..o]);
+        }
+        let xs = &x[t * per * i..(t * per + rows_here) * i];
+        sgemm((rows_here, o, i), (ys, o), true, rows(xs, i), rows(w, o));
+    });
+    y
+}
+
+/// The input gradient of [`forward`]: `gx[N, I] = g[N, O] · wᵀ[O, I]`.
+pub(crate) fn x_grad([n, i, o]: [usize; 3], g: &[f32], w: &[f32]) -> Vec<f32> {
+    let mut gx = vec![0.0f32; n * i];
+    if n * i == 0 {
+        return gx;
+    }
+    let per = rows_per_task(n, i * o);
+    gx.par_chunks_mut(per * i).enumerate().for_each(|(t, gs)| {
+        let rows_here = gs.len() / i;
+        let gt = &g[t * per * o..(t * per + rows_here) * o];
+        sgemm(
+            (rows_here, i, o),
+            (gs, i),
+            false,
+            rows(gt, o),
+            columns(w, o),
+        );
+    });
+    gx
+}
+
+/// The weight and bias gradients of [`forward`]: `gw[I, O] = xᵀ[I, N] · g[N, O]`
+/// (rows of `gw` split over the threads) and `gb[O] = Σₙ g[n, ·]`.
+pub(crate) fn wb_grad([n, i, o]: [usize; 3], x: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut gw = vec![0.0f32; i * o];
+    let mut gb = vec![0.0f32; o];
+    if n > 0 {
+        for row in g.chunks_exact(o).take(n) {
+            gb.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        }
+    }
+    if i * o == 0 || n == 0 {
+        return (gw, gb);
+    }
+    let per = rows_per_task(i, n * o);
+    gw.par_chunks_mut(per * o).enumerate().for_each(|(t, ws)| {
+        let rows_here = ws.len() / o;
+        // columns t·per.. of x, as the rows of xᵀ
+        let xs = &x[t * per..];
+        sgemm(
+            (rows_here, o, n),
+            (ws, o),
+            false,
+            columns(xs, i),
+            rows(g, o),
+        );
+    });
+    (gw, gb)
+}
