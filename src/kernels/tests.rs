@@ -1,5 +1,6 @@
 //! Values and gradients of the kernels against burn's own ops, on every CPU backend compiled in.
 
+use super::cpu::with_parallel;
 use super::{
     Conv2dBlockSpec, Conv2dSpec, Pool2dSpec, conv_fast_path, conv2d, conv2d_block,
     conv2d_block_traced, pool_fast_path, pool2d, tiles,
@@ -61,7 +62,11 @@ fn wave(len: usize, phase: f32) -> Vec<f32> {
 #[test]
 fn values_and_gradients_equal_burns_convolution() {
     for (_, device) in cpu_devices() {
-        convolution_against_burns(device.autodiff());
+        for all_parallel in [false, true] {
+            with_parallel(all_parallel, || {
+                convolution_against_burns(device.clone().autodiff())
+            });
+        }
     }
 }
 
@@ -155,7 +160,11 @@ fn same_gradients(
 #[test]
 fn fused_block_equals_burns_conv_pool_relu() {
     for (_, device) in cpu_devices() {
-        fused_against_burns(device.autodiff());
+        for all_parallel in [false, true] {
+            with_parallel(all_parallel, || {
+                fused_against_burns(device.clone().autodiff())
+            });
+        }
     }
 }
 
@@ -251,7 +260,11 @@ fn fused_against_burns(ad: Device) {
 #[test]
 fn fused_block_nan_and_ties_as_pytorch() {
     for (_, device) in cpu_devices() {
-        fused_nan_and_ties(device.autodiff());
+        for all_parallel in [false, true] {
+            with_parallel(all_parallel, || {
+                fused_nan_and_ties(device.clone().autodiff())
+            });
+        }
     }
 }
 
@@ -332,7 +345,11 @@ fn fused_block_falls_back_for_windows_that_do_not_tile() {
 #[test]
 fn max_pool_equals_burns_in_values_and_gradients() {
     for (_, device) in cpu_devices() {
-        max_pool_against_burns(device.autodiff());
+        for all_parallel in [false, true] {
+            with_parallel(all_parallel, || {
+                max_pool_against_burns(device.clone().autodiff())
+            });
+        }
     }
 }
 
@@ -378,7 +395,9 @@ fn max_pool_against_burns(ad: Device) {
 #[test]
 fn max_pool_ties_nan_and_gradient_routing_by_hand() {
     for (_, device) in cpu_devices() {
-        max_pool_by_hand(device.autodiff());
+        for all_parallel in [false, true] {
+            with_parallel(all_parallel, || max_pool_by_hand(device.clone().autodiff()));
+        }
     }
 }
 
@@ -523,12 +542,17 @@ fn dropout_mask_by_hand() {
 }
 
 /// The dense layer against burn's `Linear`: values, and the gradients of input, weight and
-/// bias, for a small layer (one thread), one big enough to be split over the threads, a
-/// single row and a single output; a layer without bias is burn's own.
+/// bias, for a small layer, a larger one, a single row and a single output — each with the
+/// kernels' own choice of threads and with every product split over the threads; a layer
+/// without bias is burn's own.
 #[test]
 fn dense_equals_burns_linear() {
     for (_, device) in cpu_devices() {
-        dense_against_burns(device.autodiff());
+        for all_parallel in [false, true] {
+            with_parallel(all_parallel, || {
+                dense_against_burns(device.clone().autodiff())
+            });
+        }
     }
 }
 

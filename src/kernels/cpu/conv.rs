@@ -214,10 +214,17 @@ pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f3
     let (ckk, p, o) = (geo.ckk(), geo.p(), geo.o);
     let chw = geo.c * geo.h * geo.w;
     let mut y = vec![0.0f32; geo.n * o * p];
-    y.par_chunks_mut(o * p).enumerate().for_each_init(
-        || vec![0.0f32; ckk * p],
-        |cols, (img, yi)| conv_image(geo, &x[img * chw..(img + 1) * chw], w, b, cols, yi),
-    );
+    if super::parallel(geo.n * o * p * ckk) {
+        y.par_chunks_mut(o * p).enumerate().for_each_init(
+            || vec![0.0f32; ckk * p],
+            |cols, (img, yi)| conv_image(geo, &x[img * chw..(img + 1) * chw], w, b, cols, yi),
+        );
+    } else {
+        let mut cols = vec![0.0f32; ckk * p];
+        for (img, yi) in y.chunks_mut((o * p).max(1)).enumerate() {
+            conv_image(geo, &x[img * chw..(img + 1) * chw], w, b, &mut cols, yi);
+        }
+    }
     y
 }
 

@@ -76,13 +76,19 @@ impl Plan {
         }
         let mut packed = vec![0.0f32; opad * ckk];
         for (o0, width) in blocks(opad) {
-            let dst = &mut packed[o0 * ckk..(o0 + width) * ckk];
-            for oc in o0..(o0 + width).min(geo.o) {
-                let row = &w[oc * ckk..(oc + 1) * ckk];
-                for (k, &v) in row.iter().enumerate() {
-                    dst[k * width + oc - o0] = v;
-                }
-            }
+            let filters = (o0 + width).min(geo.o).saturating_sub(o0);
+            // dst[k·width + j] = w[(o0 + j)·ckk + k]: the block's filters, tap by tap
+            // SAFETY: only the direct paths build a plan, after checking AVX-512.
+            unsafe {
+                gather_strided(
+                    &w[o0 * ckk..],
+                    ckk,
+                    filters,
+                    ckk,
+                    &mut packed[o0 * ckk..(o0 + width) * ckk],
+                    width,
+                )
+            };
         }
         let mut b = vec![0.0f32; opad];
         b[..geo.o].copy_from_slice(&bias[..geo.o]);
@@ -138,7 +144,8 @@ pub(crate) fn forward(
         if with_indices { q * plan.opad } else { 0 },
     ];
     let threads = rayon::current_num_threads().max(1);
-    if geo.n >= threads {
+    let par = super::parallel(geo.n * o * geo.ho * geo.wo * geo.ckk());
+    if geo.n >= threads || !par {
         // one image per task
         let image = |img: usize, ys: &mut [f32], is: &mut [u32]| {
             super::scratch::with(lens, |[xp, tile, tidx]| {
@@ -147,7 +154,7 @@ pub(crate) fn forward(
                 transpose(&plan, o, tile, tidx, ys, is);
             })
         };
-        super::for_each_output_chunk(&mut y, &mut idx, o * q, image);
+        super::for_each_output_chunk(&mut y, &mut idx, o * q, par, image);
     } else {
         // few images: each image's window rows spread over the threads
         let mut xp = vec![0.0f32; lens[0]];
@@ -426,7 +433,8 @@ pub(crate) fn conv(geo: &Geometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f3
     let lens = [if padded { plan.chw_p } else { 0 }, p * plan.opad];
     let ckk = plan.taps.len();
     let last_tap = plan.taps.last().copied().unwrap_or(0);
-    y.par_chunks_mut(o * p).enumerate().for_each(|(img, ys)| {
+    let par = super::parallel(geo.n * o * p * ckk);
+    super::for_each_chunk(&mut y, o * p, par, |img, ys| {
         super::scratch::with(lens, |[xp, tile]| {
             let src = pad(geo, &plan, &x[img * chw..(img + 1) * chw], xp);
             for (o0, width) in blocks(plan.opad) {

@@ -649,7 +649,8 @@ pub(crate) fn forward(
             }
         })
     };
-    super::for_each_output_chunk(&mut y, &mut idx, (nb * o * q).max(1), |t, ys, is| {
+    let par = super::parallel(geo.n * o * pw * ckk);
+    super::for_each_output_chunk(&mut y, &mut idx, (nb * o * q).max(1), par, |t, ys, is| {
         task(t * nb, ys, is)
     });
     (y, idx)

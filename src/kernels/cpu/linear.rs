@@ -1,21 +1,17 @@
 //! The dense layer `y = x · W + b` and its gradients: matrix products (gemm crate) with the
 //! rows of the result split over the threads.
 
-use rayon::prelude::*;
-
 use super::gemm::{columns, rows, sgemm};
+use super::{for_each_chunk, parallel};
 
-/// Products of at least this many multiply-adds are split over the threads.
-const PARALLEL_MACS: usize = 1 << 20;
-
-/// Rows per thread for an `[rows, ·]` output of `macs_per_row` multiply-adds a row: all rows
-/// on one thread for small products, else an even split.
-fn rows_per_task(rows: usize, macs_per_row: usize) -> usize {
-    let threads = rayon::current_num_threads().max(1);
-    if rows.saturating_mul(macs_per_row) < PARALLEL_MACS || threads == 1 {
-        rows.max(1)
+/// Rows per task for an `[rows, ·]` output of `macs_per_row` multiply-adds a row, and whether
+/// the tasks run in parallel: all rows on the calling thread for small products, else an
+/// even split over the threads.
+fn rows_per_task(rows: usize, macs_per_row: usize) -> (usize, bool) {
+    if parallel(rows.saturating_mul(macs_per_row)) {
+        (rows.div_ceil(rayon::current_num_threads()).max(1), true)
     } else {
-        rows.div_ceil(threads).max(1)
+        (rows.max(1), false)
     }
 }
 
@@ -25,8 +21,8 @@ pub(crate) fn forward([n, i, o]: [usize; 3], x: &[f32], w: &[f32], b: &[f32]) ->
     if n * o == 0 {
         return y;
     }
-    let per = rows_per_task(n, i * o);
-    y.par_chunks_mut(per * o).enumerate().for_each(|(t, ys)| {
+    let (per, par) = rows_per_task(n, i * o);
+    for_each_chunk(&mut y, per * o, par, |t, ys| {
         let rows_here = ys.len() / o;
         for row in ys.chunks_exact_mut(o) {
             row.copy_from_slice(&b[..o]);
@@ -43,8 +39,8 @@ pub(crate) fn x_grad([n, i, o]: [usize; 3], g: &[f32], w: &[f32]) -> Vec<f32> {
     if n * i == 0 {
         return gx;
     }
-    let per = rows_per_task(n, i * o);
-    gx.par_chunks_mut(per * i).enumerate().for_each(|(t, gs)| {
+    let (per, par) = rows_per_task(n, i * o);
+    for_each_chunk(&mut gx, per * i, par, |t, gs| {
         let rows_here = gs.len() / i;
         let gt = &g[t * per * o..(t * per + rows_here) * o];
         sgemm(
@@ -71,8 +67,8 @@ pub(crate) fn wb_grad([n, i, o]: [usize; 3], x: &[f32], g: &[f32]) -> (Vec<f32>,
     if i * o == 0 || n == 0 {
         return (gw, gb);
     }
-    let per = rows_per_task(i, n * o);
-    gw.par_chunks_mut(per * o).enumerate().for_each(|(t, ws)| {
+    let (per, par) = rows_per_task(i, n * o);
+    for_each_chunk(&mut gw, per * o, par, |t, ws| {
         let rows_here = ws.len() / o;
         // columns t·per.. of x, as the rows of xᵀ
         let xs = &x[t * per..];

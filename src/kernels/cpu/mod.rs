@@ -19,16 +19,73 @@ mod winners;
 
 use rayon::prelude::*;
 
-/// Runs `task(t, ys, is)` in parallel for each chunk `t` of `y` (`chunk` values) and the
-/// matching chunk of the window positions `idx`; `is` is empty when `idx` is (no positions
-/// asked for).
+/// Work below this many multiply-adds (or values visited) runs on the calling thread: handing
+/// it to the thread pool and waiting for the pool costs more than the second thread saves
+/// (measured on the Xeon: one image through the default CNN is about twice as fast serial).
+const PARALLEL_MACS: usize = 1 << 22;
+
+#[cfg(test)]
+thread_local! {
+    /// The threshold [`parallel`] uses on this thread (tests lower it to 0 to run the parallel
+    /// paths on small tensors).
+    static PARALLEL_FROM: std::cell::Cell<usize> = const { std::cell::Cell::new(PARALLEL_MACS) };
+}
+
+/// Whether work of `macs` multiply-adds is worth spreading over the threads.
+fn parallel(macs: usize) -> bool {
+    #[cfg(test)]
+    let from = PARALLEL_FROM.with(|f| f.get());
+    #[cfg(not(test))]
+    let from = PARALLEL_MACS;
+    macs >= from && rayon::current_num_threads() > 1
+}
+
+/// Runs `f` on this thread with every kernel that `f` calls here taking its parallel path
+/// (`all_parallel`) or its default choice.
+#[cfg(test)]
+pub(crate) fn with_parallel<R>(all_parallel: bool, f: impl FnOnce() -> R) -> R {
+    let from = if all_parallel { 0 } else { PARALLEL_MACS };
+    let before = PARALLEL_FROM.with(|c| c.replace(from));
+    let out = f();
+    PARALLEL_FROM.with(|c| c.set(before));
+    out
+}
+
+/// Runs `task(t, ys)` for each chunk `t` of `y` (`chunk` values): in parallel when `parallel`,
+/// else one after the other on the calling thread.
+fn for_each_chunk(
+    y: &mut [f32],
+    chunk: usize,
+    parallel: bool,
+    task: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    if parallel {
+        y.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(t, ys)| task(t, ys));
+    } else {
+        y.chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(t, ys)| task(t, ys));
+    }
+}
+
+/// Runs `task(t, ys, is)` for each chunk `t` of `y` (`chunk` values) and the matching chunk of
+/// the window positions `idx` — in parallel when `parallel`, else in order on the calling
+/// thread; `is` is empty when `idx` is (no positions asked for).
 fn for_each_output_chunk(
     y: &mut [f32],
     idx: &mut [u32],
     chunk: usize,
+    parallel: bool,
     task: impl Fn(usize, &mut [f32], &mut [u32]) + Sync + Send,
 ) {
-    if idx.is_empty() {
+    if !parallel {
+        let mut is = idx.chunks_mut(chunk.max(1));
+        for (t, ys) in y.chunks_mut(chunk.max(1)).enumerate() {
+            task(t, ys, is.next().unwrap_or(&mut []));
+        }
+    } else if idx.is_empty() {
         y.par_chunks_mut(chunk)
             .enumerate()
             .for_each(|(t, ys)| task(t, ys, &mut []));

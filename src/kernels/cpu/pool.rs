@@ -18,7 +18,8 @@ pub(crate) fn forward(
     let (hw, out) = (h * w, ho * wo);
     let mut y = vec![0.0f32; planes * out];
     let mut idx = vec![0u32; if with_indices { planes * out } else { 0 }];
-    super::for_each_output_chunk(&mut y, &mut idx, PLANES_PER_TASK * out, |t, ys, is| {
+    let par = super::parallel(planes * hw);
+    super::for_each_output_chunk(&mut y, &mut idx, PLANES_PER_TASK * out, par, |t, ys, is| {
         let p0 = t * PLANES_PER_TASK;
         pool_planes(&x[p0 * hw..], [h, w], [kh, kw], ys, is);
     });
