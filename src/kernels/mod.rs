@@ -15,14 +15,29 @@
 //! not apply (wgpu, other dtypes, groups or dilation other than 1, asymmetric padding,
 //! overlapping or padded pooling windows).
 //!
-//! How: burn 0.22 computes a convolution's weight gradient as another convolution (for the
-//! Keras convnet's second layer an 11×11 kernel over 128 "channels" with a 3×3 output: a matrix
-//! product only 9 columns wide) and its input gradient as a transposed convolution. Here all
-//! three are the textbook im2col formulation, with the matrix products in the `gemm` crate:
+//! How, on AVX-512 (the paths CPUs without it take are below):
 //!
-//! - forward `Yₙ[O, P] = W[O, C·K·K] · colsₙ[C·K·K, P] + b` (P = output positions);
-//! - weight gradient `dW = Σₙ dYₙ · colsₙᵀ`, in blocks of images per thread; bias `db = Σ dY`;
-//! - input gradient `dXₙ = col2im(Wᵀ · dYₙ)`.
+//! - **Direct convolution** (`cpu::direct`): register tiles of 2×6 output positions by 32
+//!   filters, accumulated from the bias with one FMA per tap and channel, straight from a
+//!   channels-last copy of the image (no unfolding). In the fused block the tile's rows are two
+//!   pooling rows, so pooling, bias and ReLU happen in registers and only the window's maximum
+//!   and its winner (which of the window's positions) leave them. A stride-1 convolution alone
+//!   runs the same tiles with a plain store, so fused and unfused results are bit-identical.
+//! - **Backward through the winners only** (`cpu::winners`): after ReLU and 2×2 max pooling only
+//!   one position in four has a gradient, so the weight and input gradients visit the winners
+//!   alone — the windows of each filter are found with vector compares and compressed stores,
+//!   the weight gradient of a filter stays in registers, and the input gradient of a window sums
+//!   its filters' weights in registers before one add per tap. Layers with few channels (the
+//!   first: one) use unfolded patch rows instead of channel vectors.
+//! - **Dense layers** (`cpu::linear`): forward, input and weight gradients as three matrix
+//!   products in the `gemm` crate, rows split over the threads for large products.
+//!
+//! Elsewhere (AVX2, the x86-64 baseline, other geometries) the convolution is the textbook
+//! im2col formulation with its matrix products in `gemm`: forward
+//! `Yₙ[O, P] = W[O, C·K·K] · colsₙ[C·K·K, P] + b`, weight gradient `dW = Σₙ dYₙ · colsₙᵀ` in
+//! blocks of images per thread, input gradient `dXₙ = col2im(Wᵀ · dYₙ)`. burn 0.22 itself
+//! computes the weight gradient as another convolution whose matrix product is only as wide as
+//! the filter (9 columns for 3×3) and the input gradient as a transposed convolution.
 //!
 //! Max pooling records each window's winner (first maximum wins, NaN wins, as in PyTorch) and
 //! routes the gradient back with one scatter.
@@ -30,7 +45,8 @@
 //! Layout: this file (the entry points and the rule that picks a path), `ops` (the backend
 //! extension [`ConvPoolOps`] and [`ConvPoolGrads`], with their parameter structs), `autodiff`
 //! (their graph nodes), `raw` (slices of flex/ndarray tensors and the two backends' impls),
-//! `cpu` (the f32 kernels on slices: `conv`, `pool`, `fused`, `gemm`, run-time SIMD dispatch)
+//! `cpu` (the f32 kernels on slices: `direct`, `winners`, `conv`, `pool`, `fused`, `linear`,
+//! `gemm`, run-time SIMD dispatch)
 //! and `tests` (values and gradients against burn's own ops, on every CPU backend compiled in).
 //! The kernels never see a layer: they take tensors and sizes.
 

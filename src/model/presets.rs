@@ -13,12 +13,18 @@ use crate::nn::pool::Pool2dConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "mnist", derive(clap::ValueEnum))]
 pub enum ModelPreset {
-    /// [`CnnConfig::mnist_default`].
+    /// The default: Keras' convnet with a hidden dense layer of 128 (225,034 parameters).
+    ///
+    /// See [`CnnConfig::mnist_default`].
     Cnn,
-    /// [`CnnConfig::keras_mnist`].
+    /// Keras' "simple MNIST convnet" (34,826 parameters).
+    ///
+    /// See [`CnnConfig::keras_mnist`].
     #[cfg_attr(feature = "mnist", value(alias = "keras"))]
     KerasCnn,
-    /// [`CnnConfig::mlp`].
+    /// A multi-layer perceptron on the raw pixels, 784 -> [50, 25, 10] (40,785 parameters).
+    ///
+    /// See [`CnnConfig::mlp`].
     Mlp,
 }
 
