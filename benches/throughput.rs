@@ -1,6 +1,7 @@
 //! Criterion benches: a training step (forward + backward + Adam) at batch 128 and inference at
-//! batch 1000 for the Keras convnet and the MLP on every compiled CPU backend, plus micro benches
-//! of pooling, convolution and softmax + cross-entropy at MNIST sizes.
+//! batch 1000 for the Keras convnet, the default CNN and the MLP on every compiled CPU backend,
+//! one image through the default CNN, plus micro benches of pooling, convolution and
+//! softmax + cross-entropy at MNIST sizes.
 //!
 //! `cargo bench` (all), `cargo bench -- train` (a subset). wgpu is skipped unless
 //! `NETCALC_BENCH_WGPU=1` (on lavapipe its times mean nothing).
@@ -37,7 +38,11 @@ fn sync<const D: usize>(t: Tensor<D>) -> f32 {
 
 fn models(c: &mut Criterion) {
     for (kind, d) in devices() {
-        for cfg in [CnnConfig::keras_mnist(), CnnConfig::mlp()] {
+        for cfg in [
+            CnnConfig::keras_mnist(),
+            CnnConfig::mnist_default(),
+            CnnConfig::mlp(),
+        ] {
             let mut g = c.benchmark_group(format!("train_b128/{}", cfg.name));
             g.sample_size(10);
             g.throughput(criterion::Throughput::Elements(128));
@@ -51,6 +56,13 @@ fn models(c: &mut Criterion) {
             g.bench_function(kind.name(), |b| b.iter(|| inf.step()));
             g.finish();
         }
+        // one image at a time, what `predict` and the web server pay per digit
+        let cfg = CnnConfig::mnist_default();
+        let mut g = c.benchmark_group(format!("infer_b1/{}", cfg.name));
+        g.throughput(criterion::Throughput::Elements(1));
+        let inf = Inferer::new(&cfg, 1, &d).unwrap();
+        g.bench_function(kind.name(), |b| b.iter(|| inf.step()));
+        g.finish();
     }
 }
 

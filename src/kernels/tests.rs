@@ -559,7 +559,15 @@ fn dense_equals_burns_linear() {
 fn dense_against_burns(ad: Device) {
     use super::dense;
     use burn::nn::LinearConfig;
-    for (n, i, o) in [(5, 7, 3), (70, 130, 120), (1, 9, 4), (6, 5, 1)] {
+    // two more around the vector length: 16 columns, and 50 (the MLP's first layer)
+    for (n, i, o) in [
+        (5, 7, 3),
+        (70, 130, 120),
+        (1, 9, 4),
+        (6, 5, 1),
+        (3, 33, 16),
+        (9, 40, 50),
+    ] {
         let case = format!("case {:?}", (n, i, o));
         let layer = LinearConfig::new(i, o).init(&ad);
         let x = Tensor::<1>::from_floats(wave(n * i, 0.4).as_slice(), &ad)
