@@ -51,6 +51,20 @@ pub(crate) fn with_parallel<R>(all_parallel: bool, f: impl FnOnce() -> R) -> R {
     out
 }
 
+/// The images `0..n` split evenly over the threads: images per task, and each task's first
+/// image with its part of the input gradient `gx` (`chw` values per image; empty parts when
+/// `gx` is empty, no input gradient asked for).
+fn image_tasks(n: usize, chw: usize, gx: &mut [f32]) -> (usize, Vec<(usize, &mut [f32])>) {
+    let per_task = n.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let starts = (0..n).step_by(per_task);
+    let tasks = if gx.is_empty() {
+        starts.map(|s| (s, <&mut [f32]>::default())).collect()
+    } else {
+        starts.zip(gx.chunks_mut(per_task * chw)).collect()
+    };
+    (per_task, tasks)
+}
+
 /// Runs `task(t, ys)` for each chunk `t` of `y` (`chunk` values): in parallel when `parallel`,
 /// else one after the other on the calling thread.
 fn for_each_chunk(

@@ -196,24 +196,16 @@ pub(crate) fn backward(
     assert!(y.is_none_or(|y| y.len() == g.len()));
     let plan = Plan::new(geo, pool, w);
     let per_filter = plan.taps.len() * plan.cpad;
-    let threads = rayon::current_num_threads().max(1);
-    let per_thread = geo.n.div_ceil(threads).max(1);
     let mut gx = vec![0.0f32; if x_grad { geo.n * chw } else { 0 }];
-    let starts: Vec<usize> = (0..geo.n).step_by(per_thread).collect();
-    let gx_parts: Vec<&mut [f32]> = if x_grad {
-        gx.chunks_mut(per_thread * chw).collect()
-    } else {
-        starts.iter().map(|_| <&mut [f32]>::default()).collect()
-    };
+    let (per_thread, tasks) = super::image_tasks(geo.n, chw, &mut gx);
     let image_len = plan.image_len(geo);
     let padded_len = if plan.layout == Layout::Patches && (geo.ph > 0 || geo.pw > 0) {
         geo.c * plan.hp * plan.wp
     } else {
         0
     };
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = starts
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = tasks
         .into_par_iter()
-        .zip(gx_parts)
         .map(|(start, gx_part)| {
             let end = (start + per_thread).min(geo.n);
             let mut gw = vec![0.0f32; o * per_filter];
