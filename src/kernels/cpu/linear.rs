@@ -1,5 +1,6 @@
-//! The dense layer `y = x · W + b` and its gradients: matrix products (gemm crate) with the
-//! rows of the result split over the threads.
+//! The dense layer `y = x · W + b` and its gradients: matrix products (gemm crate; on
+//! AVX-512 the forward's last `O mod 16` outputs by dot products, see `dense`) with the rows
+//! of the result split over the threads.
 
 use super::gemm::{columns, rows, sgemm};
 use super::{for_each_chunk, parallel};
@@ -24,11 +25,35 @@ pub(crate) fn forward([n, i, o]: [usize; 3], x: &[f32], w: &[f32], b: &[f32]) ->
     let (per, par) = rows_per_task(n, i * o);
     for_each_chunk(&mut y, per * o, par, |t, ys| {
         let rows_here = ys.len() / o;
-        for row in ys.chunks_exact_mut(o) {
-            row.copy_from_slice(&b[..o]);
-        }
         let xs = &x[t * per * i..(t * per + rows_here) * i];
-        sgemm((rows_here, o, i), (ys, o), true, rows(xs, i), rows(w, o));
+        // On AVX-512 the outputs past the last multiple of 16 go to the dot-product kernel
+        // (gemm would pad them to 16); elsewhere gemm takes all of them.
+        #[cfg(target_arch = "x86_64")]
+        let lanes = if o > 16 && super::simd::level() == super::simd::Level::Avx512 {
+            o / 16 * 16
+        } else {
+            o
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let lanes = o;
+        for row in ys.chunks_exact_mut(o) {
+            row[..lanes].copy_from_slice(&b[..lanes]);
+        }
+        sgemm(
+            (rows_here, lanes, i),
+            (ys, o),
+            true,
+            rows(xs, i),
+            rows(w, o),
+        );
+        #[cfg(target_arch = "x86_64")]
+        if lanes < o {
+            super::scratch::with([(o - lanes) * i], |[wr]| {
+                super::dense::gather_columns(i, o, lanes, w, wr);
+                // SAFETY: `lanes < o` only where the level says the CPU has AVX-512F.
+                unsafe { super::dense::columns((i, o, lanes), xs, wr, b, ys) };
+            });
+        }
     });
     y
 }

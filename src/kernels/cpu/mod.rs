@@ -8,6 +8,8 @@ pub(crate) mod simd;
 mod avx512;
 pub(crate) mod conv;
 #[cfg(target_arch = "x86_64")]
+mod dense;
+#[cfg(target_arch = "x86_64")]
 mod direct;
 pub(crate) mod fused;
 mod gemm;
