@@ -1,9 +1,9 @@
-//! The last `O mod 16` outputs of a dense layer on AVX-512, as dot products with the 16 lanes
-//! along the inputs. The gemm crate's kernels compute outputs in tiles of 16 lanes, so a layer
+//! A dense layer's outputs past the last multiple of 16, on AVX-512, as dot products with the
+//! 16 lanes along the inputs. The gemm crate computes outputs in tiles of 16 lanes, so a layer
 //! of 50 outputs costs it 64: the MLP's first layer, most of its inference time, spent a fifth
-//! of it on padding. [`super::linear::forward`] gives gemm the first `16·⌊O / 16⌋` outputs and
-//! these kernels the rest, reading `x` along its rows as it is and the few remaining weight
-//! columns gathered into rows.
+//! of it on padding. [`super::linear::forward`] gives gemm the first 48 outputs of such a layer
+//! and these kernels the rest (when they are few and the inputs many), reading `x` along its
+//! rows as it is and the remaining weight columns gathered into rows.
 //! Called only where [`super::simd::level`] is `Avx512`.
 
 use std::arch::x86_64::*;
