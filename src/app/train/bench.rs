@@ -8,6 +8,7 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
+use super::allocs::{AllocCount, allocations};
 use super::{OptimizerConfig, OptimizerKind, build_optimizer};
 use crate::error::Result;
 use crate::model::{Cnn, CnnConfig};
@@ -109,6 +110,11 @@ pub struct Throughput {
     pub train_step_ms: f64,
     /// Median inference batch, milliseconds.
     pub infer_batch_ms: f64,
+    /// Heap allocations per training step (the mean of the timed steps), when the binary
+    /// counts them (its global allocator is a [`super::allocs::CountingAlloc`]).
+    pub train_allocs_per_step: Option<AllocCount>,
+    /// Heap allocations per inference batch, likewise.
+    pub infer_allocs_per_batch: Option<AllocCount>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -148,29 +154,34 @@ impl Default for MeasureOptions {
 /// Times `opts.train_steps` training steps and `opts.infer_steps` inference batches after
 /// `opts.warmup` of each; reports the medians.
 pub fn measure(cfg: &CnnConfig, device: &Device, opts: &MeasureOptions) -> Result<Throughput> {
+    // the median step time, and the allocations per step when they are counted
     let time = |steps: usize, mut step: Box<dyn FnMut() + '_>| {
         for _ in 0..opts.warmup {
             step();
         }
-        median(
-            (0..steps.max(1))
-                .map(|_| {
-                    let s = Instant::now();
-                    step();
-                    s.elapsed().as_secs_f64()
-                })
-                .collect(),
-        )
+        let steps = steps.max(1);
+        let before = allocations();
+        let times = (0..steps)
+            .map(|_| {
+                let s = Instant::now();
+                step();
+                s.elapsed().as_secs_f64()
+            })
+            .collect();
+        let allocs = before
+            .zip(allocations())
+            .map(|(b, a)| a.since(b) / steps as u64);
+        (median(times), allocs)
     };
     let mut t = TrainStepper::new(cfg, opts.train_batch, device)?;
-    let ts = time(
+    let (ts, train_allocs) = time(
         opts.train_steps,
         Box::new(|| {
             t.step();
         }),
     );
     let inf = Inferer::new(cfg, opts.infer_batch, device)?;
-    let is = time(
+    let (is, infer_allocs) = time(
         opts.infer_steps,
         Box::new(|| {
             inf.step();
@@ -181,5 +192,7 @@ pub fn measure(cfg: &CnnConfig, device: &Device, opts: &MeasureOptions) -> Resul
         infer_images_per_sec: opts.infer_batch as f64 / is,
         train_step_ms: ts * 1e3,
         infer_batch_ms: is * 1e3,
+        train_allocs_per_step: train_allocs,
+        infer_allocs_per_batch: infer_allocs,
     })
 }

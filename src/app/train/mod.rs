@@ -2,6 +2,7 @@
 //! burn optimizer step, with a learning-rate schedule, per-epoch evaluation, metrics, plots and
 //! atomic checkpoints in a [`RunDir`].
 
+pub mod allocs;
 pub mod bench;
 pub mod config;
 pub mod metrics;
