@@ -57,7 +57,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Print the Keras-like summary of a model.
     Summary(SummaryArgs),
-    /// Measure training and inference throughput (images/second) on synthetic batches.
+    /// Measure training and inference throughput (images/second) on synthetic batches, and
+    /// the heap allocations per training step and per inference batch.
     Bench(BenchArgs),
     /// Write a trained model for PyTorch: model.safetensors, model.py (build(), preprocess()),
     /// classes.json.

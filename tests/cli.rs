@@ -465,3 +465,50 @@ fn an_unknown_simd_level_is_a_warning_on_stderr() {
         stderr(&o)
     );
 }
+
+/// `bench` counts the binary's heap allocations and prints them per training step and per
+/// inference batch, next to the throughput (and in its JSON).
+#[test]
+fn bench_reports_heap_allocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let device = if cfg!(feature = "flex") {
+        "flex"
+    } else {
+        "ndarray"
+    };
+    let o = command(&[
+        "bench",
+        "--device",
+        device,
+        "--model",
+        "mlp",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--infer-batch-size",
+        "4",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("heap allocations:") && out.contains("per training step"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &v[0]["result"];
+    assert!(
+        r["train_allocs_per_step"]["count"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert!(
+        r["infer_allocs_per_batch"]["bytes"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+}
