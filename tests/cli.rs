@@ -26,6 +26,15 @@ fn run(args: &[&str]) -> Output {
     command(args).output().expect("run the mnist example")
 }
 
+/// The CPU backend that the `bench` runs below use: flex when it is compiled in.
+fn cpu_backend() -> &'static str {
+    if cfg!(feature = "flex") {
+        "flex"
+    } else {
+        "ndarray"
+    }
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -432,11 +441,7 @@ fn a_diverging_run_exits_3() {
 /// best level this CPU has.
 #[test]
 fn an_unknown_simd_level_is_a_warning_on_stderr() {
-    let device = if cfg!(feature = "flex") {
-        "flex"
-    } else {
-        "ndarray"
-    };
+    let device = cpu_backend();
     let args = [
         "bench",
         "--steps",
@@ -472,11 +477,7 @@ fn an_unknown_simd_level_is_a_warning_on_stderr() {
 fn bench_reports_heap_allocations() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let device = if cfg!(feature = "flex") {
-        "flex"
-    } else {
-        "ndarray"
-    };
+    let device = cpu_backend();
     let o = command(&[
         "bench",
         "--device",

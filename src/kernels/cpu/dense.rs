@@ -46,7 +46,7 @@ pub(super) unsafe fn columns(
         let rh = (rows - r0).min(R);
         let mut c = 0;
         while c < cols {
-            let ch = (cols - c).min(4);
+            let ch = (cols - c).min(2);
             // SAFETY: rows r0..r0 + rh of x and y and rows c..c + ch of wr exist (asserted
             // above); each tile reads and writes only those.
             unsafe {
@@ -55,8 +55,6 @@ pub(super) unsafe fn columns(
                 let bp = b.as_ptr().add(c0 + c);
                 let yp = y.as_mut_ptr().add(r0 * o + c0 + c);
                 match (rh, ch) {
-                    (R, 4) => tile::<4>(i, xp, wp, bp, yp, o),
-                    (R, 3) => tile::<3>(i, xp, wp, bp, yp, o),
                     (R, 2) => tile::<2>(i, xp, wp, bp, yp, o),
                     (R, _) => tile::<1>(i, xp, wp, bp, yp, o),
                     _ => {

@@ -1,6 +1,6 @@
 //! The dense layer `y = x · W + b` and its gradients: matrix products (gemm crate; on
-//! AVX-512 the forward's last `O mod 16` outputs by dot products, see `dense`) with the rows
-//! of the result split over the threads.
+//! AVX-512 one or two forward outputs past a multiple of 16 by dot products, see `dense`) with
+//! the rows of the result split over the threads.
 
 use super::gemm::{columns, rows, sgemm};
 use super::{for_each_chunk, parallel};
@@ -20,8 +20,7 @@ fn rows_per_task(rows: usize, macs_per_row: usize) -> (usize, bool) {
 /// kernel of `dense` takes the rest. On AVX-512 gemm pads the outputs to a multiple of 16, so
 /// one or two outputs past it cost gemm 16: then the dot products take those, where the inputs
 /// are long enough to pay for the sums across the lanes (measured on the Xeon: 784 → 50 about
-/// 10 % faster; 784 → 20 or 22 and 50 → 25 slower, so those stay with gemm).
-#[cfg(target_arch = "x86_64")]
+/// 10 % faster; 784 → 20 or 22 and 50 → 25 slower, so those stay with gemm). Elsewhere, all.
 fn gemm_outputs(i: usize, o: usize) -> usize {
     let rest = o % 16;
     if o > 16
@@ -41,14 +40,17 @@ pub(crate) fn forward([n, i, o]: [usize; 3], x: &[f32], w: &[f32], b: &[f32]) ->
     if n * o == 0 {
         return y;
     }
+    let lanes = gemm_outputs(i, o);
+    // the weight columns that the dot products take, as rows (once, for every task)
+    let mut wr = vec![0.0f32; (o - lanes) * i];
+    #[cfg(target_arch = "x86_64")]
+    if lanes < o {
+        super::dense::gather_columns(i, o, lanes, w, &mut wr);
+    }
     let (per, par) = rows_per_task(n, i * o);
     for_each_chunk(&mut y, per * o, par, |t, ys| {
         let rows_here = ys.len() / o;
         let xs = &x[t * per * i..(t * per + rows_here) * i];
-        #[cfg(target_arch = "x86_64")]
-        let lanes = gemm_outputs(i, o);
-        #[cfg(not(target_arch = "x86_64"))]
-        let lanes = o;
         for row in ys.chunks_exact_mut(o) {
             row[..lanes].copy_from_slice(&b[..lanes]);
         }
@@ -61,11 +63,8 @@ pub(crate) fn forward([n, i, o]: [usize; 3], x: &[f32], w: &[f32], b: &[f32]) ->
         );
         #[cfg(target_arch = "x86_64")]
         if lanes < o {
-            super::scratch::with([(o - lanes) * i], |[wr]| {
-                super::dense::gather_columns(i, o, lanes, w, wr);
-                // SAFETY: `lanes < o` only where the level says the CPU has AVX-512F.
-                unsafe { super::dense::columns((i, o, lanes), xs, wr, b, ys) };
-            });
+            // SAFETY: `lanes < o` only where the level says the CPU has AVX-512F.
+            unsafe { super::dense::columns((i, o, lanes), xs, &wr, b, ys) };
         }
     });
     y
