@@ -513,3 +513,54 @@ fn bench_reports_heap_allocations() {
         "{v}"
     );
 }
+
+/// Training flushes subnormal floats to zero unless `NETCALC_DENORMALS=keep`: both settings
+/// train the same model to the same metrics; an unknown value exits 2 naming the variable,
+/// before a run directory is written.
+#[test]
+fn denormal_flushing_trains_the_same_model_and_bad_settings_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |setting: &str, out: &std::path::Path| {
+        let args = [
+            "train",
+            "--offline",
+            "--model",
+            "keras-cnn",
+            "--epochs",
+            "2",
+            "--limit",
+            "256",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        command(&args)
+            .env("NETCALC_DENORMALS", setting)
+            .output()
+            .unwrap()
+    };
+    let bad = dir.path().join("bad");
+    let o = train("sometimes", &bad);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("NETCALC_DENORMALS") && e.contains("sometimes"),
+        "{e}"
+    );
+    assert!(!bad.exists(), "a run directory was written");
+    let (flush, keep) = (dir.path().join("flush"), dir.path().join("keep"));
+    for (setting, out) in [("flush", &flush), ("keep", &keep)] {
+        let o = train(setting, out);
+        assert!(o.status.success(), "{setting}: {}", stderr(&o));
+    }
+    let (f, k) = (metrics(&flush), metrics(&keep));
+    assert_eq!(f.len(), 2);
+    for (a, b) in f.iter().zip(&k) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+                "flush {a:?} vs keep {b:?}"
+            );
+        }
+    }
+}

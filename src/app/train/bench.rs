@@ -152,7 +152,8 @@ impl Default for MeasureOptions {
 }
 
 /// Times `opts.train_steps` training steps and `opts.infer_steps` inference batches after
-/// `opts.warmup` of each; reports the medians.
+/// `opts.warmup` of each; reports the medians. The training steps run with subnormals flushed,
+/// as in [`super::train`].
 pub fn measure(cfg: &CnnConfig, device: &Device, opts: &MeasureOptions) -> Result<Throughput> {
     // the median step time, and the allocations per step when they are counted
     let time = |steps: usize, mut step: Box<dyn FnMut() + '_>| {
@@ -174,12 +175,15 @@ pub fn measure(cfg: &CnnConfig, device: &Device, opts: &MeasureOptions) -> Resul
         (median(times), allocs)
     };
     let mut t = TrainStepper::new(cfg, opts.train_batch, device)?;
+    // training steps as `train` runs them, subnormals flushed (see `denormals`)
+    let flush = super::FlushDenormals::unless_kept()?;
     let (ts, train_allocs) = time(
         opts.train_steps,
         Box::new(|| {
             t.step();
         }),
     );
+    drop(flush);
     let inf = Inferer::new(cfg, opts.infer_batch, device)?;
     let (is, infer_allocs) = time(
         opts.infer_steps,

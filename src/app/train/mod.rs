@@ -5,6 +5,7 @@
 pub mod allocs;
 pub mod bench;
 pub mod config;
+pub mod denormals;
 pub mod metrics;
 pub mod plot;
 pub mod run_dir;
@@ -36,6 +37,7 @@ use crate::model::{Cnn, CnnConfig};
 pub use config::{
     OptimizerConfig, OptimizerKind, Schedule, ScheduleKind, TrainConfig, TrainOverrides,
 };
+pub use denormals::FlushDenormals;
 use metrics::EpochMetrics;
 pub use run_dir::{Checkpoint, CheckpointInfo, EpochProgress, RunDir, load_model, locate_model};
 
@@ -298,6 +300,9 @@ struct EpochTotals {
 /// checked. A run that fails before its first checkpoint removes the directory it created;
 /// after that, the last checkpoint stays and `--resume` continues from it.
 ///
+/// The run flushes subnormal floats to zero ([`FlushDenormals`]) unless
+/// `NETCALC_DENORMALS=keep`; another value of it is an [`Error::Setting`].
+///
 /// # Examples
 /// ```
 /// use netcalc::CnnConfig;
@@ -344,6 +349,8 @@ pub fn train(
             "the training and test splits must not be empty",
         ));
     }
+    // subnormal values flushed to zero for the run (see `denormals`)
+    let _flush = FlushDenormals::unless_kept()?;
     let existed = opts.out.exists();
     let run = if opts.resume {
         RunDir::open(&opts.out)?
