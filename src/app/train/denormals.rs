@@ -13,7 +13,7 @@
 //! folding), which is the same tiny difference the flag makes anyway; the guard changes
 //! nothing else. Other architectures: a no-op.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -22,12 +22,35 @@ use crate::error::{Error, Result};
 const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
 
 /// Guards alive in the process; the rayon pool's threads flush while it is above zero.
-static POOL_GUARDS: Mutex<usize> = Mutex::new(0);
+/// No lock is held across the broadcasts to the pool (a pool thread waiting for a lock could
+/// not run them); instead each pool thread looks at the count when the broadcast reaches it.
+static GUARDS: AtomicUsize = AtomicUsize::new(0);
 
 #[cfg(target_arch = "x86_64")]
 std::thread_local! {
-    /// A pool thread's MXCSR before the first guard, restored after the last.
+    /// A pool thread's MXCSR from before it started flushing; `None` while it does not.
     static POOL_SAVED: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// On a pool thread: flush while a guard lives, else go back to the setting from before.
+/// Run by every guard that takes the count from 0 to 1 or from 1 to 0; since each of those
+/// broadcasts starts after its change of the count, whichever runs last on a thread sees the
+/// latest count.
+#[cfg(target_arch = "x86_64")]
+fn follow_the_count() {
+    let flushing = GUARDS.load(Ordering::SeqCst) > 0;
+    POOL_SAVED.with(|saved| match (flushing, saved.get()) {
+        (true, None) => {
+            let v = mxcsr();
+            saved.set(Some(v));
+            set_mxcsr(v | FTZ_DAZ);
+        }
+        (false, Some(v)) => {
+            saved.set(None);
+            set_mxcsr(v);
+        }
+        _ => {}
+    });
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -74,17 +97,13 @@ pub struct FlushDenormals {
 impl FlushDenormals {
     /// Flushes denormals on this thread and the pool's until dropped.
     pub fn new() -> Self {
-        let mut guards = POOL_GUARDS.lock().unwrap_or_else(|e| e.into_inner());
+        let first = GUARDS.fetch_add(1, Ordering::SeqCst) == 0;
         #[cfg(target_arch = "x86_64")]
-        if *guards == 0 {
-            rayon::broadcast(|_| {
-                let v = mxcsr();
-                POOL_SAVED.with(|s| s.set(Some(v)));
-                set_mxcsr(v | FTZ_DAZ);
-            });
+        if first {
+            rayon::broadcast(|_| follow_the_count());
         }
-        *guards += 1;
-        drop(guards);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = first;
         #[cfg(target_arch = "x86_64")]
         let saved = mxcsr();
         #[cfg(target_arch = "x86_64")]
@@ -120,16 +139,13 @@ impl Drop for FlushDenormals {
     fn drop(&mut self) {
         #[cfg(target_arch = "x86_64")]
         set_mxcsr(self.saved);
-        let mut guards = POOL_GUARDS.lock().unwrap_or_else(|e| e.into_inner());
-        *guards = guards.saturating_sub(1);
+        let last = GUARDS.fetch_sub(1, Ordering::SeqCst) == 1;
         #[cfg(target_arch = "x86_64")]
-        if *guards == 0 {
-            rayon::broadcast(|_| {
-                if let Some(v) = POOL_SAVED.with(|s| s.take()) {
-                    set_mxcsr(v);
-                }
-            });
+        if last {
+            rayon::broadcast(|_| follow_the_count());
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = last;
     }
 }
 
@@ -162,5 +178,35 @@ mod tests {
             assert_eq!(sub * std::hint::black_box(4.0f32), 0.0);
         }
         assert_eq!(half_of_tiny(), before);
+
+        // guards starting and ending at once on several threads, some of them the pool's own:
+        // while any lives the pool flushes, and after the last it is back as before
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for _ in 0..200 {
+                        if t % 2 == 0 {
+                            let _g = FlushDenormals::new();
+                            assert_eq!(half_of_tiny(), 0.0);
+                        } else {
+                            rayon::in_place_scope(|_| {
+                                let _g = FlushDenormals::new();
+                                assert_eq!(half_of_tiny(), 0.0);
+                            });
+                            rayon::join(
+                                || {
+                                    let _g = FlushDenormals::new();
+                                    assert_eq!(half_of_tiny(), 0.0);
+                                },
+                                || {},
+                            );
+                        }
+                    }
+                    assert_eq!(half_of_tiny(), before);
+                });
+            }
+        });
+        let pool: Vec<f32> = rayon::broadcast(|_| half_of_tiny());
+        assert!(pool.iter().all(|&v| v == before), "{pool:?}");
     }
 }
