@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::error::{Error, Result};
 
 /// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6).
-#[cfg(target_arch = "x86_64")]
 const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
 
 /// Guards alive in the process; the rayon pool's threads flush while it is above zero.
@@ -26,33 +25,36 @@ const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
 /// not run them); instead each pool thread looks at the count when the broadcast reaches it.
 static GUARDS: AtomicUsize = AtomicUsize::new(0);
 
-#[cfg(target_arch = "x86_64")]
 std::thread_local! {
     /// A pool thread's MXCSR from before it started flushing; `None` while it does not.
     static POOL_SAVED: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
 }
 
-/// On a pool thread: flush while a guard lives, else go back to the setting from before.
-/// Run by every guard that takes the count from 0 to 1 or from 1 to 0; since each of those
-/// broadcasts starts after its change of the count, whichever runs last on a thread sees the
-/// latest count.
-#[cfg(target_arch = "x86_64")]
-fn follow_the_count() {
-    let flushing = GUARDS.load(Ordering::SeqCst) > 0;
-    POOL_SAVED.with(|saved| match (flushing, saved.get()) {
-        (true, None) => {
-            let v = mxcsr();
-            saved.set(Some(v));
-            set_mxcsr(v | FTZ_DAZ);
-        }
-        (false, Some(v)) => {
-            saved.set(None);
-            set_mxcsr(v);
-        }
-        _ => {}
+/// Has every pool thread follow the count, after a guard took it from 0 to 1 or from 1 to 0:
+/// flush while a guard lives, else go back to the setting from before. Each such broadcast
+/// starts after its change of the count, so whichever runs last on a thread sees the latest.
+fn pool_follows_the_count() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    rayon::broadcast(|_| {
+        let flushing = GUARDS.load(Ordering::SeqCst) > 0;
+        POOL_SAVED.with(|saved| match (flushing, saved.get()) {
+            (true, None) => {
+                let v = mxcsr();
+                saved.set(Some(v));
+                set_mxcsr(v | FTZ_DAZ);
+            }
+            (false, Some(v)) => {
+                saved.set(None);
+                set_mxcsr(v);
+            }
+            _ => {}
+        });
     });
 }
 
+/// This thread's MXCSR (0 where there is none).
 #[cfg(target_arch = "x86_64")]
 fn mxcsr() -> u32 {
     let mut v = 0u32;
@@ -61,6 +63,12 @@ fn mxcsr() -> u32 {
     v
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+fn mxcsr() -> u32 {
+    0
+}
+
+/// Sets this thread's MXCSR (nothing where there is none).
 #[cfg(target_arch = "x86_64")]
 fn set_mxcsr(v: u32) {
     // SAFETY: `ldmxcsr` loads the register from a live `u32`; callers change only the FTZ and
@@ -69,6 +77,9 @@ fn set_mxcsr(v: u32) {
         std::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack, preserves_flags, readonly))
     };
 }
+
+#[cfg(not(target_arch = "x86_64"))]
+fn set_mxcsr(_: u32) {}
 
 /// While alive: subnormal inputs read as zero and subnormal results are zero, on the thread
 /// that made it and on the threads of rayon's global pool (where burn's and netcalc's CPU
@@ -88,7 +99,7 @@ fn set_mxcsr(v: u32) {
 /// ```
 #[must_use = "denormals are flushed only while the guard lives"]
 pub struct FlushDenormals {
-    #[cfg(target_arch = "x86_64")]
+    /// This thread's MXCSR before the guard.
     saved: u32,
     /// Not `Send`: the guard restores the thread that made it.
     _not_send: std::marker::PhantomData<*const ()>,
@@ -97,19 +108,12 @@ pub struct FlushDenormals {
 impl FlushDenormals {
     /// Flushes denormals on this thread and the pool's until dropped.
     pub fn new() -> Self {
-        let first = GUARDS.fetch_add(1, Ordering::SeqCst) == 0;
-        #[cfg(target_arch = "x86_64")]
-        if first {
-            rayon::broadcast(|_| follow_the_count());
+        if GUARDS.fetch_add(1, Ordering::SeqCst) == 0 {
+            pool_follows_the_count();
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = first;
-        #[cfg(target_arch = "x86_64")]
         let saved = mxcsr();
-        #[cfg(target_arch = "x86_64")]
         set_mxcsr(saved | FTZ_DAZ);
         Self {
-            #[cfg(target_arch = "x86_64")]
             saved,
             _not_send: std::marker::PhantomData,
         }
@@ -137,15 +141,10 @@ impl Default for FlushDenormals {
 
 impl Drop for FlushDenormals {
     fn drop(&mut self) {
-        #[cfg(target_arch = "x86_64")]
         set_mxcsr(self.saved);
-        let last = GUARDS.fetch_sub(1, Ordering::SeqCst) == 1;
-        #[cfg(target_arch = "x86_64")]
-        if last {
-            rayon::broadcast(|_| follow_the_count());
+        if GUARDS.fetch_sub(1, Ordering::SeqCst) == 1 {
+            pool_follows_the_count();
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = last;
     }
 }
 
