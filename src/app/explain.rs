@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::app::data::DataInfo;
-use crate::app::train::plot::{plot_err, register_font};
+use crate::app::train::plot::{encode_png, register_font};
 use crate::error::{BoxError, Error, Result};
 use crate::model::{Stage, StageKind};
 
@@ -237,14 +237,8 @@ pub fn explain_png(stages: &[Stage], index: usize, classes: &[String]) -> Result
         path: name.to_path_buf(),
         source,
     })?;
-    let img = image::RgbImage::from_raw(width, HEIGHT, buf).ok_or_else(|| Error::Shape {
-        what: "explain".into(),
-        message: "image buffer of the wrong size".into(),
-    })?;
-    let mut png = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut png, image::ImageFormat::Png)
-        .map_err(|e| plot_err(name, e))?;
-    Ok(png.into_inner())
+    // encoded by the `image` crate: plotters' own encoder (`bitmap_encoder`) is not enabled
+    encode_png(name, (width, HEIGHT), buf)
 }
 
 /// The picture of `model` computing one image (as [`crate::app::predict::load_image`] gives it

@@ -49,11 +49,11 @@ pub fn full_mnist_files() -> Vec<RemoteFile> {
     .collect()
 }
 
-/// Public mirrors of full MNIST, tried in turn.
+/// Public mirrors of full MNIST, tried in turn. (`yann.lecun.com/exdb/mnist/`, the original
+/// home, answers 404 and is no longer one of them.)
 pub const MNIST_MIRRORS: &[&str] = &[
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "https://yann.lecun.com/exdb/mnist/",
 ];
 
 /// Hex SHA-256 of a byte slice.
@@ -171,7 +171,10 @@ pub fn cache_root() -> PathBuf {
         .join("netcalc")
 }
 /// A dataset of IDX files that netcalc can download by name (`--dataset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum NamedDataset {
     /// MNIST: handwritten digits (LeCun, Cortes, Burges).
     Mnist,
@@ -182,6 +185,18 @@ pub enum NamedDataset {
 }
 
 impl NamedDataset {
+    /// Every dataset netcalc knows by name.
+    pub const ALL: [NamedDataset; 3] = [
+        NamedDataset::Mnist,
+        NamedDataset::FashionMnist,
+        NamedDataset::Kmnist,
+    ];
+
+    /// The dataset called `name` ([`NamedDataset::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+
     /// Its name on the command line and in the cache.
     pub fn name(self) -> &'static str {
         match self {
@@ -285,3 +300,33 @@ const IDX_NAMES: [&str; 4] = [
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hosts known to serve none of the files any more (yann.lecun.com answers 404).
+    const DEAD: &[&str] = &["yann.lecun.com"];
+
+    #[test]
+    fn every_dataset_has_live_distinct_directory_mirrors() {
+        for dataset in [
+            NamedDataset::Mnist,
+            NamedDataset::FashionMnist,
+            NamedDataset::Kmnist,
+        ] {
+            let mirrors = dataset.mirrors();
+            assert!(!mirrors.is_empty(), "{dataset}");
+            for (i, m) in mirrors.iter().enumerate() {
+                assert!(
+                    m.starts_with("https://") || m.starts_with("http://"),
+                    "{dataset}: {m}"
+                );
+                assert!(m.ends_with('/'), "{dataset}: {m} is not a directory");
+                let host = m.split('/').nth(2).unwrap();
+                assert!(!DEAD.contains(&host), "{dataset}: dead mirror {m}");
+                assert!(!mirrors[..i].contains(m), "{dataset}: {m} twice");
+            }
+        }
+    }
+}

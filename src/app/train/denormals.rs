@@ -58,7 +58,9 @@ fn pool_follows_the_count() {
 #[cfg(target_arch = "x86_64")]
 fn mxcsr() -> u32 {
     let mut v = 0u32;
-    // SAFETY: `stmxcsr` stores the 4-byte register at the address given, a live `u32`.
+    // SAFETY: `stmxcsr` stores the 4-byte register at the address given, a live `u32`. It
+    // only reads MXCSR and changes none of the flags `preserves_flags` covers on x86 (EFLAGS'
+    // status flags, the x87 status word, MXCSR's exception flags PE, UE, OE, ZE, DE, IE).
     unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack, preserves_flags)) };
     v
 }
@@ -72,10 +74,11 @@ fn mxcsr() -> u32 {
 #[cfg(target_arch = "x86_64")]
 fn set_mxcsr(v: u32) {
     // SAFETY: `ldmxcsr` loads the register from a live `u32`; callers change only the FTZ and
-    // DAZ bits of a value read from the register (no reserved bit is set).
-    unsafe {
-        std::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack, preserves_flags, readonly))
-    };
+    // DAZ bits of a value read from the register (no reserved bit is set). The block is not
+    // `preserves_flags`: on x86 that option promises (Rust reference, inline assembly) that
+    // MXCSR's exception flags (PE, UE, OE, ZE, DE, IE) come out unchanged, and loading the
+    // whole register replaces them with those of `v`, read earlier. EFLAGS is left alone.
+    unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack, readonly)) };
 }
 
 #[cfg(not(target_arch = "x86_64"))]

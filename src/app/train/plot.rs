@@ -1,4 +1,8 @@
 //! PNG plots of the training curves and the confusion matrix (plotters, embedded DejaVu Sans).
+//!
+//! plotters draws into an RGB buffer and the `image` crate encodes it, so plotters needs no
+//! encoder of its own (its `bitmap_encoder` feature would pull in a second `image` crate); the
+//! PNG is then written atomically ([`crate::app::fsio::write_atomic`]).
 
 use std::path::Path;
 use std::sync::Once;
@@ -27,6 +31,38 @@ pub(crate) fn plot_err<E: std::error::Error + Send + Sync + 'static>(path: &Path
     }
 }
 
+/// A drawing area over an RGB buffer.
+type Root<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Encodes a `width × height` RGB buffer as PNG bytes (`path` names the picture in errors).
+pub(crate) fn encode_png(
+    path: &Path,
+    (width, height): (u32, u32),
+    buf: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_raw(width, height, buf).ok_or_else(|| Error::Shape {
+        what: "plot".into(),
+        message: format!("image buffer of the wrong size for {width}×{height}"),
+    })?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .map_err(|e| plot_err(path, e))?;
+    Ok(png.into_inner())
+}
+
+/// Runs `draw` on a white `size` picture in memory, then writes it to `path` as a PNG,
+/// atomically.
+fn write_png(path: &Path, size: (u32, u32), draw: impl FnOnce(&Root) -> Result<()>) -> Result<()> {
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        draw(&root)?;
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    crate::app::fsio::write_atomic(path, &encode_png(path, size, buf)?)
+}
+
 /// Draws two curves (train and test) of one metric per epoch into a PNG.
 pub fn plot_curves(
     path: &Path,
@@ -36,8 +72,20 @@ pub fn plot_curves(
     test: fn(&EpochMetrics) -> f64,
 ) -> Result<()> {
     register_font();
-    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    write_png(path, (800, 500), |root| {
+        draw_curves(root, path, title, history, train, test)
+    })
+}
+
+/// The body of [`plot_curves`], drawn on `root`.
+fn draw_curves(
+    root: &Root,
+    path: &Path,
+    title: &str,
+    history: &[EpochMetrics],
+    train: fn(&EpochMetrics) -> f64,
+    test: fn(&EpochMetrics) -> f64,
+) -> Result<()> {
     let xs = history.len().max(1) as f64;
     let ys: Vec<f64> = history
         .iter()
@@ -54,7 +102,7 @@ pub fn plot_curves(
     } else {
         (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
     };
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 24))
         .margin(15)
         .x_label_area_size(40)
@@ -86,8 +134,7 @@ pub fn plot_curves(
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| plot_err(path, e))?;
-    root.present().map_err(|e| plot_err(path, e))
+        .map_err(|e| plot_err(path, e))
 }
 
 /// Draws the loss curves into `loss_png` and the accuracy curves into `accuracy_png`.
@@ -112,6 +159,18 @@ pub fn plot_history(loss_png: &Path, accuracy_png: &Path, history: &[EpochMetric
 /// axes labelled with the class names (cut to 12 characters).
 pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>], classes: &[String]) -> Result<()> {
     register_font();
+    write_png(path, (640, 660), |root| {
+        draw_confusion(root, path, confusion, classes)
+    })
+}
+
+/// The body of [`plot_confusion`], drawn on `root`.
+fn draw_confusion(
+    root: &Root,
+    path: &Path,
+    confusion: &[Vec<u64>],
+    classes: &[String],
+) -> Result<()> {
     let n = confusion.len() as i32;
     let name = |i: i32| {
         let full = classes
@@ -124,9 +183,7 @@ pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>], classes: &[String]) -
             full
         }
     };
-    let root = BitMapBackend::new(path, (640, 660)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption("confusion matrix", ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(45)
@@ -185,7 +242,7 @@ pub fn plot_confusion(path: &Path, confusion: &[Vec<u64>], classes: &[String]) -
                 .map_err(|e| plot_err(path, e))?;
         }
     }
-    root.present().map_err(|e| plot_err(path, e))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -248,6 +305,53 @@ mod tests {
             let (early, later) = (mean_y(&train, 100..300), mean_y(&train, 400..600));
             assert_eq!(early < later, falls, "{path:?}: {early} vs {later}");
         }
+    }
+
+    /// The names of the entries of `dir`, sorted.
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn plots_are_whole_pngs_written_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let history: Vec<_> = (1..=3).map(|e| m(e, 1.0 / e as f64, 0.9)).collect();
+        let (loss, acc, conf) = (
+            dir.path().join("loss.png"),
+            dir.path().join("accuracy.png"),
+            dir.path().join("confusion.png"),
+        );
+        // an older confusion PNG, also reachable through a hard link: an atomic write
+        // replaces the directory entry (a new file), so the link keeps the old contents,
+        // where a write in place would have overwritten them
+        std::fs::write(&conf, b"old").unwrap();
+        let link = dir.path().join("old-confusion");
+        std::fs::hard_link(&conf, &link).unwrap();
+        plot_history(&loss, &acc, &history).unwrap();
+        plot_confusion(&conf, &[vec![3, 0], vec![1, 2]], &[]).unwrap();
+        for (path, size) in [(&loss, (800, 500)), (&acc, (800, 500)), (&conf, (640, 660))] {
+            let img = image::open(path).unwrap();
+            assert_eq!((img.width(), img.height()), size, "{path:?}");
+        }
+        assert_eq!(std::fs::read(&link).unwrap(), b"old");
+        // no temporary file is left behind
+        assert_eq!(
+            entries(dir.path()),
+            ["accuracy.png", "confusion.png", "loss.png", "old-confusion"]
+        );
+    }
+
+    #[test]
+    fn a_plot_into_a_missing_directory_fails_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("loss.png");
+        assert!(plot_history(&path, &path, &[m(1, 1.0, 0.5)]).is_err());
+        assert!(entries(dir.path()).is_empty());
     }
 
     #[test]
