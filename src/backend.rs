@@ -179,20 +179,20 @@ pub fn has_real_gpu() -> bool {
 /// name, `auto` (the fastest compiled in), or `all` (every one compiled in, for commands that
 /// compare them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "mnist", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 pub enum DeviceChoice {
     /// wgpu on a real GPU, else flex, else ndarray, else wgpu on whatever adapter exists.
     Auto,
     /// Every backend compiled in (only where a command runs several).
-    #[cfg_attr(feature = "mnist", value(hide = true))]
+    #[cfg_attr(feature = "app", value(hide = true))]
     All,
     /// burn-ndarray.
-    #[cfg_attr(feature = "mnist", value(name = "ndarray", alias = "nd"))]
+    #[cfg_attr(feature = "app", value(name = "ndarray", alias = "nd"))]
     NdArray,
     /// burn-flex.
     Flex,
     /// burn-wgpu (also `gpu`, `vulkan`).
-    #[cfg_attr(feature = "mnist", value(alias = "gpu", alias = "vulkan"))]
+    #[cfg_attr(feature = "app", value(alias = "gpu", alias = "vulkan"))]
     Wgpu,
 }
 
@@ -240,6 +240,26 @@ pub fn selected_backends(choice: Option<DeviceChoice>) -> Result<Vec<BackendKind
     match choice {
         Some(DeviceChoice::All) => Ok(compiled_backends()),
         other => Ok(vec![select_backend(other)?]),
+    }
+}
+
+/// Makes `kind` burn's default device too (`BURN_DEVICE`), unless `BURN_DEVICE` is set already.
+///
+/// Why: burn 0.22's `ModuleOptimizer::load` puts a checkpoint's optimizer state on
+/// `Device::default()` and takes no device. With wgpu compiled in that default is wgpu (see
+/// this module's test `default_device_prefers_wgpu_when_compiled_in`), so resuming a run on a
+/// CPU backend would start a GPU backend just to read its checkpoint, or fail on a machine
+/// without one. burn offers no other way to choose that device, so a program that resumes
+/// training calls this once, before any thread starts (the `netcalc` command does it first
+/// thing, only for `train --resume`).
+///
+/// # Safety
+/// It changes the process environment (`std::env::set_var`): no other thread may read or
+/// write the environment while it runs — call it from `main` before spawning any thread.
+pub unsafe fn pin_burn_default_device(kind: BackendKind) {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: the caller guarantees that no other thread touches the environment.
+        unsafe { std::env::set_var("BURN_DEVICE", kind.name()) };
     }
 }
 
@@ -401,8 +421,8 @@ mod tests {
     }
 
     /// burn's `Device::default()` (where `ModuleOptimizer::load` puts optimizer state) is wgpu
-    /// whenever wgpu is compiled in, unless `BURN_DEVICE` names another backend: why the
-    /// `mnist` example sets `BURN_DEVICE` to the backend it trains on.
+    /// whenever wgpu is compiled in, unless `BURN_DEVICE` names another backend: why
+    /// [`pin_burn_default_device`] exists.
     #[test]
     fn default_device_prefers_wgpu_when_compiled_in() {
         let default = backend_of(&Device::default());

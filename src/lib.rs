@@ -25,8 +25,9 @@
 //! ```
 //!
 //! Training: [`app::train::train`]; a trained model's predictions:
-//! [`app::session::TrainedModel`]. `cargo run --release --example mnist` does both from the
-//! command line, and `cargo run --release --example <concept>` works each concept through by
+//! [`app::session::TrainedModel`]. The `netcalc` command (`cargo install --path .`, or
+//! `cargo run --release --example mnist` without installing) does both from the command line
+//! ([`app::cli`]), and `cargo run --release --example <concept>` works each concept through by
 //! hand (`neuron`, `dense`, `probabilities`, `losses`, `pooling`, `convolution`, `cnn`).
 //!
 //! # Layout
@@ -34,9 +35,11 @@
 //!   probabilities, losses, window shapes), [`nn`] (the layers), [`model`] (the CNN, presets,
 //!   summary, stages), [`kernels`] (the CPU kernels the layers call), [`backend`], [`error`],
 //!   [`seed`].
-//! - **The application** (Cargo feature `mnist`, on by default): `app` — data (IDX files,
-//!   downloads, batches), training (the loop, run directories, checkpoints, metrics, plots,
-//!   throughput), prediction from image files, the explain picture, the web server.
+//! - **The application** (Cargo feature `app`, on by default; `mnist` is an alias):
+//!   `app` — the `netcalc` command line, data (IDX files, image folders, downloads, batches,
+//!   the record of a run's data), training (its plan, the loop, run directories, checkpoints,
+//!   metrics, plots, throughput), prediction from image files, the explain picture, PyTorch
+//!   interop, the web server.
 //!
 //! Backends are chosen with Cargo features (`ndarray`, `flex`, `wgpu`) and picked at run time
 //! with [`select_device`]. `cargo build --no-default-features --features flex` builds the core
@@ -51,7 +54,7 @@ pub mod model;
 pub mod nn;
 pub mod seed;
 
-#[cfg(feature = "mnist")]
+#[cfg(feature = "app")]
 pub mod app;
 
 #[doc(hidden)]

@@ -1,20 +1,14 @@
-//! The `mnist` example's command line: bad input gives a one-line error and exit code 2 before
-//! any training starts.
+//! The `netcalc` command line: bad input gives a one-line error and exit code 2 before any
+//! training starts; interrupted runs resume; bench, import and export from the outside.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-mod common;
-
-/// The `mnist` example's executable (built once).
-fn example() -> PathBuf {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| common::example_exe("mnist")).clone()
-}
+/// The `netcalc` binary Cargo built for these tests.
+const NETCALC: &str = env!("CARGO_BIN_EXE_netcalc");
 
 fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(example());
+    let mut cmd = Command::new(NETCALC);
     cmd.args(args).env(
         "NETCALC_CACHE_DIR",
         std::env::temp_dir().join("netcalc-cli-test-cache"),
@@ -23,7 +17,7 @@ fn command(args: &[&str]) -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    command(args).output().expect("run the mnist example")
+    command(args).output().expect("run netcalc")
 }
 
 /// The CPU backend that the `bench` runs below use: flex when it is compiled in.
@@ -347,14 +341,7 @@ fn sigint_and_kill_9_leave_a_checkpoint_that_resumes_to_the_same_metrics() {
     let printed: Vec<&str> = resume_line.split_whitespace().collect();
     assert_eq!(
         &printed[1..],
-        &[
-            "train",
-            "--resume",
-            b.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--offline"
-        ],
+        &["train", "--resume", b.to_str().unwrap(), "--device", "flex"],
         "{e}"
     );
     let info: serde_json::Value =
@@ -385,14 +372,7 @@ fn sigint_and_kill_9_leave_a_checkpoint_that_resumes_to_the_same_metrics() {
         "killed {} the write; checkpoint.json: {info}",
         if during { "during" } else { "after" }
     );
-    let o = run(&[
-        "train",
-        "--resume",
-        c.to_str().unwrap(),
-        "--device",
-        "flex",
-        "--offline",
-    ]);
+    let o = run(&["train", "--resume", c.to_str().unwrap(), "--device", "flex"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(metrics(&c), expected, "resumed after kill -9");
 }
@@ -562,5 +542,302 @@ fn denormal_flushing_trains_the_same_model_and_bad_settings_exit_2() {
                 "flush {a:?} vs keep {b:?}"
             );
         }
+    }
+}
+
+/// A deterministic 28×28 grey picture of a `shape` ("circle", "cross", "square") at a
+/// position and size drawn from `seed`, with a little noise: data that is not digits.
+fn shape_image(shape: &str, seed: u64) -> image::GrayImage {
+    let mut s = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    let mut next = move |n: u64| {
+        s = s
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (s >> 33) % n
+    };
+    let (cx, cy, r) = (9 + next(10) as i64, 9 + next(10) as i64, 4 + next(4) as i64);
+    let noise: Vec<u8> = (0..28 * 28).map(|_| next(40) as u8).collect();
+    image::GrayImage::from_fn(28, 28, |x, y| {
+        let (dx, dy) = (x as i64 - cx, y as i64 - cy);
+        let ink = match shape {
+            "circle" => ((dx * dx + dy * dy) as f64).sqrt().round() as i64 == r,
+            "cross" => (dx.abs() <= 1 || dy.abs() <= 1) && dx.abs() <= r && dy.abs() <= r,
+            _ => (dx.abs() == r && dy.abs() <= r) || (dy.abs() == r && dx.abs() <= r),
+        };
+        image::Luma([if ink {
+            230
+        } else {
+            noise[(y * 28 + x) as usize]
+        }])
+    })
+}
+
+/// `DIR/train/<class>/…` and `DIR/test/<class>/…` of [`shape_image`]s.
+fn write_shapes(dir: &std::path::Path, train: u64, test: u64) {
+    for (k, class) in ["circle", "cross", "square"].iter().enumerate() {
+        for (split, n, base) in [("train", train, 0), ("test", test, 10_000)] {
+            let d = dir.join(split).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                let seed = base + 100 * i + k as u64;
+                shape_image(class, seed)
+                    .save(d.join(format!("{i:04}.png")))
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// A run on an image folder, interrupted with Ctrl-C, continues with `netcalc train --resume
+/// DIR` alone (the folder, its options and the model come from the run directory) to exactly
+/// the metrics of an uninterrupted run; data flags that contradict the record, or a folder
+/// that changed, are refused with exit 2 and a line that says what differs.
+#[test]
+fn an_image_folder_run_interrupted_by_ctrl_c_resumes_with_the_run_directory_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes");
+    write_shapes(&data, 300, 20);
+    let args = |run: &std::path::Path| -> Vec<String> {
+        let data = data.display().to_string();
+        let run = run.display().to_string();
+        [
+            "train",
+            "--data",
+            &data,
+            "--model",
+            "cnn",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+            "--plain",
+            "--out",
+            &run,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let with_backend = |args: &[String]| {
+        let mut c = command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        c.env("NETCALC_DEVICE", cpu_backend());
+        c
+    };
+    let full = dir.path().join("full");
+    let o = with_backend(&args(&full)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = metrics(&full);
+    assert_eq!(expected.len(), 4);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(full.join("source.json")).unwrap()).unwrap();
+    assert_eq!(record["source"]["kind"], "folder");
+    assert_eq!(record["fingerprint"]["files"], 3 * 320);
+
+    let run = dir.path().join("interrupted");
+    let child = with_backend(&args(&run))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first checkpoint", ms(1), || {
+        run.join("checkpoint.json").exists()
+    });
+    signal(&child, "-INT");
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{e}");
+    assert!(
+        metrics(&run).len() < 4,
+        "the run was interrupted before its end"
+    );
+    let line = e.lines().find(|l| l.contains("--resume")).unwrap();
+    assert!(
+        line.trim_start().ends_with(&format!(
+            "train --resume {} --device {}",
+            run.display(),
+            cpu_backend()
+        )),
+        "{e}"
+    );
+
+    // contradicting data flags are refused, naming them and the record
+    let o = run_in(&run, &["--val-split", "0.3"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("--val-split 0.3 contradicts the run's recorded data, the image folder"),
+        "{e}"
+    );
+
+    let o = run_in(&run, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metrics(&run), expected, "resumed with --resume alone");
+
+    // the folder changes: a resume is refused, saying how
+    std::fs::remove_file(data.join("test/cross/0000.png")).unwrap();
+    let o = run_in(&run, &["--epochs", "5"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("has changed since the run started (960 files then, 959 now"),
+        "{e}"
+    );
+}
+
+/// `netcalc train --resume RUN EXTRA…` on the CPU backend.
+fn run_in(run: &std::path::Path, extra: &[&str]) -> Output {
+    let mut a = vec!["train", "--resume", run.to_str().unwrap()];
+    a.extend_from_slice(extra);
+    command(&a)
+        .env("NETCALC_DEVICE", cpu_backend())
+        .output()
+        .unwrap()
+}
+
+/// The data contract travels: a model exported from a run on a folder of shapes (classes
+/// `circle`, `cross`, `square`, not digits), its `build()` trained for one epoch in PyTorch
+/// (`tests/data/roundtrip_torch.py`, which wrote `roundtrip-torch.pt` and its own accuracy on
+/// the held-out images into `roundtrip-torch.json`), imported with `--config EXPORT_DIR` and
+/// nothing else, evaluates on the folder to PyTorch's own accuracy, class by class.
+/// `NETCALC_KEEP_ROUNDTRIP=DIR` keeps the folder and the export there, for the script.
+#[test]
+fn export_pytorch_import_eval_gives_pytorchs_own_accuracy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("NETCALC_KEEP_ROUNDTRIP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let data = dir.join("shapes");
+    let _ = std::fs::remove_dir_all(&data);
+    write_shapes(&data, 40, 20);
+    let run_dir = dir.join("run");
+    let exported = dir.join("export");
+    let imported = dir.join("imported");
+    for d in [&run_dir, &exported, &imported] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    let (r, d, e, i) = (
+        run_dir.to_str().unwrap(),
+        data.to_str().unwrap(),
+        exported.to_str().unwrap(),
+        imported.to_str().unwrap(),
+    );
+    let cpu = cpu_backend();
+    let o = run(&[
+        "train",
+        "--data",
+        d,
+        "--model",
+        "keras-cnn",
+        "--epochs",
+        "1",
+        "--plain",
+        "--device",
+        cpu,
+        "--out",
+        r,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["export", "--model", r, "--out", e, "--device", cpu]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("netcalc.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["data"]["classes"],
+        serde_json::json!(["circle", "cross", "square"])
+    );
+    assert_eq!(manifest["data"]["preprocess"], "resize");
+
+    let weights = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/roundtrip-torch.pt");
+    let o = run(&[
+        "import",
+        "--config",
+        e,
+        "--weights",
+        weights.to_str().unwrap(),
+        "--out",
+        i,
+        "--device",
+        cpu,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out.contains("default"), "no default was needed: {out}");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(imported.join("data.json")).unwrap())
+            .unwrap();
+    assert_eq!(info, manifest["data"], "the data contract came along");
+
+    let scores = dir.join("scores.csv");
+    let o = run(&[
+        "eval",
+        "--model",
+        i,
+        "--data",
+        d,
+        "--device",
+        cpu,
+        "--scores",
+        scores.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut correct = [0u64; 3];
+    for line in std::fs::read_to_string(&scores).unwrap().lines().skip(1) {
+        let mut f = line.split(',');
+        let (label, predicted) = (f.next().unwrap(), f.next().unwrap());
+        if label == predicted {
+            correct[label.parse::<usize>().unwrap()] += 1;
+        }
+    }
+    let torch: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/roundtrip-torch.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let expected: Vec<u64> = torch["correct_per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        correct.to_vec(),
+        expected,
+        "netcalc's and PyTorch's hits per class"
+    );
+    let total: u64 = expected.iter().sum();
+    let line = String::from_utf8_lossy(&o.stdout);
+    let pct = format!("test accuracy {:.2}%", 100.0 * total as f64 / 60.0);
+    assert!(line.contains(&pct), "{line} (PyTorch: {pct})");
+
+    // without a data file, each default is said
+    let config = dir.join("model.json");
+    std::fs::write(&config, serde_json::to_string(&manifest["model"]).unwrap()).unwrap();
+    let bare = dir.join("bare");
+    let _ = std::fs::remove_dir_all(&bare);
+    let o = run(&[
+        "import",
+        "--config",
+        config.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--out",
+        bare.to_str().unwrap(),
+        "--device",
+        cpu,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for said in [
+        "default classes: 0 … 2",
+        "default normalisation: MNIST's",
+        "default preprocessing: resize",
+    ] {
+        assert!(out.contains(said), "{said}: {out}");
     }
 }

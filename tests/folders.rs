@@ -40,6 +40,7 @@ fn train_on(model: CnnConfig, data: &Dataset, epochs: usize, out: &Path) -> f64 
         progress: ProgressMode::Quiet,
         backend: kind,
         interrupt: None,
+        data_record: None,
     };
     train(&cfg, data, &d, &opts).unwrap().evaluation.accuracy
 }

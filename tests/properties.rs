@@ -236,7 +236,7 @@ proptest! {
     }
 }
 
-#[cfg(feature = "mnist")]
+#[cfg(feature = "app")]
 mod digits {
     use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
     use netcalc::app::predict::{decode_digit, load_digit};

@@ -187,6 +187,7 @@ fn import_then_export_gives_pytorchs_state_dict_back() {
             weights: data(weights),
             classes: None,
             normalization: Some(Normalization::mnist(1)),
+            preprocess: None,
             out: out.clone(),
         };
         import(&opts, &device).unwrap_or_else(|e| panic!("{weights}: {e}"));
@@ -268,6 +269,7 @@ fn bad_imports_name_the_tensor_and_write_nothing() {
             weights: weights.to_path_buf(),
             classes,
             normalization: None,
+            preprocess: None,
             out: out.clone(),
         };
         let e = import(&opts, &device).unwrap_err().to_string();
@@ -360,6 +362,7 @@ fn export_refuses_an_existing_directory_without_force() {
         weights: data("pytorch-cnn.safetensors"),
         classes: None,
         normalization: None,
+        preprocess: None,
         out: run.clone(),
     };
     import(&opts, &netcalc::testing::test_device()).unwrap();
@@ -371,8 +374,13 @@ fn export_refuses_an_existing_directory_without_force() {
         .to_string();
     assert!(e.contains("exists; give --force to write into it"), "{e}");
     let written = netcalc::app::interop::export(&m, &out, true).unwrap();
-    assert_eq!(written.len(), 3);
-    for name in ["model.safetensors", "model.py", "classes.json"] {
+    assert_eq!(written.len(), 4);
+    for name in [
+        "model.safetensors",
+        "model.py",
+        "classes.json",
+        "netcalc.json",
+    ] {
         assert!(out.join(name).is_file(), "{name}");
     }
     let py = std::fs::read_to_string(out.join("model.py")).unwrap();

@@ -57,6 +57,7 @@ fn fixture() -> &'static Fixture {
             progress: ProgressMode::Plain,
             backend: kind,
             interrupt: None,
+            data_record: None,
         };
         let run = train(&cfg, &data, &device, &opts).unwrap();
         eprintln!(

@@ -33,6 +33,7 @@ fn opts(out: &std::path::Path, kind: BackendKind) -> RunOptions {
         progress: ProgressMode::Plain,
         backend: kind,
         interrupt: None,
+        data_record: None,
     }
 }
 

@@ -4,9 +4,12 @@
 //!   linear layer's weight `[out, in]`, a convolution's `[out, in, k, k]`), `model.py` (a
 //!   `build()` of the same network as a `torch.nn.Module` whose `state_dict()` has exactly the
 //!   file's keys and shapes, and a `preprocess()` that turns images into its input as netcalc
-//!   does) and `classes.json`;
+//!   does), `classes.json`, and `netcalc.json` ([`ExportManifest`]: the model's config, its
+//!   classes, input shape, normalisation and preprocessing — what netcalc needs to read the
+//!   model back);
 //! - [`import`] reads such weights back — `.safetensors`, or a PyTorch state dict saved with
-//!   `torch.save(model.state_dict(), path)` — into an ordinary run directory.
+//!   `torch.save(model.state_dict(), path)` — into an ordinary run directory, with the data
+//!   contract of an export directory, a run directory or a config file.
 //!
 //! The names are netcalc's module paths: `features.blocks.0.conv.weight`,
 //! `classifier.layers.1.bias`, …; `model.py` builds its modules under the same names.
@@ -20,6 +23,8 @@ use burn_store::{
     PytorchStore, SafetensorsStore,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::app::data::{DataInfo, Normalization, Preprocess};
 use crate::app::fsio::{read_json, write_atomic, write_json};
 use crate::app::session::TrainedModel;
@@ -28,11 +33,25 @@ use crate::error::{Error, Result};
 use crate::model::{Cnn, CnnConfig};
 
 /// The files [`export`] writes.
-pub const EXPORTED: [&str; 3] = ["model.safetensors", "model.py", "classes.json"];
+pub const EXPORTED: [&str; 4] = ["model.safetensors", "model.py", "classes.json", MANIFEST];
+
+/// The file of an export directory that says how netcalc reads the model back.
+pub const MANIFEST: &str = "netcalc.json";
+
+/// `netcalc.json`: the model's config and its data contract (classes, input shape,
+/// normalisation, preprocessing), so that `import --config EXPORT_DIR` needs nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportManifest {
+    /// The network.
+    pub model: CnnConfig,
+    /// What the model knows of its data.
+    pub data: DataInfo,
+}
 
 /// Writes `m` to the directory `out` for PyTorch: `model.safetensors`, `model.py`,
-/// `classes.json` (see the [module docs](self)). A directory that exists is refused unless
-/// `force`; each file is written atomically.
+/// `classes.json` and `netcalc.json` (see the [module docs](self)). A directory that exists is
+/// refused unless `force`; each file is written atomically.
 pub fn export(m: &TrainedModel, out: &Path, force: bool) -> Result<Vec<PathBuf>> {
     if out.exists() && !force {
         return Err(Error::io(
@@ -50,7 +69,15 @@ pub fn export(m: &TrainedModel, out: &Path, force: bool) -> Result<Vec<PathBuf>>
     write_atomic(&py, pytorch_module(&m.config, &m.info).as_bytes())?;
     let classes = out.join(EXPORTED[2]);
     write_json(&classes, &m.info.classes)?;
-    Ok(vec![weights, py, classes])
+    let manifest = out.join(MANIFEST);
+    write_json(
+        &manifest,
+        &ExportManifest {
+            model: m.config.clone(),
+            data: m.info.clone(),
+        },
+    )?;
+    Ok(vec![weights, py, classes, manifest])
 }
 
 /// The model's weights as safetensors bytes, in PyTorch's layouts; `path` names it in errors.
@@ -71,16 +98,34 @@ pub fn safetensors_bytes(model: &Cnn, path: &Path) -> Result<Vec<u8>> {
 /// What [`import`] reads and writes.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    /// A `TrainConfig` (a run's `config.json`) or a bare `CnnConfig`, as JSON.
+    /// The model and its data contract: an export directory (its `netcalc.json`), a run
+    /// directory (its `config.json` and `data.json`), or a JSON file: a `TrainConfig` (a run's
+    /// `config.json`), a bare `CnnConfig`, or a `netcalc.json`.
     pub config: PathBuf,
     /// The weights: `.safetensors`, or a PyTorch state dict (`.pt`, `.pth`).
     pub weights: PathBuf,
-    /// A JSON list of the class names, in output order (default: `0`, `1`, …).
+    /// A JSON list of the class names, in output order, instead of the config's (default
+    /// without one: `0`, `1`, …).
     pub classes: Option<PathBuf>,
-    /// The normalisation the model expects (default: MNIST's constants on every channel).
+    /// The normalisation the model expects, instead of the config's (default without one:
+    /// MNIST's constants on every channel).
     pub normalization: Option<Normalization>,
+    /// How new images are read, instead of the config's (default without one: resized).
+    pub preprocess: Option<Preprocess>,
     /// The run directory to write; it must not exist.
     pub out: PathBuf,
+}
+
+/// What [`import`] wrote, and each default it had to use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// The run directory.
+    pub out: PathBuf,
+    /// The data contract the run directory holds.
+    pub info: DataInfo,
+    /// One line per value that came from neither the config nor a flag, e.g.
+    /// `classes: 0 … 9 (no data file; give --classes)`.
+    pub defaults: Vec<String>,
 }
 
 /// The formats of weights [`import`] reads, told apart by their first bytes.
@@ -110,17 +155,55 @@ fn weights_format(path: &Path) -> Result<WeightsFormat> {
     ))
 }
 
-/// Reads a config file: a `TrainConfig` when it has a `model`, else a `CnnConfig`.
-fn read_config(path: &Path) -> Result<TrainConfig> {
+/// Reads the model and, where there is one, its data contract: from an export directory's
+/// `netcalc.json`, a run directory's `config.json` and `data.json`, or a JSON file (a
+/// `netcalc.json` when it has `data`, a `TrainConfig` when it has `model`, else a
+/// `CnnConfig`).
+pub fn read_model_source(path: &Path) -> Result<(TrainConfig, Option<DataInfo>)> {
+    if path.is_dir() {
+        let manifest = path.join(MANIFEST);
+        if manifest.is_file() {
+            return read_model_source(&manifest);
+        }
+        if path.join(RunDir::CONFIG).is_file() {
+            let run = RunDir::open(path)?;
+            let data = path
+                .join(RunDir::DATA)
+                .is_file()
+                .then(|| run.read_data_info())
+                .transpose()?;
+            return Ok((run.read_config()?, data));
+        }
+        return Err(Error::data(
+            path,
+            format!(
+                "is neither an export directory ({MANIFEST}) nor a run directory ({})",
+                RunDir::CONFIG
+            ),
+        ));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let value: serde_json::Value = crate::error::parse_json(path, &text)?;
-    if value.get("model").is_some() {
-        crate::error::parse_json(path, &text)
+    if value.get("data").is_some() {
+        let m: ExportManifest = crate::error::parse_json(path, &text)?;
+        m.data.check()?;
+        Ok((
+            TrainConfig {
+                model: m.model,
+                ..TrainConfig::default()
+            },
+            Some(m.data),
+        ))
+    } else if value.get("model").is_some() {
+        Ok((crate::error::parse_json(path, &text)?, None))
     } else {
-        Ok(TrainConfig {
-            model: crate::error::parse_json::<CnnConfig>(path, &text)?,
-            ..TrainConfig::default()
-        })
+        Ok((
+            TrainConfig {
+                model: crate::error::parse_json::<CnnConfig>(path, &text)?,
+                ..TrainConfig::default()
+            },
+            None,
+        ))
     }
 }
 
@@ -209,13 +292,29 @@ fn check_applied(result: &ApplyResult, path: &Path) -> Result<()> {
 
 /// Writes an ordinary run directory (`config.json`, `model.bpk`, `data.json`) from a config and
 /// weights from PyTorch or safetensors; `eval`, `predict`, `explain` and `serve` use it as any
-/// other. Nothing is written when anything is wrong.
-pub fn import(opts: &ImportOptions, device: &Device) -> Result<PathBuf> {
-    let cfg = read_config(&opts.config)?;
+/// other. The classes, normalisation and preprocessing come from the flags, else from the
+/// config's data contract (an export or run directory), else from defaults — classes `0…n−1`,
+/// MNIST's normalisation, images resized (a 1×28×28 model is not assumed to be digits) — each
+/// of which is named in [`Imported::defaults`]. Nothing is written when anything is wrong.
+pub fn import(opts: &ImportOptions, device: &Device) -> Result<Imported> {
+    let (cfg, data) = read_model_source(&opts.config)?;
     cfg.validate()?;
     let n = cfg.model.num_classes();
-    let classes: Vec<String> = match &opts.classes {
-        Some(p) => {
+    let shape = cfg.model.features.input;
+    if let Some(d) = &data
+        && d.shape != shape
+    {
+        return Err(Error::data(
+            &opts.config,
+            format!(
+                "its data contract is for images {:?}, its model takes {shape:?}",
+                d.shape
+            ),
+        ));
+    }
+    let mut defaults = Vec::new();
+    let classes: Vec<String> = match (&opts.classes, &data) {
+        (Some(p), _) => {
             let names: Vec<String> = read_json(p)?;
             if names.len() != n {
                 return Err(Error::data(
@@ -228,21 +327,54 @@ pub fn import(opts: &ImportOptions, device: &Device) -> Result<PathBuf> {
             }
             names
         }
-        None => (0..n).map(|i| i.to_string()).collect(),
+        (None, Some(d)) => {
+            if d.classes.len() != n {
+                return Err(Error::data(
+                    &opts.config,
+                    format!(
+                        "names {} classes, its model has {n} outputs",
+                        d.classes.len()
+                    ),
+                ));
+            }
+            d.classes.clone()
+        }
+        (None, None) => {
+            defaults.push(format!(
+                "classes: 0 … {} (no data file; give --classes)",
+                n.saturating_sub(1)
+            ));
+            (0..n).map(|i| i.to_string()).collect()
+        }
     };
-    let shape = cfg.model.features.input;
+    let normalization = match (&opts.normalization, &data) {
+        (Some(norm), _) => norm.clone(),
+        (None, Some(d)) => d.normalization.clone(),
+        (None, None) => {
+            defaults.push(format!(
+                "normalisation: MNIST's mean {} and standard deviation {} on every channel (no data file; give --mean and --std)",
+                crate::app::data::MNIST_MEAN,
+                crate::app::data::MNIST_STD
+            ));
+            Normalization::mnist(shape[0])
+        }
+    };
+    let preprocess = match (opts.preprocess, &data) {
+        (Some(p), _) => p,
+        (None, Some(d)) => d.preprocess,
+        (None, None) => {
+            defaults.push(
+                "preprocessing: resize (no data file; give --preprocess digit for MNIST-style digits)"
+                    .into(),
+            );
+            Preprocess::Resize
+        }
+    };
     let info = DataInfo {
         classes,
         shape,
-        normalization: opts
-            .normalization
-            .clone()
-            .unwrap_or_else(|| Normalization::mnist(shape[0])),
-        preprocess: if shape == crate::app::data::IMAGE_SHAPE {
-            Preprocess::Digit
-        } else {
-            Preprocess::Resize
-        },
+        normalization,
+        preprocess,
     };
     info.check()?;
     let model = load_weights(&cfg.model, &opts.weights, device)?;
@@ -260,7 +392,11 @@ pub fn import(opts: &ImportOptions, device: &Device) -> Result<PathBuf> {
     run.write_config(&cfg)?;
     run.write_data_info(&info)?;
     run.save_model(&model.valid())?;
-    Ok(opts.out.clone())
+    Ok(Imported {
+        out: opts.out.clone(),
+        info,
+        defaults,
+    })
 }
 
 /// `model.py`: the network as PyTorch modules with netcalc's names, `build()`, `preprocess()`,
@@ -292,7 +428,7 @@ const PY_TEMPLATE: &str = r#""""netcalc model `{NAME}`, exported: the same netwo
     scores = net(preprocess(images))  # images: uint8 numpy, [N, H, W] or [N, H, W, C]
     names = [CLASSES[i] for i in scores.argmax(1)]
 
-Written by `mnist export`; the module names are netcalc's (features.blocks.N.conv,
+Written by `netcalc export`; the module names are netcalc's (features.blocks.N.conv,
 classifier.layers.N), so `state_dict()` has exactly the keys and shapes of model.safetensors.
 """
 

@@ -1,5 +1,7 @@
-//! The application on top of the core (Cargo feature `mnist`): data, training, prediction,
-//! pictures of the network, the web server and atomic file I/O.
+//! The application on top of the core (Cargo feature `app`; `mnist` is an alias): the `netcalc`
+//! command ([`cli`]), data, training, prediction, pictures of the network, PyTorch interop, the
+//! web server and atomic file I/O.
+pub mod cli;
 pub mod data;
 pub mod explain;
 pub mod fsio;

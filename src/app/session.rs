@@ -18,7 +18,7 @@ use crate::model::{Cnn, CnnConfig};
 /// ```no_run
 /// use netcalc::app::predict::{class_probabilities, load_image, top_k};
 /// use netcalc::app::session::TrainedModel;
-/// // a run directory written by `mnist train` (or `app::train::train`), on the fastest backend
+/// // a run directory written by `netcalc train` (or `app::train::train`), on the fastest backend
 /// let m = TrainedModel::open("runs/demo".as_ref(), None)?;
 /// // any PNG or JPEG, read as the model's training images were (photos of digits too)
 /// let image = load_image("digit.png".as_ref(), &m.info)?;

@@ -11,7 +11,7 @@ use crate::nn::pool::Pool2dConfig;
 
 /// A model preset, by name: `cnn`, `keras-cnn` (alias `keras`) or `mlp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "mnist", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "app", derive(clap::ValueEnum))]
 pub enum ModelPreset {
     /// The default: Keras' convnet with a hidden dense layer of 128 (225,034 parameters).
     ///
@@ -20,7 +20,7 @@ pub enum ModelPreset {
     /// Keras' "simple MNIST convnet" (34,826 parameters).
     ///
     /// See [`CnnConfig::keras_mnist`].
-    #[cfg_attr(feature = "mnist", value(alias = "keras"))]
+    #[cfg_attr(feature = "app", value(alias = "keras"))]
     KerasCnn,
     /// A multi-layer perceptron on the raw pixels, 784 -> [50, 25, 10] (40,785 parameters).
     ///

@@ -3,15 +3,27 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The executable of example `name`, as Cargo reports it: `cargo build --example NAME
-/// --message-format json` with this test's profile and features (already built by `cargo
-/// test`, so nothing is rebuilt), reading the artifact's `executable` path.
+/// The executable of example `name`. `cargo test` builds the examples beside the test
+/// binaries (`target/<profile>/examples/`), so it is looked up there; where it is not (a test
+/// run that built only its own target), `cargo build --example NAME` with this test's profile
+/// and features builds it and reports its path.
 pub fn example_exe(name: &str) -> PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|exe| {
+        let profile_dir = exe.parent()?.parent()?;
+        let p = profile_dir
+            .join("examples")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        p.is_file().then_some(p)
+    });
+    beside.unwrap_or_else(|| build_example(name))
+}
+
+fn build_example(name: &str) -> PathBuf {
     let features: Vec<&str> = [
         ("ndarray", cfg!(feature = "ndarray")),
         ("flex", cfg!(feature = "flex")),
         ("wgpu", cfg!(feature = "wgpu")),
-        ("mnist", cfg!(feature = "mnist")),
+        ("app", cfg!(feature = "app")),
     ]
     .into_iter()
     .filter_map(|(f, on)| on.then_some(f))

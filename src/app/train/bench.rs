@@ -1,4 +1,4 @@
-//! Throughput measurement shared by `mnist bench` and the criterion benches: training steps
+//! Throughput measurement shared by `netcalc bench` and the criterion benches: training steps
 //! (forward + backward + Adam step) and inference on synthetic MNIST-shaped batches.
 
 use std::time::Instant;
@@ -100,7 +100,7 @@ impl Inferer {
 }
 
 /// Measured throughput.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Throughput {
     /// Training images per second (median step).
     pub train_images_per_sec: f64,
@@ -115,6 +115,22 @@ pub struct Throughput {
     pub train_allocs_per_step: Option<AllocCount>,
     /// Heap allocations per inference batch, likewise.
     pub infer_allocs_per_batch: Option<AllocCount>,
+}
+
+/// One backend's row of `netcalc bench --json FILE` (the file holds a list of them), which
+/// `benches/reference/compare.sh` and the figures in `docs/perf/` read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BenchRecord {
+    /// The backend's name (`flex`, `ndarray`, `wgpu`).
+    pub backend: String,
+    /// The model's name (`keras-cnn`, `cnn`, `mlp`).
+    pub model: String,
+    /// Images per training step.
+    pub train_batch: usize,
+    /// Images per inference batch.
+    pub infer_batch: usize,
+    /// What was measured.
+    pub result: Throughput,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -138,7 +154,7 @@ pub struct MeasureOptions {
 }
 
 impl Default for MeasureOptions {
-    /// `mnist bench`'s defaults: training batch 128, inference batch 1000, 30 timed steps of
+    /// `netcalc bench`'s defaults: training batch 128, inference batch 1000, 30 timed steps of
     /// each after 3 warm-up steps.
     fn default() -> Self {
         Self {

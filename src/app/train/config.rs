@@ -148,7 +148,7 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// The defaults of `cargo run --release --example mnist`: the `cnn` preset, 12 epochs of
+    /// The defaults of `netcalc train` (and `cargo run --release --example mnist`): the `cnn` preset, 12 epochs of
     /// batch 64, Adam 2e-3 with cosine decay, random shifts of ±2 pixels.
     fn default() -> Self {
         Self {

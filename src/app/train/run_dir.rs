@@ -4,6 +4,7 @@
 //! ```text
 //! <run>/config.json            the full TrainConfig (`--config` and `--resume` read it back)
 //! <run>/data.json              the class names, input shape, normalisation, preprocessing
+//! <run>/source.json            where the data came from, its options and fingerprint
 //! <run>/metrics.csv, .json     one row per epoch
 //! <run>/checkpoint.json        pointer to the latest complete checkpoint
 //! <run>/checkpoint-epoch-NNN/  model.bpk, optimizer.bpk, history.txt (exact floats)
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{self, EpochMetrics};
 use super::{Evaluation, TrainConfig, build_optimizer, plot};
-use crate::app::data::DataInfo;
+use crate::app::data::{DataInfo, DataRecord};
 use crate::app::fsio::{read_json, sync_dir, sync_file, write_atomic, write_json};
 use crate::backend::{BackendKind, backend_of};
 use crate::error::{Error, Result};
@@ -85,6 +86,8 @@ impl RunDir {
     pub const CONFIG: &'static str = "config.json";
     /// What the model knows of its data: class names, input shape, normalisation.
     pub const DATA: &'static str = "data.json";
+    /// Where the data came from ([`DataRecord`]): `--resume` reloads it from here.
+    pub const SOURCE: &'static str = "source.json";
     /// Per-epoch metrics as CSV.
     pub const METRICS_CSV: &'static str = "metrics.csv";
     /// Per-epoch metrics as JSON.
@@ -189,6 +192,20 @@ impl RunDir {
         let info: DataInfo = read_json(&path)?;
         info.check()?;
         Ok(info)
+    }
+
+    /// Writes where the data came from (`source.json`).
+    pub fn write_data_record(&self, record: &DataRecord) -> Result<()> {
+        write_json(&self.file(Self::SOURCE), record)
+    }
+
+    /// Where the data came from, when the run recorded it (runs of earlier versions did not).
+    pub fn read_data_record(&self) -> Result<Option<DataRecord>> {
+        let path = self.file(Self::SOURCE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
     }
 
     /// Writes `metrics.csv` and `metrics.json`.

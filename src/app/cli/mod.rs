@@ -1,0 +1,461 @@
+//! The `netcalc` command: its definition ([`args`]), and [`run`], which carries out a parsed
+//! command line by calling the library and printing what it returns. The binary
+//! (`src/main.rs`) and the `mnist` example only install the allocator and call [`main`].
+//!
+//! Exit codes ([`exit_code`]): 0 success, 2 bad input (every [`Error`] but the two below), 3
+//! training diverged (the last checkpoint is kept), 130 interrupted by Ctrl-C or SIGTERM (a
+//! checkpoint was written and the command to continue printed).
+
+pub mod args;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use clap::Parser;
+
+pub use args::Cli;
+use args::{
+    BenchArgs, Cmd, EvalArgs, ExplainArgs, ExportArgs, ImportArgs, ModelArgs, PredictArgs,
+    ServeArgs, SummaryArgs, TrainArgs,
+};
+
+use crate::app::data::Normalization;
+use crate::app::fsio::{read_json, write_atomic, write_json};
+use crate::app::interop::{ImportOptions, export, import};
+use crate::app::session::TrainedModel;
+use crate::app::train::bench::{BenchRecord, MeasureOptions, measure};
+use crate::app::train::{
+    ProgressMode, RunOptions, TrainConfig, class_scores, evaluate, metrics, plan,
+};
+use crate::app::{explain, predict, serve};
+use crate::backend::{BackendKind, device_of, select_backend, select_device, selected_backends};
+use crate::error::{Error, Result};
+
+/// Parses the process's arguments, runs the command, prints an error as one line and returns
+/// the exit code. Call it from a program's `main`, before that program starts any thread (for
+/// `train --resume` it sets `BURN_DEVICE`: [`crate::backend::pin_burn_default_device`]).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(args) = cli.train_args()
+        && args.resume.is_some()
+        && let Ok(kind) = select_backend(args.device.choice)
+    {
+        // SAFETY: `main`'s contract: called first thing in a program's `main`, before it
+        // starts any thread, so nothing else reads or writes the environment.
+        unsafe { crate::backend::pin_burn_default_device(kind) };
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+impl Cli {
+    /// The training flags, when the command trains.
+    pub fn train_args(&self) -> Option<&TrainArgs> {
+        match &self.cmd {
+            None => Some(&self.train),
+            Some(Cmd::Train(a)) => Some(a),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The exit code for an error: 3 when training diverged (the last checkpoint is kept), 130
+/// after Ctrl-C or SIGTERM (a checkpoint was written), 2 for every other error.
+pub fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Diverged { .. } => 3,
+        Error::Interrupted { .. } => 130,
+        _ => 2,
+    }
+}
+
+/// The error and its causes on one line, each cause once: netcalc's messages already end with
+/// their source's text (`x.png: No such file or directory`).
+pub fn one_line(e: &Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line.replace('\n', " ")
+}
+
+/// Carries out a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        None => train(cli.train),
+        Some(Cmd::Train(a)) => train(*a),
+        Some(Cmd::Eval(a)) => eval(a),
+        Some(Cmd::Predict(a)) => predict_images(a),
+        Some(Cmd::Explain(a)) => explain_images(a),
+        Some(Cmd::Serve(a)) => serve_model(a),
+        Some(Cmd::Summary(a)) => summary(a),
+        Some(Cmd::Bench(a)) => bench(a),
+        Some(Cmd::Export(a)) => export_model(a),
+        Some(Cmd::Import(a)) => import_model(a),
+    }
+}
+
+/// A flag that the first Ctrl-C (SIGINT) or SIGTERM sets, so that training stops at the end
+/// of the current batch and writes a checkpoint; a second one ends the program at once (130).
+pub fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    let fail = |e: std::io::Error| {
+        Error::setting("signals", format!("cannot install the Ctrl-C handler: {e}"))
+    };
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so that it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone()).map_err(fail)?;
+        signal_hook::flag::register(sig, flag.clone()).map_err(fail)?;
+    }
+    Ok(flag)
+}
+
+/// The command that continues an interrupted run: this program, `train --resume DIR` and the
+/// backend; the data comes from the run directory's record.
+pub fn resume_command(run: &Path, kind: BackendKind) -> String {
+    let exe = std::env::args().next().unwrap_or_else(|| "netcalc".into());
+    format!("{exe} train --resume {} --device {kind}", run.display())
+}
+
+fn open_model(a: &ModelArgs) -> Result<TrainedModel> {
+    TrainedModel::open(&a.model, a.device.choice)
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let p = plan(&a.request(), |w| eprintln!("note: {w}"))?;
+    let (kind, dev) = select_device(a.device.choice)?;
+    for (path, why) in &p.data.skipped {
+        eprintln!("skipped {}: {why}", path.display());
+    }
+    let cfg = &p.config;
+    println!("{}", p.data.describe());
+    println!(
+        "model: {} ({} parameters), backend: {kind}, {} epochs of batch {}, {:?} lr {} ({:?}), augment ±{} px, seed {}",
+        cfg.model.name,
+        cfg.model.summary()?.total_params(),
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.optimizer.kind,
+        cfg.optimizer.lr,
+        cfg.schedule,
+        cfg.augment_shift,
+        cfg.seed
+    );
+    println!("run directory: {}", p.out.display());
+    let opts = RunOptions {
+        out: p.out.clone(),
+        resume: p.resume,
+        stop_after: a.stop_after,
+        progress: if a.plain {
+            ProgressMode::Plain
+        } else {
+            ProgressMode::Auto
+        },
+        backend: kind,
+        interrupt: Some(ctrl_c_flag()?),
+        data_record: Some(p.record.clone()),
+    };
+    let start = Instant::now();
+    let run = match crate::app::train::train(cfg, &p.data, &dev, &opts) {
+        Err(e @ Error::Interrupted { epoch, batches, .. }) => {
+            eprintln!(
+                "interrupted: checkpoint written after {epoch} epochs and {batches} batches; continue with:"
+            );
+            eprintln!("  {}", resume_command(&p.out, kind));
+            return Err(e);
+        }
+        other => other?,
+    };
+    let e = &run.evaluation;
+    println!(
+        "test accuracy {:.2}% ({} of {}), test loss {:.4}, {:.1} s",
+        100.0 * e.accuracy,
+        e.confusion
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r[i])
+            .sum::<u64>(),
+        p.data.test.len(),
+        e.loss,
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "wrote {0}/model.bpk, config.json, data.json, source.json, metrics.csv, metrics.json, confusion.csv, loss.png, accuracy.png, confusion.png",
+        run.out.display()
+    );
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let m = open_model(&a.model)?;
+    let data = a
+        .data
+        .choice()
+        .load(m.info.shape, 0, |w| eprintln!("note: {w}"))?;
+    for (path, why) in &data.skipped {
+        eprintln!("skipped {}: {why}", path.display());
+    }
+    println!("{}", data.describe());
+    let test = data.test_for(&m.info)?;
+    let e = evaluate(&m.model, &test, &m.device, 1000)?;
+    if let Some(path) = &a.scores {
+        let scores = class_scores(&m.model, &test, &m.device, 1000)?;
+        let csv = metrics::scores_csv(&test.labels, &scores, &m.info.classes);
+        write_atomic(path, csv.as_bytes())?;
+    }
+    println!(
+        "{} on {}: test accuracy {:.2}%, test loss {:.4}",
+        m.path.display(),
+        m.backend,
+        100.0 * e.accuracy,
+        e.loss
+    );
+    Ok(())
+}
+
+fn predict_images(a: PredictArgs) -> Result<()> {
+    let m = open_model(&a.model)?;
+    let images = a
+        .images
+        .iter()
+        .map(|p| predict::load_image(p, &m.info))
+        .collect::<Result<Vec<_>>>()?;
+    let probs = predict::class_probabilities(&m.model, &m.info, &images, &m.device)?;
+    for (path, p) in a.images.iter().zip(&probs) {
+        let top: Vec<String> = predict::top_k(p, 3)
+            .iter()
+            .map(|(c, p)| format!("{} ({:.1}%)", m.info.class_name(*c), 100.0 * p))
+            .collect();
+        println!("{}: {}", path.display(), top.join(", "));
+    }
+    Ok(())
+}
+
+fn explain_images(a: ExplainArgs) -> Result<()> {
+    if a.out.is_some() && a.images.len() > 1 {
+        return Err(Error::setting(
+            "out",
+            "--out names one PNG; give one image, or leave --out out",
+        ));
+    }
+    let m = open_model(&a.model)?;
+    for image in &a.images {
+        let input = predict::load_image(image, &m.info)?;
+        let out = match &a.out {
+            Some(out) => out.clone(),
+            None => {
+                let stem = image.file_stem().unwrap_or_default().to_string_lossy();
+                PathBuf::from(format!("{stem}-explain.png"))
+            }
+        };
+        write_atomic(
+            &out,
+            &explain::explain_image(&m.model, &m.info, &input, &m.device)?,
+        )?;
+        println!("{}: {}", image.display(), out.display());
+    }
+    Ok(())
+}
+
+fn serve_model(a: ServeArgs) -> Result<()> {
+    let m = open_model(&a.model)?;
+    let shown = m.path.display().to_string();
+    let app = serve::App::of(m);
+    let server = serve::Server::bind(app, a.addr)?;
+    if !a.addr.ip().is_loopback() {
+        eprintln!(
+            "note: listening on {} — reachable from other machines on this network",
+            a.addr
+        );
+    }
+    println!(
+        "serving {shown} on http://{}/ (Ctrl-C to stop)",
+        server.addr()
+    );
+    server.run(a.threads);
+    Ok(())
+}
+
+fn export_model(a: ExportArgs) -> Result<()> {
+    let m = open_model(&a.model)?;
+    for path in export(&m, &a.out, a.force)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn import_model(a: ImportArgs) -> Result<()> {
+    let normalization = match (a.mean, a.std) {
+        (None, None) => None,
+        (Some(mean), Some(std)) => Some(Normalization { mean, std }),
+        _ => {
+            return Err(Error::setting(
+                "mean/std",
+                "give both --mean and --std, or neither",
+            ));
+        }
+    };
+    let (_, device) = select_device(a.device.choice)?;
+    let opts = ImportOptions {
+        config: a.config,
+        weights: a.weights,
+        classes: a.classes,
+        normalization,
+        preprocess: a.preprocess,
+        out: a.out,
+    };
+    let done = import(&opts, &device)?;
+    for d in &done.defaults {
+        println!("default {d}");
+    }
+    println!("wrote the run directory {}", done.out.display());
+    Ok(())
+}
+
+fn summary(a: SummaryArgs) -> Result<()> {
+    let cfg = match &a.config {
+        Some(p) => read_json::<TrainConfig>(p)?.model,
+        None => a.model.config(),
+    };
+    println!("{}", cfg.summary()?);
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    let cfg = a.model.config();
+    let kinds = selected_backends(a.device)?;
+    let opts = MeasureOptions {
+        train_batch: a.batch_size,
+        infer_batch: a.infer_batch_size,
+        train_steps: a.steps,
+        infer_steps: a.steps,
+        ..MeasureOptions::default()
+    };
+    println!(
+        "{}: train batch {}, inference batch {}, {} timed steps, {} threads",
+        cfg.name,
+        a.batch_size,
+        a.infer_batch_size,
+        a.steps,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let mut results = Vec::new();
+    for kind in kinds {
+        let dev = match device_of(kind) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("{kind:>8}: skipped ({e})");
+                continue;
+            }
+        };
+        let t = measure(&cfg, &dev, &opts)?;
+        println!(
+            "{kind:>8}: train {:>8.0} img/s ({:.1} ms/step)   inference {:>8.0} img/s ({:.1} ms/batch)",
+            t.train_images_per_sec, t.train_step_ms, t.infer_images_per_sec, t.infer_batch_ms
+        );
+        if let (Some(tr), Some(inf)) = (t.train_allocs_per_step, t.infer_allocs_per_batch) {
+            println!(
+                "{:>8}  heap allocations: {} per training step ({:.2} MB), {} per inference batch ({:.2} MB)",
+                "",
+                tr.count,
+                tr.bytes as f64 / 1e6,
+                inf.count,
+                inf.bytes as f64 / 1e6
+            );
+        }
+        results.push(BenchRecord {
+            backend: kind.name().to_string(),
+            model: cfg.name.clone(),
+            train_batch: a.batch_size,
+            infer_batch: a.infer_batch_size,
+            result: t,
+        });
+    }
+    if let Some(p) = &a.json {
+        write_json(p, &results)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_error() {
+        let diverged = Error::Diverged {
+            epoch: 1,
+            batch: 2,
+            loss: f64::NAN,
+            lr: 1.0,
+        };
+        let interrupted = Error::Interrupted {
+            epoch: 0,
+            batches: 3,
+            run: "r".into(),
+        };
+        assert_eq!(exit_code(&diverged), 3);
+        assert_eq!(exit_code(&interrupted), 130);
+        assert_eq!(exit_code(&Error::setting("x", "y")), 2);
+        let io = Error::io("a.png", std::io::Error::other("gone"));
+        assert_eq!(one_line(&io), "a.png: gone");
+    }
+
+    #[test]
+    fn every_subcommand_parses_and_the_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "train", "eval", "predict", "explain", "serve", "summary", "bench", "export",
+                "import"
+            ]
+        );
+        let cli = Cli::try_parse_from(["netcalc", "train", "--resume", "runs/x"]).unwrap();
+        let req = cli.train_args().unwrap().request();
+        assert_eq!(req.resume, Some(PathBuf::from("runs/x")));
+        assert_eq!(
+            req.data,
+            crate::app::train::DataChoice {
+                progress: true,
+                ..Default::default()
+            }
+        );
+        let cli = Cli::try_parse_from([
+            "netcalc",
+            "import",
+            "--config",
+            "e",
+            "--weights",
+            "w.pt",
+            "--out",
+            "o",
+            "--preprocess",
+            "digit",
+        ])
+        .unwrap();
+        assert!(cli.train_args().is_none());
+    }
+}
