@@ -28,19 +28,25 @@ fn per_call(warmup: usize, steps: usize, mut f: impl FnMut()) -> Vec<AllocCount>
         .collect()
 }
 
-/// The same from call to call: counts and bytes within 1 % (and 2 allocations) of the first
-/// call's — the thread pool's bookkeeping may add one now and then.
+/// The same from call to call: every call but at most one allocates as the typical call does
+/// (counts and bytes within 1 % and 2 allocations; the thread pool's bookkeeping may add one
+/// now and then), and so do the last two. The one exception is a pool thread that runs a
+/// kernel for the first time after the warm-up (work stealing decides which thread runs what)
+/// and sizes its reusable scratch once; growth from step to step would show in every call.
 fn assert_steady(what: &str, calls: &[AllocCount]) {
-    let first = calls[0];
-    assert!(first.count > 0, "{what}: nothing allocated? {calls:?}");
-    for c in calls {
-        let dc = c.count.abs_diff(first.count);
-        let db = c.bytes.abs_diff(first.bytes);
-        assert!(
-            dc <= 2 + first.count / 100 && db <= 4096 + first.bytes / 100,
-            "{what}: allocations change from step to step: {calls:?}"
-        );
-    }
+    let mut sorted: Vec<AllocCount> = calls.to_vec();
+    sorted.sort_by_key(|c| (c.count, c.bytes));
+    let typical = sorted[sorted.len() / 2];
+    assert!(typical.count > 0, "{what}: nothing allocated? {calls:?}");
+    let steady = |c: &AllocCount| {
+        c.count.abs_diff(typical.count) <= 2 + typical.count / 100
+            && c.bytes.abs_diff(typical.bytes) <= 4096 + typical.bytes / 100
+    };
+    let off = calls.iter().filter(|c| !steady(c)).count();
+    assert!(
+        off <= 1 && calls[calls.len() - 2..].iter().all(steady),
+        "{what}: allocations change from step to step: {calls:?}"
+    );
 }
 
 #[test]
@@ -53,21 +59,21 @@ fn steps_allocate_the_same_every_time() {
         for preset in ["keras-cnn", "mlp"] {
             let cfg = CnnConfig::preset(preset).expect("preset");
             let mut t = TrainStepper::new(&cfg, 32, &dev).expect("model");
-            let train = per_call(3, 5, || {
+            let train = per_call(3, 6, || {
                 t.step();
             });
             assert_steady(&format!("{kind} {preset} training step"), &train);
             let inf = Inferer::new(&cfg, 100, &dev).expect("model");
-            let infer = per_call(3, 5, || {
+            let infer = per_call(3, 6, || {
                 inf.step();
             });
             assert_steady(&format!("{kind} {preset} inference"), &infer);
             println!(
                 "{kind} {preset}: {} allocations ({:.2} MB) per training step of 32, {} ({:.2} MB) per inference batch of 100",
-                train[0].count,
-                train[0].bytes as f64 / 1e6,
-                infer[0].count,
-                infer[0].bytes as f64 / 1e6
+                train[5].count,
+                train[5].bytes as f64 / 1e6,
+                infer[5].count,
+                infer[5].bytes as f64 / 1e6
             );
         }
     }
