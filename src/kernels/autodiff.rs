@@ -20,9 +20,9 @@ struct ConvState {
 }
 
 #[derive(Debug)]
-struct Conv2dIm2colBackward;
+struct Conv2dBackward;
 
-impl<B: ConvPoolGrads> Backward<B, 3> for Conv2dIm2colBackward {
+impl<B: ConvPoolGrads> Backward<B, 3> for Conv2dBackward {
     type State = ConvState;
 
     fn backward(
@@ -37,11 +37,11 @@ impl<B: ConvPoolGrads> Backward<B, 3> for Conv2dIm2colBackward {
         let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(s.x);
         let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(s.weight);
         if let Some(node) = node_x {
-            let gx = B::conv2d_im2col_x_grad(weight, grad.clone(), s.x_shape, s.geometry);
+            let gx = B::conv2d_with_bias_x_grad(weight, grad.clone(), s.x_shape, s.geometry);
             grads.register::<B>(node.id, gx);
         }
         if node_w.is_some() || node_b.is_some() {
-            let (gw, gb) = B::conv2d_im2col_wb_grad(x, grad, s.kernel, s.geometry);
+            let (gw, gb) = B::conv2d_with_bias_wb_grad(x, grad, s.kernel, s.geometry);
             if let Some(node) = node_w {
                 grads.register::<B>(node.id, gw);
             }
@@ -123,9 +123,9 @@ impl<B: ConvPoolGrads> Backward<B, 3> for Conv2dPoolBackward {
 }
 
 #[derive(Debug)]
-struct LinearBackward;
+struct DenseBackward;
 
-impl<B: ConvPoolGrads> Backward<B, 3> for LinearBackward {
+impl<B: ConvPoolGrads> Backward<B, 3> for DenseBackward {
     /// The input and the weight (checkpointed).
     type State = (NodeId, NodeId);
 
@@ -161,7 +161,7 @@ impl<B: ConvPoolOps + ConvPoolGrads, C: CheckpointStrategy> ConvPoolOps for Auto
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        match LinearBackward
+        match DenseBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
@@ -183,7 +183,7 @@ impl<B: ConvPoolOps + ConvPoolGrads, C: CheckpointStrategy> ConvPoolOps for Auto
         }
     }
 
-    fn conv2d_im2col(
+    fn conv2d_with_bias(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -191,7 +191,7 @@ impl<B: ConvPoolOps + ConvPoolGrads, C: CheckpointStrategy> ConvPoolOps for Auto
     ) -> FloatTensor<Self> {
         let x_shape: [usize; 4] = x.shape().dims();
         let w_shape: [usize; 4] = weight.shape().dims();
-        match Conv2dIm2colBackward
+        match Conv2dBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
@@ -204,7 +204,7 @@ impl<B: ConvPoolOps + ConvPoolGrads, C: CheckpointStrategy> ConvPoolOps for Auto
                     kernel: [w_shape[2], w_shape[3]],
                     geometry,
                 };
-                let out = B::conv2d_im2col(
+                let out = B::conv2d_with_bias(
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
@@ -212,7 +212,7 @@ impl<B: ConvPoolOps + ConvPoolGrads, C: CheckpointStrategy> ConvPoolOps for Auto
                 );
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_im2col(
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_with_bias(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),

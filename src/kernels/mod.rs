@@ -29,8 +29,13 @@
 //!   the weight gradient of a filter stays in registers, and the input gradient of a window sums
 //!   its filters' weights in registers before one add per tap. Layers with few channels (the
 //!   first: one) use unfolded patch rows instead of channel vectors.
-//! - **Dense layers** (`cpu::linear`): forward, input and weight gradients as three matrix
-//!   products in the `gemm` crate, rows split over the threads for large products.
+//! - **Dense layers** (`cpu::dense`): forward, input and weight gradients as three matrix
+//!   products in the `gemm` crate, rows split over the threads for large products (and one or
+//!   two forward outputs past a multiple of 16 as dot products, `cpu::dense_remainder`).
+//!
+//! Which of these computes an operation is decided in one place, `cpu::path::choose`, from the
+//! CPU (an `Avx512` token, made only where run-time detection found AVX-512 and `NETCALC_SIMD`
+//! allows it) and the sizes; the kernels' entry points match on the path it returns.
 //!
 //! Elsewhere (AVX2, the x86-64 baseline, other geometries) the convolution is the textbook
 //! im2col formulation with its matrix products in `gemm`: forward
@@ -42,13 +47,15 @@
 //! Max pooling records each window's winner (first maximum wins, NaN wins, as in PyTorch) and
 //! routes the gradient back with one scatter.
 //!
-//! Layout: this file (the entry points and the rule that picks a path), `ops` (the backend
-//! extension [`ConvPoolOps`] and [`ConvPoolGrads`], with their parameter structs), `autodiff`
-//! (their graph nodes), `raw` (slices of flex/ndarray tensors and the two backends' impls),
-//! `cpu` (the f32 kernels on slices: `direct`, `winners`, `conv`, `pool`, `fused`, `linear`,
-//! `gemm`, run-time SIMD dispatch)
-//! and `tests` (values and gradients against burn's own ops, on every CPU backend compiled in).
-//! The kernels never see a layer: they take tensors and sizes.
+//! Layout: this file (the entry points, and the rule that fuses a block or not), `ops` (the
+//! backend extension [`ConvPoolOps`] and [`ConvPoolGrads`], with their parameter structs),
+//! `autodiff` (their graph nodes), `raw` (slices of flex/ndarray tensors and the two backends'
+//! impls), `cpu` (the f32 kernels on slices: its entry points and the choice of kernels in
+//! `cpu::path`; shared `geometry`, `views`, `element`, `threads`, `scratch`, `gemm`, `simd`
+//! and `avx512`; the algorithms `im2col`, `direct`, `pool`, `fused` with `fused_pool`,
+//! `winners`, and `dense` with `dense_remainder`) and `tests` (values and gradients against
+//! burn's own ops, on every CPU backend compiled in). The kernels never see a layer: they take
+//! tensors and sizes.
 
 // burn-ndarray is deprecated upstream; it stays one of this crate's backends.
 #![allow(deprecated)]
@@ -75,6 +82,7 @@ use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 
 use crate::functional::activation::Activation;
 use crate::functional::pool::PoolKind;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 use crate::functional::window::window_positions;
 
 /// A 2D convolution: its weights and how it slides.
@@ -129,13 +137,14 @@ pub struct BlockOutput {
 
 /// `activation(conv(x))`, then pooling: what a [`Conv2dBlockSpec`] computes.
 ///
-/// The rule that picks the path, in one place: max pooling after ReLU (or after no activation)
-/// is computed *before* the activation — max and ReLU commute (ReLU never decreases), so the
+/// The rule that fuses a block or not: max pooling after ReLU (or after no activation) is
+/// computed *before* the activation — max and ReLU commute (ReLU never decreases), so the
 /// outputs and gradients are the same and ReLU touches a quarter of the values. On flex and
 /// ndarray, with windows that tile the convolution's output, convolution, pooling and ReLU are
-/// then one pass ([`ConvPoolOps::conv2d_max_pool`]); everything else is [`conv2d`], the
+/// then one operation ([`ConvPoolOps::conv2d_max_pool`]); everything else is [`conv2d`], the
 /// activation and [`pool2d`] one after the other. The same values either way: the fused pass
-/// has [`conv2d`]'s arithmetic, and max and ReLU are exact.
+/// has [`conv2d`]'s arithmetic, and max and ReLU are exact. Which kernels then compute each
+/// operation is chosen in one place below this one (`cpu::path::choose`).
 ///
 /// # Shapes
 /// - input: `[N, C_in, H, W]`
@@ -226,7 +235,7 @@ fn fused(x: &Tensor<4>, block: &Conv2dBlockSpec) -> Option<Tensor<4>> {
 pub fn conv2d(x: Tensor<4>, conv: &Conv2dSpec) -> Tensor<4> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     if let Some((geometry, bias)) = conv_fast_path(conv, &x) {
-        let out = <Dispatch as ConvPoolOps>::conv2d_im2col(
+        let out = <Dispatch as ConvPoolOps>::conv2d_with_bias(
             x.into_dispatch(),
             conv.weight.clone().into_dispatch(),
             bias.into_dispatch(),
@@ -312,6 +321,7 @@ fn pool_fast_path(x: &Tensor<4>, pool: &Pool2dSpec) -> bool {
 
 /// Whether pooling windows tile a `[H, W]` plane: stride = kernel, no padding, at least one
 /// window.
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 fn tiles([h, w]: [usize; 2], pool: &Pool2dSpec) -> bool {
     pool.stride == pool.kernel
         && pool.padding == [0, 0]

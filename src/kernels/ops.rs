@@ -39,19 +39,20 @@ pub struct FusedBlock {
     Autodiff
 )]
 pub trait ConvPoolOps: Backend {
-    /// Convolution with bias.
+    /// Convolution with bias (symmetric zero padding, one group, no dilation): the direct
+    /// convolution on AVX-512 with stride 1, else im2col + gemm.
     ///
     /// # Shapes
     /// - x: `[N, C, H, W]`, weight: `[O, C, KH, KW]`, bias: `[O]`
     /// - output: `[N, O, (H + 2·PH − KH)/SH + 1, (W + 2·PW − KW)/SW + 1]`
-    fn conv2d_im2col(
+    fn conv2d_with_bias(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         geometry: ConvGeometry,
     ) -> FloatTensor<Self>;
 
-    /// [`ConvPoolOps::conv2d_im2col`], then [`ConvPoolOps::max_pool2d_tiled`] with the
+    /// [`ConvPoolOps::conv2d_with_bias`], then [`ConvPoolOps::max_pool2d_tiled`] with the
     /// block's window, then ReLU if it says so, in one pass: the convolution's output never
     /// leaves a per-thread buffer.
     ///
@@ -127,24 +128,24 @@ pub struct FusedGrads<B: Backend> {
 /// what they need (each pooling window's winner, in the backend's own encoding: only the
 /// same backend's gradient reads it). Called by the autodiff nodes on the inner backend.
 pub trait ConvPoolGrads: Backend {
-    /// The input gradient of [`ConvPoolOps::conv2d_im2col`].
+    /// The input gradient of [`ConvPoolOps::conv2d_with_bias`].
     ///
     /// # Shapes
     /// - weight: `[O, C, KH, KW]`, grad: `[N, O, HO, WO]`
     /// - output: `x_shape`
-    fn conv2d_im2col_x_grad(
+    fn conv2d_with_bias_x_grad(
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         x_shape: [usize; 4],
         geometry: ConvGeometry,
     ) -> FloatTensor<Self>;
 
-    /// The weight and bias gradients of [`ConvPoolOps::conv2d_im2col`].
+    /// The weight and bias gradients of [`ConvPoolOps::conv2d_with_bias`].
     ///
     /// # Shapes
     /// - x: `[N, C, H, W]`, grad: `[N, O, HO, WO]`
     /// - output: (`[O, C, kernel[0], kernel[1]]`, `[O]`)
-    fn conv2d_im2col_wb_grad(
+    fn conv2d_with_bias_wb_grad(
         x: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         kernel: [usize; 2],

@@ -6,7 +6,7 @@
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::TensorData;
 
-use super::cpu::{conv, fused, linear, pool};
+use super::cpu::{self, Geometry, Saved};
 use super::ops::{ConvGeometry, FusedBackward, FusedBlock, FusedGrads};
 
 /// Raw row-major access to a CPU backend's tensor primitive.
@@ -24,15 +24,15 @@ fn dims4<T: TensorMetadata>(t: &T) -> [usize; 4] {
     t.shape().dims()
 }
 
-fn geometry<T: TensorMetadata>(x_shape: [usize; 4], weight: &T, g: ConvGeometry) -> conv::Geometry {
-    conv::Geometry::new(x_shape, dims4(weight), g.stride, g.padding)
+fn geometry<T: TensorMetadata>(x_shape: [usize; 4], weight: &T, g: ConvGeometry) -> Geometry {
+    Geometry::new(x_shape, dims4(weight), g.stride, g.padding)
 }
 
 pub(super) fn conv_forward<T: Raw>(x: T, weight: T, bias: T, g: ConvGeometry) -> T {
     let geo = geometry(dims4(&x), &weight, g);
     let y = x.with_f32("input", |x| {
         weight.with_f32("weight", |w| {
-            bias.with_f32("bias", |b| conv::forward(&geo, x, w, b))
+            bias.with_f32("bias", |b| cpu::conv2d_forward(&geo, x, w, b))
         })
     });
     T::from_values(TensorData::new(y, [geo.n, geo.o, geo.ho, geo.wo]))
@@ -41,7 +41,7 @@ pub(super) fn conv_forward<T: Raw>(x: T, weight: T, bias: T, g: ConvGeometry) ->
 pub(super) fn conv_x_grad<T: Raw>(weight: T, grad: T, x_shape: [usize; 4], g: ConvGeometry) -> T {
     let geo = geometry(x_shape, &weight, g);
     let gx = weight.with_f32("weight", |w| {
-        grad.with_f32("output gradient", |g| conv::x_grad(&geo, w, g))
+        grad.with_f32("output gradient", |g| cpu::conv2d_x_grad(&geo, w, g))
     });
     T::from_values(TensorData::new(gx, x_shape))
 }
@@ -50,9 +50,9 @@ pub(super) fn conv_wb_grad<T: Raw>(x: T, grad: T, kernel: [usize; 2], g: ConvGeo
     let x_shape = dims4(&x);
     let o = dims4(&grad)[1];
     let w_shape = [o, x_shape[1], kernel[0], kernel[1]];
-    let geo = conv::Geometry::new(x_shape, w_shape, g.stride, g.padding);
+    let geo = Geometry::new(x_shape, w_shape, g.stride, g.padding);
     let (gw, gb) = x.with_f32("input", |x| {
-        grad.with_f32("output gradient", |g| conv::wb_grad(&geo, x, g))
+        grad.with_f32("output gradient", |g| cpu::conv2d_wb_grad(&geo, x, g))
     });
     (
         T::from_values(TensorData::new(gw, w_shape)),
@@ -72,7 +72,7 @@ pub(super) fn conv_pool<T: Raw>(
     let (y, idx) = x.with_f32("input", |x| {
         weight.with_f32("weight", |w| {
             bias.with_f32("bias", |b| {
-                fused::forward(&geo, block.pool, x, w, b, block.relu, winners)
+                cpu::block_forward(&geo, block.pool, x, w, b, block.relu, winners)
             })
         })
     });
@@ -95,24 +95,24 @@ where
                     let (pool, input_grad) = (a.block.pool, a.input_grad);
                     match &a.relu_output {
                         Some(y) => y.with_f32("output", |y| {
-                            let saved = fused::Saved {
+                            let saved = Saved {
                                 x,
                                 w,
                                 y: Some(y),
                                 idx,
                                 g,
                             };
-                            fused::backward(&geo, pool, saved, input_grad)
+                            cpu::block_backward(&geo, pool, saved, input_grad)
                         }),
                         None => {
-                            let saved = fused::Saved {
+                            let saved = Saved {
                                 x,
                                 w,
                                 y: None,
                                 idx,
                                 g,
                             };
-                            fused::backward(&geo, pool, saved, input_grad)
+                            cpu::block_backward(&geo, pool, saved, input_grad)
                         }
                     }
                 })
@@ -132,7 +132,7 @@ pub(super) fn pool<T: Raw>(x: T, window: [usize; 2], winners: bool) -> (T, Optio
     let [n, c, h, w] = dims4(&x);
     let out_shape = [n, c, h / window[0], w / window[1]];
     let (y, idx) = x.with_f32("input", |x| {
-        pool::forward(x, [n * c, h, w], window, winners)
+        cpu::max_pool_forward(x, [n * c, h, w], window, winners)
     });
     let idx = winners.then(|| T::from_values(TensorData::new(idx, out_shape)));
     (T::from_values(TensorData::new(y, out_shape)), idx)
@@ -141,7 +141,7 @@ pub(super) fn pool<T: Raw>(x: T, window: [usize; 2], winners: bool) -> (T, Optio
 pub(super) fn pool_grad<T: Raw>(x_shape: [usize; 4], grad: T, winners: T, window: [usize; 2]) -> T {
     let [n, c, h, w] = x_shape;
     let gx = grad.with_f32("output gradient", |g| {
-        winners.with_u32(|idx| pool::backward(g, idx, [n * c, h, w], window))
+        winners.with_u32(|idx| cpu::max_pool_backward(g, idx, [n * c, h, w], window))
     });
     T::from_values(TensorData::new(gx, x_shape))
 }
@@ -154,7 +154,7 @@ pub(super) fn dense_forward<T: Raw>(x: T, weight: T, bias: T) -> T {
     let ([n, i], [_, o]) = (dims2(&x), dims2(&weight));
     let y = x.with_f32("input", |x| {
         weight.with_f32("weight", |w| {
-            bias.with_f32("bias", |b| linear::forward([n, i, o], x, w, b))
+            bias.with_f32("bias", |b| cpu::dense_forward([n, i, o], x, w, b))
         })
     });
     T::from_values(TensorData::new(y, [n, o]))
@@ -163,7 +163,7 @@ pub(super) fn dense_forward<T: Raw>(x: T, weight: T, bias: T) -> T {
 pub(super) fn dense_x_grad<T: Raw>(weight: T, grad: T) -> T {
     let ([i, o], [n, _]) = (dims2(&weight), dims2(&grad));
     let gx = weight.with_f32("weight", |w| {
-        grad.with_f32("output gradient", |g| linear::x_grad([n, i, o], g, w))
+        grad.with_f32("output gradient", |g| cpu::dense_x_grad([n, i, o], g, w))
     });
     T::from_values(TensorData::new(gx, [n, i]))
 }
@@ -171,7 +171,7 @@ pub(super) fn dense_x_grad<T: Raw>(weight: T, grad: T) -> T {
 pub(super) fn dense_wb_grad<T: Raw>(x: T, grad: T) -> (T, T) {
     let ([n, i], [_, o]) = (dims2(&x), dims2(&grad));
     let (gw, gb) = x.with_f32("input", |x| {
-        grad.with_f32("output gradient", |g| linear::wb_grad([n, i, o], x, g))
+        grad.with_f32("output gradient", |g| cpu::dense_wb_grad([n, i, o], x, g))
     });
     (
         T::from_values(TensorData::new(gw, [i, o])),
@@ -184,7 +184,7 @@ pub(super) fn dense_wb_grad<T: Raw>(x: T, grad: T) -> (T, T) {
 macro_rules! impl_conv_pool_ops {
     ($backend:ty) => {
         impl $crate::kernels::ConvPoolOps for $backend {
-            fn conv2d_im2col(
+            fn conv2d_with_bias(
                 x: FloatTensor<Self>,
                 weight: FloatTensor<Self>,
                 bias: FloatTensor<Self>,
@@ -216,7 +216,7 @@ macro_rules! impl_conv_pool_ops {
         }
 
         impl $crate::kernels::ConvPoolGrads for $backend {
-            fn conv2d_im2col_x_grad(
+            fn conv2d_with_bias_x_grad(
                 weight: FloatTensor<Self>,
                 grad: FloatTensor<Self>,
                 x_shape: [usize; 4],
@@ -225,7 +225,7 @@ macro_rules! impl_conv_pool_ops {
                 raw::conv_x_grad(weight, grad, x_shape, geometry)
             }
 
-            fn conv2d_im2col_wb_grad(
+            fn conv2d_with_bias_wb_grad(
                 x: FloatTensor<Self>,
                 grad: FloatTensor<Self>,
                 kernel: [usize; 2],

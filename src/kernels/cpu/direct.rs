@@ -27,20 +27,11 @@ use std::arch::x86_64::*;
 use rayon::prelude::*;
 
 use super::avx512::gather_strided;
-use super::conv::Geometry;
-
-/// Whether the direct forward computes this block: AVX-512, stride 1, 2×2 windows, offsets
-/// that fit the index type.
-pub(crate) fn applies(geo: &Geometry, pool: [usize; 2]) -> bool {
-    pool == [2, 2]
-        && geo.sh == 1
-        && geo.sw == 1
-        && geo.ho >= 2
-        && geo.wo >= 2
-        && geo.o > 0
-        && geo.c > 0
-        && super::simd::level() == super::simd::Level::Avx512
-}
+use super::geometry::Geometry;
+use super::path::{direct_block_fits, direct_conv_fits};
+use super::scratch;
+use super::simd::Avx512;
+use super::threads::{for_each_chunk, for_each_output_chunk, parallel};
 
 /// What every tile of one call shares: the padded input's sizes, the taps' offsets, the
 /// packed weights and biases.
@@ -62,8 +53,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(geo: &Geometry, w: &[f32], bias: &[f32]) -> Self {
-        let (hp, wp) = (geo.h + 2 * geo.ph, geo.w + 2 * geo.pw);
+    fn new(avx512: Avx512, geo: &Geometry, w: &[f32], bias: &[f32]) -> Self {
+        let (hp, wp) = (geo.h + 2 * geo.pad_h, geo.w + 2 * geo.pad_w);
         let opad = geo.o.div_ceil(16) * 16;
         let ckk = geo.ckk();
         let mut taps = Vec::with_capacity(ckk);
@@ -78,9 +69,10 @@ impl Plan {
         for (o0, width) in blocks(opad) {
             let filters = (o0 + width).min(geo.o).saturating_sub(o0);
             // dst[k·width + j] = w[(o0 + j)·ckk + k]: the block's filters, tap by tap
-            // SAFETY: only the direct paths build a plan, after checking AVX-512.
+            // SAFETY: the `Avx512` token proves detection.
             unsafe {
                 gather_strided(
+                    avx512,
                     &w[o0 * ckk..],
                     ckk,
                     filters,
@@ -117,6 +109,7 @@ fn blocks(opad: usize) -> impl Iterator<Item = (usize, usize)> {
 /// Forward of the fused block (stride 1, 2×2 windows): the output `[N, O, HQ, WQ]` and, with
 /// `with_indices`, each window's winning candidate, as `fused::forward` returns them.
 pub(crate) fn forward(
+    avx512: Avx512,
     geo: &Geometry,
     x: &[f32],
     w: &[f32],
@@ -125,36 +118,36 @@ pub(crate) fn forward(
     with_indices: bool,
 ) -> (Vec<f32>, Vec<u32>) {
     assert!(
-        applies(geo, [2, 2]),
-        "direct::forward: AVX-512, stride 1, 2×2"
+        direct_block_fits(geo, [2, 2]),
+        "direct::forward: stride 1, 2×2"
     );
     let chw = geo.c * geo.h * geo.w;
     assert!(x.len() >= geo.n * chw && w.len() >= geo.o * geo.ckk() && bias.len() >= geo.o);
-    let plan = Plan::new(geo, w, bias);
+    let plan = Plan::new(avx512, geo, w, bias);
     let (o, q) = (geo.o, plan.hq * plan.wq);
     let mut y = vec![0.0f32; geo.n * o * q];
     let mut idx = vec![0u32; if with_indices { geo.n * o * q } else { 0 }];
     if o * q == 0 {
         return (y, idx);
     }
-    let padded = geo.ph > 0 || geo.pw > 0;
+    let padded = geo.pad_h > 0 || geo.pad_w > 0;
     let lens = [
         if padded { plan.chw_p } else { 0 },
         q * plan.opad,
         if with_indices { q * plan.opad } else { 0 },
     ];
     let threads = rayon::current_num_threads().max(1);
-    let par = super::parallel(geo.n * o * geo.ho * geo.wo * geo.ckk());
+    let par = parallel(geo.n * o * geo.ho * geo.wo * geo.ckk());
     if geo.n >= threads || !par {
         // one image per task
         let image = |img: usize, ys: &mut [f32], is: &mut [u32]| {
-            super::scratch::with(lens, |[xp, tile, tidx]| {
+            scratch::with(lens, |[xp, tile, tidx]| {
                 let src = pad(geo, &plan, &x[img * chw..(img + 1) * chw], xp);
-                rows(&plan, src, 0..plan.hq, relu, tile, tidx);
-                transpose(&plan, o, tile, tidx, ys, is);
+                rows(avx512, &plan, src, 0..plan.hq, relu, tile, tidx);
+                transpose(avx512, &plan, o, tile, tidx, ys, is);
             })
         };
-        super::for_each_output_chunk(&mut y, &mut idx, o * q, par, image);
+        for_each_output_chunk(&mut y, &mut idx, o * q, par, image);
     } else {
         // few images: each image's window rows spread over the threads
         let mut xp = vec![0.0f32; lens[0]];
@@ -167,7 +160,7 @@ pub(crate) fn forward(
             let rows_of = |t: usize, ts: &mut [f32], is: &mut [f32]| {
                 let r0 = t * per_task;
                 let r1 = (r0 + per_task).min(plan.hq);
-                rows_at(&plan, src, r0..r1, relu, ts, is);
+                rows_at(avx512, &plan, src, r0..r1, relu, ts, is);
             };
             if with_indices {
                 tile.par_chunks_mut(per_task * row_len)
@@ -185,7 +178,7 @@ pub(crate) fn forward(
             } else {
                 &mut []
             };
-            transpose(&plan, o, &tile, &tidx, &mut y[at], is);
+            transpose(avx512, &plan, o, &tile, &tidx, &mut y[at], is);
         }
     }
     (y, idx)
@@ -193,14 +186,14 @@ pub(crate) fn forward(
 
 /// The image to read: `x` itself, or `x` zero-padded into `xp` when the convolution pads.
 fn pad<'a>(geo: &Geometry, plan: &Plan, x: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
-    if geo.ph == 0 && geo.pw == 0 {
+    if geo.pad_h == 0 && geo.pad_w == 0 {
         return x;
     }
     xp.fill(0.0);
     for c in 0..geo.c {
         for iy in 0..geo.h {
             let src = &x[(c * geo.h + iy) * geo.w..][..geo.w];
-            let at = (c * plan.hp + iy + geo.ph) * plan.wp + geo.pw;
+            let at = (c * plan.hp + iy + geo.pad_h) * plan.wp + geo.pad_w;
             xp[at..at + geo.w].copy_from_slice(src);
         }
     }
@@ -210,6 +203,7 @@ fn pad<'a>(geo: &Geometry, plan: &Plan, x: &'a [f32], xp: &'a mut [f32]) -> &'a 
 /// Window rows `rows` of one image into `tile` (`[Q, OPAD]`, the whole image's) and, unless
 /// `tidx` is empty, the winners into `tidx`.
 fn rows(
+    avx512: Avx512,
     plan: &Plan,
     src: &[f32],
     range: std::ops::Range<usize>,
@@ -223,12 +217,13 @@ fn rows(
     } else {
         &mut tidx[at..]
     };
-    rows_at(plan, src, range, relu, &mut tile[at..], tidx);
+    rows_at(avx512, plan, src, range, relu, &mut tile[at..], tidx);
 }
 
 /// Window rows `rows` of one image into `tile`, whose first value is window row
 /// `rows.start`'s (and `tidx` likewise, unless empty).
 fn rows_at(
+    avx512: Avx512,
     plan: &Plan,
     src: &[f32],
     rows: std::ops::Range<usize>,
@@ -270,10 +265,10 @@ fn rows_at(
                         },
                     },
                 };
-                // SAFETY: `applies` checked AVX-512; the assertions above keep every read
-                // inside `src`, `wts` and `b` (`width` channels, `ckk` taps) and every write
-                // inside this row of `tile` / `tidx` (`nw` windows of `width` channels).
-                unsafe { run_tile(2, 2 * nw, width, &t) };
+                // SAFETY: the assertions above keep every read inside `src`, `wts` and `b`
+                // (`width` channels, `ckk` taps) and every write inside this row of `tile` /
+                // `tidx` (`nw` windows of `width` channels).
+                unsafe { run_tile(avx512, 2, 2 * nw, width, &t) };
                 px += nw;
             }
         }
@@ -316,14 +311,14 @@ struct Tile<'a> {
 ///
 /// # Safety
 /// As [`tile_kernel`]; `rows` is 1 or 2, `cols` in `1..=MAX_COLUMNS`, `width` 16 or 32.
-unsafe fn run_tile(rows: usize, cols: usize, width: usize, t: &Tile) {
+unsafe fn run_tile(avx512: Avx512, rows: usize, cols: usize, width: usize, t: &Tile) {
     macro_rules! arms {
         ($($r:literal $c:literal),*) => {
-            // SAFETY: forwarded from the caller.
+            // SAFETY: the `Avx512` token proves detection; the pointers are the caller's.
             unsafe {
                 match (rows, cols, width) {
-                    $(($r, $c, 32) => tile_kernel::<$r, $c, 2>(t),
-                      ($r, $c, _) => tile_kernel::<$r, $c, 1>(t),)*
+                    $(($r, $c, 32) => tile_kernel::<$r, $c, 2>(avx512, t),
+                      ($r, $c, _) => tile_kernel::<$r, $c, 1>(avx512, t),)*
                     _ => unreachable!("tile of {rows}×{cols}"),
                 }
             }
@@ -336,15 +331,15 @@ unsafe fn run_tile(rows: usize, cols: usize, width: usize, t: &Tile) {
 /// the epilogue.
 ///
 /// # Safety
-/// The CPU must have AVX-512F; `t.src` must be readable at every tap offset plus
-/// `r·wp + col` (`r < R`, `col < C`), `t.w` for `K·16·V` values, `t.bias` for `16·V`, and the
-/// epilogue's outputs writable.
+/// `t.src` must be readable at every tap offset plus `r·wp + col` (`r < R`, `col < C`), `t.w`
+/// for `K·16·V` values, `t.bias` for `16·V`, and the epilogue's outputs writable. (The CPU's
+/// AVX-512 is the token's.)
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_kernel<const R: usize, const C: usize, const V: usize>(t: &Tile) {
+unsafe fn tile_kernel<const R: usize, const C: usize, const V: usize>(_: Avx512, t: &Tile) {
     // accumulator of position (r, col) at `r·C + col`
     let mut acc = [[_mm512_setzero_ps(); V]; 12];
     let width = 16 * V;
-    // SAFETY (whole body): the caller keeps every pointer valid (see the function's docs).
+    // SAFETY: (whole body) the caller keeps every pointer valid (see the function's docs).
     unsafe {
         let b: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(t.bias.add(16 * v)));
         for a in acc.iter_mut().take(R * C) {
@@ -419,23 +414,23 @@ unsafe fn tile_kernel<const R: usize, const C: usize, const V: usize>(t: &Tile) 
 
 /// Convolution alone (stride 1): `[N, O, HO, WO]`, with the fused block's arithmetic (the same
 /// bits before pooling).
-pub(crate) fn conv(geo: &Geometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
-    assert!(conv_applies(geo), "direct::conv: AVX-512, stride 1");
+pub(crate) fn conv(avx512: Avx512, geo: &Geometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    assert!(direct_conv_fits(geo), "direct::conv: stride 1");
     let chw = geo.c * geo.h * geo.w;
     assert!(x.len() >= geo.n * chw && w.len() >= geo.o * geo.ckk() && bias.len() >= geo.o);
-    let plan = Plan::new(geo, w, bias);
+    let plan = Plan::new(avx512, geo, w, bias);
     let (o, p) = (geo.o, geo.ho * geo.wo);
     let mut y = vec![0.0f32; geo.n * o * p];
     if o * p == 0 {
         return y;
     }
-    let padded = geo.ph > 0 || geo.pw > 0;
+    let padded = geo.pad_h > 0 || geo.pad_w > 0;
     let lens = [if padded { plan.chw_p } else { 0 }, p * plan.opad];
     let ckk = plan.taps.len();
     let last_tap = plan.taps.last().copied().unwrap_or(0);
-    let par = super::parallel(geo.n * o * p * ckk);
-    super::for_each_chunk(&mut y, o * p, par, |img, ys| {
-        super::scratch::with(lens, |[xp, tile]| {
+    let par = parallel(geo.n * o * p * ckk);
+    for_each_chunk(&mut y, o * p, par, |img, ys| {
+        scratch::with(lens, |[xp, tile]| {
             let src = pad(geo, &plan, &x[img * chw..(img + 1) * chw], xp);
             for (o0, width) in blocks(plan.opad) {
                 let wts = &plan.packed[o0 * ckk..(o0 + width) * ckk];
@@ -463,41 +458,37 @@ pub(crate) fn conv(geo: &Geometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f3
                             opad: plan.opad,
                             end: Epilogue::Store { row: geo.wo },
                         };
-                        // SAFETY: AVX-512 checked by `conv_applies`; reads and writes inside
-                        // the slices, as asserted just above.
-                        unsafe { run_tile(rows, cols, width, &t) };
+                        // SAFETY: reads and writes inside the slices, as asserted just above.
+                        unsafe { run_tile(avx512, rows, cols, width, &t) };
                         ox += cols;
                     }
                     oy += rows;
                 }
             }
-            // SAFETY: `conv_applies` checked AVX-512.
-            unsafe { gather_strided(tile, plan.opad, p, o, ys, p) };
+            // SAFETY: the `Avx512` token proves detection.
+            unsafe { gather_strided(avx512, tile, plan.opad, p, o, ys, p) };
         })
     });
     y
 }
 
-/// Whether [`conv`] computes this convolution: AVX-512 and stride 1.
-pub(crate) fn conv_applies(geo: &Geometry) -> bool {
-    geo.sh == 1
-        && geo.sw == 1
-        && geo.ho >= 1
-        && geo.wo >= 1
-        && geo.o > 0
-        && geo.c > 0
-        && super::simd::level() == super::simd::Level::Avx512
-}
-
 /// One image's `[Q, OPAD]` tile (and winners) into its `[O, Q]` output (and winners).
-fn transpose(plan: &Plan, o: usize, tile: &[f32], tidx: &[f32], ys: &mut [f32], is: &mut [u32]) {
+fn transpose(
+    avx512: Avx512,
+    plan: &Plan,
+    o: usize,
+    tile: &[f32],
+    tidx: &[f32],
+    ys: &mut [f32],
+    is: &mut [u32],
+) {
     let q = plan.hq * plan.wq;
-    // SAFETY: `applies` checked AVX-512 before any tile was computed.
+    // SAFETY: the `Avx512` token proves detection.
     unsafe {
-        gather_strided(tile, plan.opad, q, o, ys, q);
+        gather_strided(avx512, tile, plan.opad, q, o, ys, q);
         if !is.is_empty() {
             let is: &mut [f32] = bytemuck_u32(is);
-            gather_strided(tidx, plan.opad, q, o, is, q);
+            gather_strided(avx512, tidx, plan.opad, q, o, is, q);
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The fused block: convolution → max pooling whose windows tile the output → ReLU (optional),
-//! forward and backward, with the convolution's output in a column order made for the pooling.
+//! forward and backward, as im2col + gemm with the convolution's output in a column order made
+//! for the pooling. The path of every CPU, and of the blocks the direct convolution and the
+//! backward through the winners do not take.
 //!
 //! # The pooled column order
 //! With pooling windows `PH×PW` over the convolution's output, output position
@@ -9,20 +11,30 @@
 //! pooling is an element-wise max of `D` contiguous runs, which vectorizes, and the positions
 //! no window covers (the last row/column of an odd output) are never computed.
 //!
-//! Input position `(oy·SH + ky − PH', ox·SW + kx − PW')` (`PH'`, `PW'` the padding) is
-//! `(py·PH·SH + a − PH', px·PW·SW + b − PW')` with the *phases* `a = dy·SH + ky`,
+//! Input position `(oy·SH + ky − PadH, ox·SW + kx − PadW)` (`PadH`, `PadW` the padding) is
+//! `(py·PH·SH + a − PadH, px·PW·SW + b − PadW)` with the *phases* `a = dy·SH + ky`,
 //! `b = dx·SW + kx`. For each channel and phase the inputs of all windows form a `[HQ, WQ]`
 //! grid, gathered once per image (`grids`); every unfolded row segment is then a contiguous
 //! copy of one grid (for 3×3 kernels and 2×2 windows, 16 grids serve 36 segments).
+//!
+//! The pooling itself, and the gradient's way back through it, are `fused_pool`'s.
 
 use rayon::prelude::*;
 
-use super::conv::{Geometry, range_inside, sum_partials};
+#[cfg(target_arch = "x86_64")]
+use super::avx512::first_lanes as lanes;
+use super::element::copy_short;
+use super::fused_pool::{pool_relu, route};
 use super::gemm::{forward_product, input_grad_product, weight_grad_product};
-use super::pool::beats;
+use super::geometry::{Geometry, range_inside};
+use super::scratch;
+#[cfg(target_arch = "x86_64")]
+use super::simd::Avx512;
+use super::threads::{for_each_output_chunk, image_tasks, parallel, sum_partials};
+use super::views::{Cols, ColsMut, Routing, Saved};
 
 /// Sizes of the pooled column order for one convolution and pooling window.
-pub(crate) struct Layout {
+struct PooledOrder {
     /// The pooling window `[PH, PW]`.
     pool: [usize; 2],
     /// Windows per column and per row: `HQ = HO / PH`, `WQ = WO / PW`.
@@ -39,7 +51,7 @@ pub(crate) struct Layout {
     step: [usize; 2],
 }
 
-impl Layout {
+impl PooledOrder {
     pub fn new(geo: &Geometry, pool: [usize; 2]) -> Self {
         let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
         Self {
@@ -71,41 +83,15 @@ impl Layout {
     }
 }
 
-/// Columns `col0..` of the rows of a `[C·KH·KW, stride]` block of unfolded images: one
-/// image's columns in the pooled order.
-#[derive(Clone, Copy)]
-pub(super) struct Cols<'a> {
-    pub data: &'a [f32],
-    pub stride: usize,
-    pub col0: usize,
-}
-
-/// [`Cols`] to write: `O` rows of one image's convolution-output gradient in a block.
-pub(super) struct ColsMut<'a> {
-    pub data: &'a mut [f32],
-    pub stride: usize,
-    pub col0: usize,
-}
-
-/// What routes the output gradient back through pooling and ReLU, for one image: the output
-/// gradient `g`, each window's winner `idx`, and the output `y` when the block ends in ReLU
-/// (empty otherwise), all `[O, Q]`.
-#[derive(Clone, Copy)]
-pub(super) struct Routing<'a> {
-    pub g: &'a [f32],
-    pub idx: &'a [u32],
-    pub y: &'a [f32],
-}
-
 super::simd::multiversion! {
     /// Gathers image `x` (`[C, H, W]`) into its grids (`[C, A, B, Q]`, 0 outside the image).
     ///
     /// Each channel is first split into its `S = PW·SW` column phases, as one flat array
     /// (`f[r][k] = plane[S·k + r]`, `[S, ⌈H·W / S⌉]` in `scratch`): a grid's row is then a
     /// contiguous run of one phase, whatever the row (`H·W` need not be a multiple of `S`).
-    fn grids(geo: &Geometry, lay: &Layout, x: &[f32], scratch: &mut [f32], g: &mut [f32]) {
+    fn grids(geo: &Geometry, order: &PooledOrder, x: &[f32], scratch: &mut [f32], g: &mut [f32]) {
         let hw = geo.h * geo.w;
-        let (wq, step) = (lay.wq, lay.step[1]);
+        let (wq, step) = (order.wq, order.step[1]);
         let len = hw.div_ceil(step);
         for c in 0..geo.c {
             let xc = &x[c * hw..(c + 1) * hw];
@@ -126,20 +112,20 @@ super::simd::multiversion! {
                     }
                 }
             }
-            for a in 0..lay.a {
-                let (py0, py1) = range_inside(lay.hq, lay.step[0], a, geo.ph, geo.h);
-                for b in 0..lay.b {
-                    let (px0, px1) = range_inside(wq, step, b, geo.pw, geo.w);
-                    let dst = &mut g[lay.grid(c, a, b)..][..lay.q];
-                    if py0 > 0 || py1 < lay.hq || px0 > 0 || px1 < wq {
+            for a in 0..order.a {
+                let (py0, py1) = range_inside(order.hq, order.step[0], a, geo.pad_h, geo.h);
+                for b in 0..order.b {
+                    let (px0, px1) = range_inside(wq, step, b, geo.pad_w, geo.w);
+                    let dst = &mut g[order.grid(c, a, b)..][..order.q];
+                    if py0 > 0 || py1 < order.hq || px0 > 0 || px1 < wq {
                         dst.fill(0.0);
                     }
                     if px0 >= px1 {
                         continue;
                     }
                     for (py, row) in dst.chunks_exact_mut(wq).enumerate().take(py1).skip(py0) {
-                        let iy = py * lay.step[0] + a - geo.ph;
-                        let t0 = iy * geo.w + px0 * step + b - geo.pw;
+                        let iy = py * order.step[0] + a - geo.pad_h;
+                        let t0 = iy * geo.w + px0 * step + b - geo.pad_w;
                         let src = &f[phase_at(t0, step, len)..][..px1 - px0];
                         copy_short(&mut row[px0..px1], src);
                     }
@@ -149,62 +135,39 @@ super::simd::multiversion! {
     }
 }
 
-/// `dst.copy_from_slice(src)` for the short runs of this module (a grid row, a segment):
-/// up to 32 values as two fixed-size copies that may overlap, which compile to a few vector
-/// moves, where a call to `memcpy` would cost more than the copy.
-#[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len();
-    let src = &src[..n];
-    #[inline(always)]
-    fn two<const K: usize>(dst: &mut [f32], src: &[f32], n: usize) {
-        dst[..K].copy_from_slice(&src[..K]);
-        dst[n - K..].copy_from_slice(&src[n - K..]);
-    }
-    match n {
-        0 => {}
-        1 => dst[0] = src[0],
-        2..=3 => two::<2>(dst, src, n),
-        4..=7 => two::<4>(dst, src, n),
-        8..=15 => two::<8>(dst, src, n),
-        16..=32 => two::<16>(dst, src, n),
-        _ => dst.copy_from_slice(src),
-    }
-}
-
 /// [`grids`], with intrinsics on AVX-512 where the windows are two input columns apart
 /// (`S = 2`: stride 1 and windows two wide, as in most CNNs) and a grid row fits a vector.
-fn grids_best(geo: &Geometry, lay: &Layout, x: &[f32], scratch: &mut [f32], g: &mut [f32]) {
+fn grids_best(geo: &Geometry, order: &PooledOrder, x: &[f32], scratch: &mut [f32], g: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if lay.step[1] == 2 && lay.wq <= 16 && super::simd::level() == super::simd::Level::Avx512 {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { grids_avx512(geo, lay, x, scratch, g) };
+    if order.step[1] == 2
+        && order.wq <= 16
+        && let Some(avx512) = Avx512::try_new()
+    {
+        // SAFETY: the `Avx512` token proves detection.
+        return unsafe { grids_avx512(avx512, geo, order, x, scratch, g) };
     }
-    grids(geo, lay, x, scratch, g)
+    grids(geo, order, x, scratch, g)
 }
 
 /// [`grids`] for `S = 2` and grid rows of at most 16 values, with AVX-512: each channel is
 /// split into its even and odd columns 32 values at a time (two permutes), and each grid row
 /// is one masked load and store.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn grids_avx512(
+fn grids_avx512(
+    _: Avx512,
     geo: &Geometry,
-    lay: &Layout,
+    order: &PooledOrder,
     x: &[f32],
     scratch: &mut [f32],
     g: &mut [f32],
 ) {
-    use super::avx512::first_lanes as lanes;
     use std::arch::x86_64::*;
     let hw = geo.h * geo.w;
-    let wq = lay.wq;
+    let wq = order.wq;
     let len = hw.div_ceil(2);
-    assert!(lay.step[1] == 2 && wq <= 16 && x.len() >= geo.c * hw);
-    assert!(scratch.len() >= 2 * len && g.len() >= lay.grids_len(geo));
+    assert!(order.step[1] == 2 && wq <= 16 && x.len() >= geo.c * hw);
+    assert!(scratch.len() >= 2 * len && g.len() >= order.grids_len(geo));
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let row_mask = lanes(wq);
@@ -231,12 +194,12 @@ unsafe fn grids_avx512(
             }
         }
         let f = &scratch[..2 * len];
-        for a in 0..lay.a {
-            let (py0, py1) = range_inside(lay.hq, lay.step[0], a, geo.ph, geo.h);
-            for b in 0..lay.b {
-                let (px0, px1) = range_inside(wq, 2, b, geo.pw, geo.w);
-                let dst = &mut g[lay.grid(c, a, b)..][..lay.q];
-                let full = py0 == 0 && py1 == lay.hq && px0 == 0 && px1 == wq;
+        for a in 0..order.a {
+            let (py0, py1) = range_inside(order.hq, order.step[0], a, geo.pad_h, geo.h);
+            for b in 0..order.b {
+                let (px0, px1) = range_inside(wq, 2, b, geo.pad_w, geo.w);
+                let dst = &mut g[order.grid(c, a, b)..][..order.q];
+                let full = py0 == 0 && py1 == order.hq && px0 == 0 && px1 == wq;
                 if !full {
                     dst.fill(0.0);
                 }
@@ -245,8 +208,8 @@ unsafe fn grids_avx512(
                 }
                 let mask = if full { row_mask } else { lanes(px1 - px0) };
                 for py in py0..py1 {
-                    let iy = py * lay.step[0] + a - geo.ph;
-                    let at = phase_at(iy * geo.w + px0 * 2 + b - geo.pw, 2, len);
+                    let iy = py * order.step[0] + a - geo.pad_h;
+                    let at = phase_at(iy * geo.w + px0 * 2 + b - geo.pad_w, 2, len);
                     assert!(at + (px1 - px0) <= f.len() && py * wq + px1 <= dst.len());
                     // SAFETY: masked to the `px1 - px0` values checked just above.
                     unsafe {
@@ -263,23 +226,23 @@ unsafe fn grids_avx512(
 /// segments of at most 32 values, input rows of at most 32).
 fn col2im_best(
     geo: &Geometry,
-    lay: &Layout,
+    order: &PooledOrder,
     cols: Cols,
     gg: &mut [f32],
     phases: &mut [f32],
     gx: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if lay.step[1] == 2
-        && lay.wq <= 16
-        && lay.q <= 32
+    if order.step[1] == 2
+        && order.wq <= 16
+        && order.q <= 32
         && geo.w <= 32
-        && super::simd::level() == super::simd::Level::Avx512
+        && let Some(avx512) = Avx512::try_new()
     {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { col2im_avx512(geo, lay, cols, gg, gx) };
+        // SAFETY: the `Avx512` token proves detection.
+        return unsafe { col2im_avx512(avx512, geo, order, cols, gg, gx) };
     }
-    col2im(geo, lay, cols, gg, phases, gx)
+    col2im(geo, order, cols, gg, phases, gx)
 }
 
 /// [`col2im`] for `S = 2`, grid rows of at most 16 values, segments of at most 32 and input
@@ -287,64 +250,67 @@ fn col2im_best(
 /// formed in two registers and stored once; then each input row's even and odd columns are
 /// summed in two registers from the grid rows that land on it, interleaved (two permutes)
 /// and added to `gx` once. Nothing is read back from a store just made, which would stall.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn col2im_avx512(geo: &Geometry, lay: &Layout, cols: Cols, gg: &mut [f32], gx: &mut [f32]) {
+fn col2im_avx512(
+    _: Avx512,
+    geo: &Geometry,
+    order: &PooledOrder,
+    cols: Cols,
+    gg: &mut [f32],
+    gx: &mut [f32],
+) {
     let Cols {
         data: cols,
         stride,
         col0,
     } = cols;
-    use super::avx512::first_lanes as lanes;
     use std::arch::x86_64::*;
-    let (q, wq) = (lay.q, lay.wq);
+    let (q, wq) = (order.q, order.wq);
     let hw = geo.h * geo.w;
-    assert!(lay.step[1] == 2 && wq <= 16 && q <= 32);
-    assert!(geo.w <= 32 && gx.len() >= geo.c * hw && gg.len() >= lay.a * lay.b * q);
+    assert!(order.step[1] == 2 && wq <= 16 && q <= 32);
+    assert!(geo.w <= 32 && gx.len() >= geo.c * hw && gg.len() >= order.a * order.b * q);
     let rows = geo.c * geo.kh * geo.kw;
-    assert!(rows == 0 || (rows - 1) * stride + col0 + lay.width() <= cols.len());
+    assert!(rows == 0 || (rows - 1) * stride + col0 + order.width() <= cols.len());
     let (m0, m1) = (lanes(q), lanes(q.saturating_sub(16)));
     // interleaving: output lanes 0..16 take e0 o0 e1 o1 … e7 o7, lanes 16..32 e8 o8 …
     let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     // Per column phase b, where its grid rows land in an input row's even or odd columns:
-    // ix = 2·px + b − PW is odd when b + PW is, at index px + ⌊(b + PW) / 2⌋ − PW (b + PW is
-    // (b − PW) + 2·PW: the same parity, in unsigned arithmetic). Valid px (px0..px1) give
-    // ix >= 0, so the first lane is not negative. (odd, first lane, lanes, px0) per b; empty
-    // lanes where no window column is inside.
-    let columns: Vec<(bool, usize, __mmask16, usize)> = (0..lay.b)
+    // ix = 2·px + b − PadW is odd when b + PadW is, at index px + ⌊(b + PadW) / 2⌋ − PadW
+    // (b + PadW is (b − PadW) + 2·PadW: the same parity, in unsigned arithmetic). Valid px
+    // (px0..px1) give ix >= 0, so the first lane is not negative. (odd, first lane, lanes,
+    // px0) per b; empty lanes where no window column is inside.
+    let columns: Vec<(bool, usize, __mmask16, usize)> = (0..order.b)
         .map(|b| {
-            let (px0, px1) = range_inside(wq, 2, b, geo.pw, geo.w);
+            let (px0, px1) = range_inside(wq, 2, b, geo.pad_w, geo.w);
             if px0 >= px1 {
                 return (false, 0, 0, 0);
             }
-            let (odd, base) = ((b + geo.pw) % 2 == 1, (b + geo.pw) / 2);
-            let lane0 = px0 + base - geo.pw;
+            let (odd, base) = ((b + geo.pad_w) % 2 == 1, (b + geo.pad_w) / 2);
+            let lane0 = px0 + base - geo.pad_w;
             (odd, lane0, lanes(px1 - px0) << lane0, px0)
         })
         .collect();
     for c in 0..geo.c {
         // 1. each grid (a, b): the sum of the segments (ky, kx, d) with dy·SH + ky = a and
         //    dx·SW + kx = b
-        for a in 0..lay.a {
-            for b in 0..lay.b {
+        for a in 0..order.a {
+            for b in 0..order.b {
                 // SAFETY: masked to the `q` values of each segment and grid (asserted above).
                 unsafe {
                     let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-                    for dy in 0..lay.pool[0] {
+                    for dy in 0..order.pool[0] {
                         let Some(ky) = a.checked_sub(dy * geo.sh).filter(|&k| k < geo.kh) else {
                             continue;
                         };
-                        for dx in 0..lay.pool[1] {
+                        for dx in 0..order.pool[1] {
                             let Some(kx) = b.checked_sub(dx * geo.sw).filter(|&k| k < geo.kw)
                             else {
                                 continue;
                             };
                             let r = (c * geo.kh + ky) * geo.kw + kx;
-                            let d = dy * lay.pool[1] + dx;
+                            let d = dy * order.pool[1] + dx;
                             let src = cols.as_ptr().add(r * stride + col0 + d * q);
                             s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, src));
                             if q > 16 {
@@ -352,7 +318,7 @@ unsafe fn col2im_avx512(geo: &Geometry, lay: &Layout, cols: Cols, gg: &mut [f32]
                             }
                         }
                     }
-                    let dst = gg.as_mut_ptr().add(lay.grid(0, a, b));
+                    let dst = gg.as_mut_ptr().add(order.grid(0, a, b));
                     _mm512_mask_storeu_ps(dst, m0, s0);
                     if q > 16 {
                         _mm512_mask_storeu_ps(dst.add(16), m1, s1);
@@ -366,19 +332,19 @@ unsafe fn col2im_avx512(geo: &Geometry, lay: &Layout, cols: Cols, gg: &mut [f32]
         let gc = &mut gx[c * hw..(c + 1) * hw];
         for iy in 0..geo.h {
             let (mut even_sum, mut odd_sum) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-            for a in 0..lay.a {
-                // the window row py with py·step0 + a − PH = iy
-                let Some(num) = (iy + geo.ph).checked_sub(a) else {
+            for a in 0..order.a {
+                // the window row py with py·step0 + a − PadH = iy
+                let Some(num) = (iy + geo.pad_h).checked_sub(a) else {
                     continue;
                 };
-                if num % lay.step[0] != 0 || num / lay.step[0] >= lay.hq {
+                if num % order.step[0] != 0 || num / order.step[0] >= order.hq {
                     continue;
                 }
-                let py = num / lay.step[0];
+                let py = num / order.step[0];
                 for (b, &(odd, lane0, mask, px0)) in columns.iter().enumerate() {
                     // SAFETY: only the lanes in `mask` are read: grid row values px0..px1.
                     unsafe {
-                        let row = gg.as_ptr().add(lay.grid(0, a, b) + py * wq + px0);
+                        let row = gg.as_ptr().add(order.grid(0, a, b) + py * wq + px0);
                         let v = _mm512_maskz_loadu_ps(mask, row.wrapping_sub(lane0));
                         if odd {
                             odd_sum = _mm512_add_ps(odd_sum, v);
@@ -419,17 +385,24 @@ fn phase_at(t: usize, step: usize, len: usize) -> usize {
 super::simd::multiversion! {
     /// Unfolds one image's grids `g` into `cols` (`[C·KH·KW, cols_stride]`, columns
     /// `col0..col0 + D·Q` written, in the pooled order).
-    fn im2col(geo: &Geometry, lay: &Layout, g: &[f32], cols: &mut [f32], stride: usize, col0: usize) {
-        let q = lay.q;
+    fn im2col(
+        geo: &Geometry,
+        order: &PooledOrder,
+        g: &[f32],
+        cols: &mut [f32],
+        stride: usize,
+        col0: usize,
+    ) {
+        let q = order.q;
         for c in 0..geo.c {
             for ky in 0..geo.kh {
                 for kx in 0..geo.kw {
                     let r = (c * geo.kh + ky) * geo.kw + kx;
-                    let row = &mut cols[r * stride + col0..][..lay.width()];
-                    for dy in 0..lay.pool[0] {
-                        for dx in 0..lay.pool[1] {
-                            let d = dy * lay.pool[1] + dx;
-                            let src = &g[lay.grid(c, dy * geo.sh + ky, dx * geo.sw + kx)..][..q];
+                    let row = &mut cols[r * stride + col0..][..order.width()];
+                    for dy in 0..order.pool[0] {
+                        for dx in 0..order.pool[1] {
+                            let d = dy * order.pool[1] + dx;
+                            let src = &g[order.grid(c, dy * geo.sh + ky, dx * geo.sw + kx)..][..q];
                             copy_short(&mut row[d * q..(d + 1) * q], src);
                         }
                     }
@@ -444,23 +417,30 @@ super::simd::multiversion! {
     /// `[C·KH·KW, stride]`) into the image gradient `gx` (`[C, H, W]`). Per channel: the
     /// segments into its grids (`gg`, `[A, B, Q]`), the grids' rows into the column phases
     /// (`phases`, as in [`grids`]), and the phases, interleaved, into `gx`.
-    fn col2im(geo: &Geometry, lay: &Layout, cols: Cols, gg: &mut [f32], phases: &mut [f32], gx: &mut [f32]) {
+    fn col2im(
+        geo: &Geometry,
+        order: &PooledOrder,
+        cols: Cols,
+        gg: &mut [f32],
+        phases: &mut [f32],
+        gx: &mut [f32],
+    ) {
         let Cols { data: cols, stride, col0 } = cols;
-        let (q, wq, step) = (lay.q, lay.wq, lay.step[1]);
+        let (q, wq, step) = (order.q, order.wq, order.step[1]);
         let hw = geo.h * geo.w;
         let len = hw.div_ceil(step);
-        let gg = &mut gg[..lay.a * lay.b * q];
+        let gg = &mut gg[..order.a * order.b * q];
         let f = &mut phases[..step * len];
         for c in 0..geo.c {
             gg.fill(0.0);
             for ky in 0..geo.kh {
                 for kx in 0..geo.kw {
                     let r = (c * geo.kh + ky) * geo.kw + kx;
-                    let row = &cols[r * stride + col0..][..lay.width()];
-                    for dy in 0..lay.pool[0] {
-                        for dx in 0..lay.pool[1] {
-                            let d = dy * lay.pool[1] + dx;
-                            let at = lay.grid(0, dy * geo.sh + ky, dx * geo.sw + kx);
+                    let row = &cols[r * stride + col0..][..order.width()];
+                    for dy in 0..order.pool[0] {
+                        for dx in 0..order.pool[1] {
+                            let d = dy * order.pool[1] + dx;
+                            let at = order.grid(0, dy * geo.sh + ky, dx * geo.sw + kx);
                             for (t, s) in gg[at..at + q].iter_mut().zip(&row[d * q..(d + 1) * q]) {
                                 *t += s;
                             }
@@ -469,17 +449,17 @@ super::simd::multiversion! {
                 }
             }
             f.fill(0.0);
-            for a in 0..lay.a {
-                let (py0, py1) = range_inside(lay.hq, lay.step[0], a, geo.ph, geo.h);
-                for b in 0..lay.b {
-                    let (px0, px1) = range_inside(wq, step, b, geo.pw, geo.w);
+            for a in 0..order.a {
+                let (py0, py1) = range_inside(order.hq, order.step[0], a, geo.pad_h, geo.h);
+                for b in 0..order.b {
+                    let (px0, px1) = range_inside(wq, step, b, geo.pad_w, geo.w);
                     if px0 >= px1 {
                         continue;
                     }
-                    let src = &gg[lay.grid(0, a, b)..][..q];
+                    let src = &gg[order.grid(0, a, b)..][..q];
                     for py in py0..py1 {
-                        let iy = py * lay.step[0] + a - geo.ph;
-                        let t0 = iy * geo.w + px0 * step + b - geo.pw;
+                        let iy = py * order.step[0] + a - geo.pad_h;
+                        let t0 = iy * geo.w + px0 * step + b - geo.pad_w;
                         let dst = &mut f[phase_at(t0, step, len)..][..px1 - px0];
                         for (t, s) in dst.iter_mut().zip(&src[py * wq + px0..py * wq + px1]) {
                             *t += s;
@@ -508,89 +488,6 @@ super::simd::multiversion! {
     }
 }
 
-/// Whether ReLU lets the gradient through an output `y` (as burn's `relu_backward` decides:
-/// for `y > 0` and for NaN).
-#[inline(always)]
-fn relu_passes(y: f32) -> bool {
-    y.is_nan() || y > 0.0
-}
-
-super::simd::multiversion! {
-    avx512 = super::avx512::pool_relu;
-    /// Pools each plane of `z` (`O` rows `zstride` apart, `D·Q` values each in the pooled
-    /// order) into `yi` (`[O, Q]`): the
-    /// first maximum of each window wins, NaN wins; its candidate `d` goes to `ii` unless
-    /// that is empty. Then ReLU if `relu`.
-    fn pool_relu(
-        z: &[f32],
-        zstride: usize,
-        q: usize,
-        d: usize,
-        relu: bool,
-        yi: &mut [f32],
-        ii: &mut [u32],
-    ) {
-        for (oc, yp) in yi.chunks_mut(q).enumerate() {
-            let zp = &z[oc * zstride..][..d * q];
-            copy_short(yp, &zp[..q]);
-            if ii.is_empty() {
-                for k in 1..d {
-                    for (m, &v) in yp.iter_mut().zip(&zp[k * q..(k + 1) * q]) {
-                        *m = if beats(*m, v) { v } else { *m };
-                    }
-                }
-            } else {
-                let ip = &mut ii[oc * q..(oc + 1) * q];
-                ip.fill(0);
-                for k in 1..d {
-                    for ((m, i), &v) in yp.iter_mut().zip(ip.iter_mut()).zip(&zp[k * q..(k + 1) * q]) {
-                        let c = beats(*m, v);
-                        *m = if c { v } else { *m };
-                        *i = if c { k as u32 } else { *i };
-                    }
-                }
-            }
-            if relu {
-                for v in yp.iter_mut() {
-                    // burn's ReLU: NaN stays NaN, everything not above 0 becomes +0
-                    *v = if relu_passes(*v) { *v } else { 0.0 };
-                }
-            }
-        }
-    }
-}
-
-super::simd::multiversion! {
-    avx512 = super::avx512::route;
-    /// One image's convolution-output gradient in the pooled order: for each of the `O`
-    /// planes, candidate `d` of window `i` gets `g[i]` if it won (`idx[i] == d`) and ReLU
-    /// passed it (`y` is the output, empty without ReLU), else 0. Written into the rows of
-    /// `dst`; each plane's sum is added to `gb`.
-    fn route(src: Routing, q: usize, d: usize, dst: ColsMut, gb: &mut [f32]) {
-        let Routing { g, idx, y } = src;
-        let ColsMut { data: dst, stride, col0 } = dst;
-        for (oc, gbo) in gb.iter_mut().enumerate() {
-            let (gp, ip) = (&g[oc * q..(oc + 1) * q], &idx[oc * q..(oc + 1) * q]);
-            let row = &mut dst[oc * stride + col0..][..d * q];
-            let mut sum = 0.0f32;
-            for (k, out) in row.chunks_exact_mut(q).enumerate() {
-                if y.is_empty() {
-                    for ((o, &gv), &i) in out.iter_mut().zip(gp).zip(ip) {
-                        *o = if i == k as u32 { gv } else { 0.0 };
-                    }
-                } else {
-                    let yp = &y[oc * q..(oc + 1) * q];
-                    for (((o, &gv), &i), &yv) in out.iter_mut().zip(gp).zip(ip).zip(yp) {
-                        *o = if i == k as u32 && relu_passes(yv) { gv } else { 0.0 };
-                    }
-                }
-                sum += out.iter().sum::<f32>();
-            }
-            *gbo += sum;
-        }
-    }
-}
-
 /// Forward: per image, the grids, the unfolded columns in the pooled order,
 /// `z[O, D·Q] = W · cols + b` and its pooling (and ReLU). Returns the output
 /// `[N, O, HQ, WQ]` and, with `with_indices`, each window's winning candidate `d`.
@@ -603,38 +500,28 @@ pub(crate) fn forward(
     relu: bool,
     with_indices: bool,
 ) -> (Vec<f32>, Vec<u32>) {
-    #[cfg(target_arch = "x86_64")]
-    if super::direct::applies(geo, pool) {
-        return super::direct::forward(geo, x, w, bias, relu, with_indices);
-    }
-    #[cfg(target_arch = "x86_64")]
-    if super::direct::conv_applies(geo) {
-        // other windows: the direct convolution, then the tiled pooling (the unfused path's
-        // arithmetic, so the same bits)
-        return conv_then_pool(geo, pool, x, w, bias, relu, with_indices);
-    }
-    let lay = Layout::new(geo, pool);
-    let (ckk, o, q, pw) = (geo.ckk(), geo.o, lay.q, lay.width());
+    let order = PooledOrder::new(geo, pool);
+    let (ckk, o, q, image_cols) = (geo.ckk(), geo.o, order.q, order.width());
     let chw = geo.c * geo.h * geo.w;
     let mut y = vec![0.0f32; geo.n * o * q];
     let mut idx = vec![0u32; if with_indices { geo.n * o * q } else { 0 }];
     // Images per product: more columns for gemm, and the weights packed once for several
     // images; few enough for the block to stay in L2.
-    let nb = (64 * 1024 / ((ckk + o) * pw).max(1)).clamp(1, 8);
+    let nb = (64 * 1024 / ((ckk + o) * image_cols).max(1)).clamp(1, 8);
     let lens = [
-        lay.phases_len(geo),
-        lay.grids_len(geo),
-        ckk * nb * pw,
-        o * nb * pw,
+        order.phases_len(geo),
+        order.grids_len(geo),
+        ckk * nb * image_cols,
+        o * nb * image_cols,
     ];
     let task = |b0: usize, ys: &mut [f32], is: &mut [u32]| {
         let images = ys.len() / (o * q).max(1);
-        let width = images * pw;
-        super::scratch::with(lens, |[phases, grid, cols, z]| {
+        let width = images * image_cols;
+        scratch::with(lens, |[phases, grid, cols, z]| {
             for j in 0..images {
                 let xi = &x[(b0 + j) * chw..(b0 + j + 1) * chw];
-                grids_best(geo, &lay, xi, phases, grid);
-                im2col(geo, &lay, grid, cols, width, j * pw);
+                grids_best(geo, &order, xi, phases, grid);
+                im2col(geo, &order, grid, cols, width, j * image_cols);
             }
             let z = &mut z[..o * width];
             forward_product((o, ckk, width), w, bias, cols, z);
@@ -645,59 +532,20 @@ pub(crate) fn forward(
                 } else {
                     &mut is[j * o * q..(j + 1) * o * q]
                 };
-                pool_relu(&z[j * pw..], width, q, lay.d, relu, yi, ii);
+                let zi = Cols {
+                    data: z,
+                    stride: width,
+                    col0: j * image_cols,
+                };
+                pool_relu(zi, q, order.d, relu, yi, ii);
             }
         })
     };
-    let par = super::parallel(geo.n * o * pw * ckk);
-    super::for_each_output_chunk(&mut y, &mut idx, (nb * o * q).max(1), par, |t, ys, is| {
+    let par = parallel(geo.n * o * image_cols * ckk);
+    for_each_output_chunk(&mut y, &mut idx, (nb * o * q).max(1), par, |t, ys, is| {
         task(t * nb, ys, is)
     });
     (y, idx)
-}
-
-/// [`forward`] as the direct convolution followed by the tiled pooling, with each winner's
-/// position in its plane turned into its candidate in the window.
-#[cfg(target_arch = "x86_64")]
-fn conv_then_pool(
-    geo: &Geometry,
-    pool: [usize; 2],
-    x: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    relu: bool,
-    with_indices: bool,
-) -> (Vec<f32>, Vec<u32>) {
-    let z = super::direct::conv(geo, x, w, bias);
-    let (mut y, mut idx) =
-        super::pool::forward(&z, [geo.n * geo.o, geo.ho, geo.wo], pool, with_indices);
-    let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
-    if with_indices && hq * wq > 0 {
-        for plane in idx.chunks_mut(hq * wq) {
-            for (i, at) in plane.iter_mut().enumerate() {
-                let (oy, ox) = (i / wq, i % wq);
-                let (iy, ix) = (*at as usize / geo.wo, *at as usize % geo.wo);
-                *at = ((iy - oy * pool[0]) * pool[1] + ix - ox * pool[1]) as u32;
-            }
-        }
-    }
-    if relu {
-        for v in &mut y {
-            *v = if relu_passes(*v) { *v } else { 0.0 };
-        }
-    }
-    (y, idx)
-}
-
-/// What the backward of [`forward`] reads: its input `x` and filters `w`, the winners `idx` it
-/// returned and its output `y` when the block ends in ReLU (`None` otherwise), and the output
-/// gradient `g`; `idx`, `y` and `g` are `[N, O, Q]`.
-pub(crate) struct Saved<'a> {
-    pub x: &'a [f32],
-    pub w: &'a [f32],
-    pub y: Option<&'a [f32]>,
-    pub idx: &'a [u32],
-    pub g: &'a [f32],
 }
 
 /// Gradients of [`forward`]: (input gradient if `x_grad`, else empty; weight; bias).
@@ -713,13 +561,9 @@ pub(crate) fn backward(
     saved: Saved,
     x_grad: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    #[cfg(target_arch = "x86_64")]
-    if super::winners::applies(geo, pool) {
-        return super::winners::backward(geo, pool, saved, x_grad);
-    }
     let Saved { x, w, y, idx, g } = saved;
-    let lay = Layout::new(geo, pool);
-    let (ckk, o, q, pw) = (geo.ckk(), geo.o, lay.q, lay.width());
+    let order = PooledOrder::new(geo, pool);
+    let (ckk, o, q, image_cols) = (geo.ckk(), geo.o, order.q, order.width());
     let chw = geo.c * geo.h * geo.w;
     assert!(
         g.len() == geo.n * o * q && idx.len() == g.len() && y.is_none_or(|y| y.len() == g.len()),
@@ -727,12 +571,12 @@ pub(crate) fn backward(
     );
     // Images per block: the block's unfolded columns, output gradient and (with `x_grad`)
     // unfolded input gradient, `(2·CKK + O)·nb·D·Q` values, within 64 Ki values (256 KiB,
-    // well inside a core's L2 cache). Measured on the Keras convnet (Xeon, AVX-512): 32–128 Ki
-    // train alike, 1 Mi is 20 % slower.
-    let per_image = (ckk * (1 + usize::from(x_grad)) + o) * pw;
+    // well inside a core's L2 cache; see docs/performance.md, Why the kernels choose what they
+    // choose).
+    let per_image = (ckk * (1 + usize::from(x_grad)) + o) * image_cols;
     let nb = (64 * 1024 / per_image.max(1)).clamp(1, 16);
     let mut gx = vec![0.0f32; if x_grad { geo.n * chw } else { 0 }];
-    let (per_thread, tasks) = super::image_tasks(geo.n, chw, &mut gx);
+    let (per_thread, tasks) = image_tasks(geo.n, chw, &mut gx);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = tasks
         .into_par_iter()
         .map(|(start, gx_part)| {
@@ -740,23 +584,23 @@ pub(crate) fn backward(
             let mut gw = vec![0.0f32; o * ckk];
             let mut gb = vec![0.0f32; o];
             let lens = [
-                lay.grids_len(geo),
-                lay.phases_len(geo),
-                ckk * nb * pw,
-                o * nb * pw,
-                if x_grad { ckk * nb * pw } else { 0 },
+                order.grids_len(geo),
+                order.phases_len(geo),
+                ckk * nb * image_cols,
+                o * nb * image_cols,
+                if x_grad { ckk * nb * image_cols } else { 0 },
             ];
-            super::scratch::with(lens, |[grid, phases, cols, dz, xcols]| {
+            scratch::with(lens, |[grid, phases, cols, dz, xcols]| {
                 let mut first = true;
                 let mut b0 = start;
                 while b0 < end {
                     let b1 = (b0 + nb).min(end);
-                    let width = (b1 - b0) * pw;
+                    let width = (b1 - b0) * image_cols;
                     let dz = &mut dz[..o * width];
                     for (j, img) in (b0..b1).enumerate() {
                         let xi = &x[img * chw..(img + 1) * chw];
-                        grids_best(geo, &lay, xi, phases, grid);
-                        im2col(geo, &lay, grid, cols, width, j * pw);
+                        grids_best(geo, &order, xi, phases, grid);
+                        im2col(geo, &order, grid, cols, width, j * image_cols);
                         let at = img * o * q..(img + 1) * o * q;
                         let yi = y.map_or(&[][..], |y| &y[at.clone()]);
                         let src = Routing {
@@ -767,9 +611,9 @@ pub(crate) fn backward(
                         let dst = ColsMut {
                             data: &mut *dz,
                             stride: width,
-                            col0: j * pw,
+                            col0: j * image_cols,
                         };
-                        route(src, q, lay.d, dst, &mut gb);
+                        route(src, q, order.d, dst, &mut gb);
                     }
                     weight_grad_product((o, ckk, width), dz, cols, &mut gw, !first);
                     first = false;
@@ -782,9 +626,9 @@ pub(crate) fn backward(
                             let cols = Cols {
                                 data: xcols,
                                 stride: width,
-                                col0: j * pw,
+                                col0: j * image_cols,
                             };
-                            col2im_best(geo, &lay, cols, grid, phases, gxi);
+                            col2im_best(geo, &order, cols, grid, phases, gxi);
                         }
                     }
                     b0 = b1;

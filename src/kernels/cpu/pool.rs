@@ -3,6 +3,9 @@
 
 use rayon::prelude::*;
 
+use super::element::beats;
+use super::threads::{for_each_output_chunk, parallel};
+
 /// Planes per parallel task in the pooling kernels.
 const PLANES_PER_TASK: usize = 16;
 
@@ -18,8 +21,8 @@ pub(crate) fn forward(
     let (hw, out) = (h * w, ho * wo);
     let mut y = vec![0.0f32; planes * out];
     let mut idx = vec![0u32; if with_indices { planes * out } else { 0 }];
-    let par = super::parallel(planes * hw);
-    super::for_each_output_chunk(&mut y, &mut idx, PLANES_PER_TASK * out, par, |t, ys, is| {
+    let par = parallel(planes * hw);
+    for_each_output_chunk(&mut y, &mut idx, PLANES_PER_TASK * out, par, |t, ys, is| {
         let p0 = t * PLANES_PER_TASK;
         pool_planes(&x[p0 * hw..], [h, w], [kh, kw], ys, is);
     });
@@ -78,16 +81,6 @@ pub(crate) fn plane(
             }
         }
     }
-}
-
-/// Whether candidate `y` (later in the window) beats `x`: larger, or NaN over a number. On a
-/// tie the earlier one stays, so the first maximum wins. Written as selects, not branches, so
-/// that the loops below vectorize.
-#[inline(always)]
-pub(super) fn beats(x: f32, y: f32) -> bool {
-    #[allow(clippy::eq_op)]
-    let y_nan_x_not = (y != y) & (x == x);
-    (y > x) | y_nan_x_not
 }
 
 /// 2×2 windows of one plane (`w` columns): outputs `y` (`[HO, WO]`) and, unless `idx` is

@@ -2,7 +2,11 @@
 //! chooses its own): the same Rust code compiled three times, for AVX-512, for AVX2 + FMA and
 //! for the x86-64 baseline (SSE2), and run as the best one this CPU has, so that one binary
 //! is fast on every x86-64 CPU and correct on all of them. Other architectures run the
-//! baseline build.
+//! baseline build. AVX-512 is also a type, [`Avx512`]: the proof that this CPU has it, which
+//! every AVX-512 function of the kernels takes.
+
+// Other architectures run the baseline build only: nothing reads the level there.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 /// Which build of a `multiversion!` function runs on this CPU, from the lowest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,6 +17,35 @@ pub(crate) enum Level {
     Avx2,
     /// AVX-512 (F).
     Avx512,
+}
+
+/// Proof that this CPU has every instruction set the AVX-512 kernels use (AVX-512F, and AVX2
+/// and FMA, which the `multiversion!` builds enable with it) and that `NETCALC_SIMD` does not
+/// cap the kernels below AVX-512 (compare pulp's `x86::V4`).
+///
+/// Zero-sized, so passing it costs nothing. Only [`Avx512::try_new`] makes one, after run-time
+/// detection: every AVX-512 function of the kernels takes one, so a safe function cannot reach
+/// AVX-512 code without it, and the `unsafe` call of a `#[target_feature]` function is sound
+/// wherever a token is at hand.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Avx512 {
+    _detected: (),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Avx512 {
+    /// The token, if this CPU has AVX-512F, AVX2 and FMA (detected at run time) and
+    /// `NETCALC_SIMD` allows AVX-512 ([`level`]).
+    #[inline]
+    pub(crate) fn try_new() -> Option<Self> {
+        let allowed = level() == Level::Avx512;
+        let detected = allowed
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        detected.then_some(Self { _detected: () })
+    }
 }
 
 /// The environment variable that caps the level.
@@ -75,8 +108,9 @@ fn detected(cap: Option<Level>) -> Level {
 /// baseline, and a function `name` that runs the best one for [`level`]. The functions the body
 /// calls must be `#[inline(always)]` to be compiled for each instruction set too.
 ///
-/// `multiversion! { avx512 = path; fn … }` calls `path` (an `unsafe fn` with the same
-/// arguments, written with AVX-512 intrinsics) on AVX-512 instead of compiling the body for it.
+/// On AVX-512 the function runs only with the [`Avx512`] token in hand. `multiversion! { avx512 = path; fn … }` calls `path` there (a `#[target_feature]`
+/// function taking the token and then the same arguments, written with AVX-512 intrinsics)
+/// instead of compiling the body for AVX-512.
 macro_rules! multiversion {
     (@build { $($avx512_item:item)* } $avx512:path;
      $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
@@ -91,11 +125,12 @@ macro_rules! multiversion {
                 body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            match $crate::kernels::cpu::simd::level() {
-                // SAFETY: `level` returns these only when the CPU has the features.
-                $crate::kernels::cpu::simd::Level::Avx512 => return unsafe { $avx512($($arg),*) },
-                $crate::kernels::cpu::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
-                $crate::kernels::cpu::simd::Level::Baseline => {}
+            if let Some(token) = $crate::kernels::cpu::simd::Avx512::try_new() {
+                // SAFETY: the `Avx512` token proves detection.
+                return unsafe { $avx512(token, $($arg),*) };
+            } else if $crate::kernels::cpu::simd::level() == $crate::kernels::cpu::simd::Level::Avx2 {
+                // SAFETY: `level` returns `Avx2` only when the CPU has AVX2 and FMA.
+                return unsafe { avx2($($arg),*) };
             }
             body($($arg),*)
         }
@@ -108,7 +143,7 @@ macro_rules! multiversion {
             @build {
                 #[cfg(target_arch = "x86_64")]
                 #[target_feature(enable = "avx512f,avx2,fma")]
-                    fn avx512($($arg: $ty),*) $(-> $ret)? {
+                fn avx512(_: $crate::kernels::cpu::simd::Avx512, $($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
             } avx512;

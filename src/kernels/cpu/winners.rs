@@ -10,7 +10,8 @@
 //!   filter `o` with gradient `s` and winner at `(wy, wx)`;
 //! - input gradient: `dX[c, wy + ky, wx + kx] += s · W[o, c, ky, kx]` for the same windows.
 //!
-//! Both are vectors, in one of two layouts of the image ([`Layout`]):
+//! Both are vectors, in one of two layouts of the image ([`ImageLayout`], chosen with the
+//! path):
 //! - *channels last* (16 input channels or more, filters up to 3×3): each image is transposed
 //!   into `[HP, WP, C']` (zero-padded, `C'` = `C` rounded up to 16), and the vectors run over
 //!   the channels of each tap;
@@ -32,56 +33,18 @@ use std::arch::x86_64::*;
 use rayon::prelude::*;
 
 use super::avx512::{first_lanes, gather_strided};
-use super::conv::Geometry;
-use super::fused::{Routing, Saved};
-
-/// Whether [`backward`] computes this block's gradients: AVX-512, windows of at most 16
-/// candidates, and filters it has a layout for ([`Layout::of`]).
-pub(crate) fn applies(geo: &Geometry, pool: [usize; 2]) -> bool {
-    pool[0] >= 1
-        && pool[1] >= 1
-        && pool[0] * pool[1] <= MAX_CANDIDATES
-        && geo.ho >= pool[0]
-        && geo.wo >= pool[1]
-        && geo.o > 0
-        && Layout::of(geo).is_some()
-        && super::simd::level() == super::simd::Level::Avx512
-}
-
-/// Candidates per window, at most (the buckets of [`window_input_grad`]).
-const MAX_CANDIDATES: usize = 16;
-
-/// Filter taps of one unfolded position, at most ([`Layout::Patches`]).
-const MAX_PATCH: usize = 64;
-
-/// How an image is laid out for the vectors of the backward.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    /// Channels last, `[HP, WP, C']`: vectors over the input channels, for 16 channels or
-    /// more and 1×1, 2×2 or 3×3 filters (all taps' accumulators fit the registers).
-    Channels,
-    /// Unfolded, `[HO·WO, K']`: each output position's `C·KH·KW` inputs (`K'` rounded up to
-    /// 16) as one or a few vectors, for the first layers (few channels), up to 64 taps.
-    Patches,
-}
-
-impl Layout {
-    fn of(geo: &Geometry) -> Option<Self> {
-        if geo.c >= 16 && matches!((geo.kh, geo.kw), (1, 1) | (2, 2) | (3, 3)) {
-            Some(Self::Channels)
-        } else if geo.ckk() > 0 && geo.ckk() <= MAX_PATCH {
-            Some(Self::Patches)
-        } else {
-            None
-        }
-    }
-}
+use super::geometry::Geometry;
+use super::path::{ImageLayout, WINNERS_MAX_CANDIDATES as MAX_CANDIDATES, winners_layout};
+use super::scratch;
+use super::simd::Avx512;
+use super::threads::{image_tasks, sum_partials};
+use super::views::{Routing, Saved};
 
 /// Sizes shared by every image of one call. In the channels-last layout a "position" is a
 /// pixel of the padded image and a "tap" a filter offset `(ky, kx)` with `C'` channels; in the
 /// unfolded layout a position is an output position and there is one tap of `K'` values.
 struct Plan {
-    layout: Layout,
+    layout: ImageLayout,
     hp: usize,
     wp: usize,
     /// Values per position: `C'` or `K'`.
@@ -101,17 +64,16 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(geo: &Geometry, pool: [usize; 2], w: &[f32]) -> Self {
-        let layout = Layout::of(geo).expect("checked by applies");
+    fn new(layout: ImageLayout, geo: &Geometry, pool: [usize; 2], w: &[f32]) -> Self {
         let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
         let (o, kk, ckk) = (geo.o, geo.kh * geo.kw, geo.ckk());
-        let (hp, wp) = (geo.h + 2 * geo.ph, geo.w + 2 * geo.pw);
+        let (hp, wp) = (geo.h + 2 * geo.pad_h, geo.w + 2 * geo.pad_w);
         let q = hq * wq;
         // a window's first candidate and candidate d, as (row, column) of the output
         let window = |i: usize| ((i / wq) * pool[0], (i % wq) * pool[1]);
         let candidate = |d: usize| (d / pool[1], d % pool[1]);
         match layout {
-            Layout::Channels => {
+            ImageLayout::ChannelsLast => {
                 let cpad = geo.c.div_ceil(16) * 16;
                 let taps = (0..kk).map(|t| (t / geo.kw) * wp + t % geo.kw).collect();
                 let mut wt = vec![0.0f32; o * kk * cpad];
@@ -137,7 +99,7 @@ impl Plan {
                     lanes: Vec::new(),
                 }
             }
-            Layout::Patches => {
+            ImageLayout::Patches => {
                 let cpad = ckk.div_ceil(16) * 16;
                 let mut wt = vec![0.0f32; o * cpad];
                 for oc in 0..o {
@@ -169,23 +131,26 @@ impl Plan {
     /// Values of one image in this layout.
     fn image_len(&self, geo: &Geometry) -> usize {
         match self.layout {
-            Layout::Channels => self.hp * self.wp * self.cpad,
-            Layout::Patches => geo.ho * geo.wo * self.cpad,
+            ImageLayout::ChannelsLast => self.hp * self.wp * self.cpad,
+            ImageLayout::Patches => geo.ho * geo.wo * self.cpad,
         }
     }
 }
 
-/// Gradients of the fused block from its winners: (input gradient if `x_grad`, else empty;
-/// weight `[O, C, KH, KW]`; bias `[O]`), as `fused::backward` returns them.
+/// Gradients of the fused block from its winners, with the image in `layout`: (input
+/// gradient if `x_grad`, else empty; weight `[O, C, KH, KW]`; bias `[O]`), as
+/// `fused::backward` returns them.
 pub(crate) fn backward(
+    avx512: Avx512,
+    layout: ImageLayout,
     geo: &Geometry,
     pool: [usize; 2],
     saved: Saved,
     x_grad: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert!(
-        applies(geo, pool),
-        "winners::backward: AVX-512 and a layout"
+        winners_layout(geo, pool) == Some(layout),
+        "winners::backward: windows and a layout it takes"
     );
     let Saved { x, w, y, idx, g } = saved;
     let (hq, wq) = (geo.ho / pool[0], geo.wo / pool[1]);
@@ -194,12 +159,12 @@ pub(crate) fn backward(
     assert!(x.len() >= geo.n * chw && w.len() >= o * geo.ckk());
     assert!(g.len() == geo.n * o * q && idx.len() == g.len());
     assert!(y.is_none_or(|y| y.len() == g.len()));
-    let plan = Plan::new(geo, pool, w);
+    let plan = Plan::new(layout, geo, pool, w);
     let per_filter = plan.taps.len() * plan.cpad;
     let mut gx = vec![0.0f32; if x_grad { geo.n * chw } else { 0 }];
-    let (per_thread, tasks) = super::image_tasks(geo.n, chw, &mut gx);
+    let (per_thread, tasks) = image_tasks(geo.n, chw, &mut gx);
     let image_len = plan.image_len(geo);
-    let padded_len = if plan.layout == Layout::Patches && (geo.ph > 0 || geo.pw > 0) {
+    let padded_len = if plan.layout == ImageLayout::Patches && (geo.pad_h > 0 || geo.pad_w > 0) {
         geo.c * plan.hp * plan.wp
     } else {
         0
@@ -220,7 +185,7 @@ pub(crate) fn backward(
                 d * o,
                 padded_len,
             ];
-            super::scratch::with(lens, |[xt, gxt, ats, grads, ids, bucket_grads, xp]| {
+            scratch::with(lens, |[xt, gxt, ats, grads, ids, bucket_grads, xp]| {
                 for img in start..end {
                     let at = img * o * q..(img + 1) * o * q;
                     let src = Routing {
@@ -229,33 +194,36 @@ pub(crate) fn backward(
                         y: y.map_or(&[][..], |y| &y[at]),
                     };
                     let xi = &x[img * chw..(img + 1) * chw];
-                    // SAFETY: `applies` checked AVX-512.
+                    // SAFETY: the `Avx512` token proves detection.
                     unsafe {
                         match plan.layout {
-                            Layout::Channels => channels_last(geo, &plan, xi, xt),
-                            Layout::Patches => patches(geo, &plan, xi, xp, xt),
+                            ImageLayout::ChannelsLast => channels_last(avx512, geo, &plan, xi, xt),
+                            ImageLayout::Patches => patches(avx512, geo, &plan, xi, xp, xt),
                         }
                     }
                     for oc in 0..o {
-                        // SAFETY: AVX-512 (checked).
-                        let n = unsafe { windows(&plan, oc, src, &mut gb[oc], ats, grads) };
+                        // SAFETY: the `Avx512` token proves detection.
+                        let n = unsafe { windows(avx512, &plan, oc, src, &mut gb[oc], ats, grads) };
                         let list = (&ats[..n], &grads[..n]);
                         let gwo = &mut gw[oc * per_filter..(oc + 1) * per_filter];
-                        // SAFETY: AVX-512 (checked); the tiles check each position.
-                        unsafe { weight_grad(&plan, xt, list, gwo) };
+                        // SAFETY: the `Avx512` token proves detection.
+                        unsafe { weight_grad(avx512, &plan, xt, list, gwo) };
                     }
                     if x_grad {
                         gxt.fill(0.0);
                         for qi in 0..q {
-                            // SAFETY: AVX-512 (checked).
-                            unsafe { window_input_grad(&plan, o, qi, src, ids, bucket_grads, gxt) };
+                            let buckets = (&mut *ids, &mut *bucket_grads);
+                            // SAFETY: the `Avx512` token proves detection.
+                            unsafe { window_input_grad(avx512, &plan, o, qi, src, buckets, gxt) };
                         }
                         let local = (img - start) * chw;
                         let gxi = &mut gx_part[local..local + chw];
                         match plan.layout {
-                            // SAFETY: AVX-512 (checked).
-                            Layout::Channels => unsafe { channels_first(geo, &plan, gxt, gxi) },
-                            Layout::Patches => fold_patches(geo, &plan, gxt, gxi),
+                            // SAFETY: the `Avx512` token proves detection.
+                            ImageLayout::ChannelsLast => unsafe {
+                                channels_first(avx512, geo, &plan, gxt, gxi)
+                            },
+                            ImageLayout::Patches => fold_patches(geo, &plan, gxt, gxi),
                         }
                     }
                 }
@@ -263,19 +231,19 @@ pub(crate) fn backward(
             (gw, gb)
         })
         .collect();
-    let (gwt, gb) = super::conv::sum_partials(partials, o * per_filter, o);
+    let (gwt, gb) = sum_partials(partials, o * per_filter, o);
     let (kk, ckk) = (geo.kh * geo.kw, geo.ckk());
     let mut gw = vec![0.0f32; o * ckk];
     for oc in 0..o {
         match plan.layout {
-            Layout::Channels => {
+            ImageLayout::ChannelsLast => {
                 for c in 0..geo.c {
                     for t in 0..kk {
                         gw[(oc * geo.c + c) * kk + t] = gwt[(oc * kk + t) * plan.cpad + c];
                     }
                 }
             }
-            Layout::Patches => gw[oc * ckk..(oc + 1) * ckk]
+            ImageLayout::Patches => gw[oc * ckk..(oc + 1) * ckk]
                 .copy_from_slice(&gwt[oc * plan.cpad..oc * plan.cpad + ckk]),
         }
     }
@@ -285,16 +253,13 @@ pub(crate) fn backward(
 /// One image (`[C, H, W]`) unfolded into `pt`: for each output position, its `C·KH·KW`
 /// inputs (zero in the padding and past `C·KH·KW`), `[HO·WO, K']`. With padding the image
 /// is zero-padded into `xp` first.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn patches(geo: &Geometry, plan: &Plan, x: &[f32], xp: &mut [f32], pt: &mut [f32]) {
-    let src: &[f32] = if geo.ph > 0 || geo.pw > 0 {
+fn patches(_: Avx512, geo: &Geometry, plan: &Plan, x: &[f32], xp: &mut [f32], pt: &mut [f32]) {
+    let src: &[f32] = if geo.pad_h > 0 || geo.pad_w > 0 {
         xp.fill(0.0);
         for c in 0..geo.c {
             for iy in 0..geo.h {
-                let at = (c * plan.hp + iy + geo.ph) * plan.wp + geo.pw;
+                let at = (c * plan.hp + iy + geo.pad_h) * plan.wp + geo.pad_w;
                 xp[at..at + geo.w].copy_from_slice(&x[(c * geo.h + iy) * geo.w..][..geo.w]);
             }
         }
@@ -339,10 +304,14 @@ fn fold_patches(geo: &Geometry, plan: &Plan, gp: &[f32], gx: &mut [f32]) {
             for (t, &v) in row.iter().enumerate() {
                 let (c, ky, kx) = (t / kk, (t % kk) / geo.kw, t % geo.kw);
                 let (iy, ix) = (oy * geo.sh + ky, ox * geo.sw + kx);
-                if iy < geo.ph || ix < geo.pw || iy - geo.ph >= geo.h || ix - geo.pw >= geo.w {
+                if iy < geo.pad_h
+                    || ix < geo.pad_w
+                    || iy - geo.pad_h >= geo.h
+                    || ix - geo.pad_w >= geo.w
+                {
                     continue;
                 }
-                gx[c * hw + (iy - geo.ph) * geo.w + ix - geo.pw] += v;
+                gx[c * hw + (iy - geo.pad_h) * geo.w + ix - geo.pad_w] += v;
             }
         }
     }
@@ -351,8 +320,8 @@ fn fold_patches(geo: &Geometry, plan: &Plan, gp: &[f32], gx: &mut [f32]) {
 /// Where burn's `relu_backward` lets the gradient through the outputs `y` (those `> 0` or
 /// NaN), of the lanes in `k`.
 #[inline(always)]
-fn passing(k: __mmask16, y: __m512) -> __mmask16 {
-    // SAFETY: called only from AVX-512 functions of this module.
+fn passing(_: Avx512, k: __mmask16, y: __m512) -> __mmask16 {
+    // SAFETY: the `Avx512` token proves detection.
     unsafe {
         k & (_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm512_setzero_ps())
             | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(y, y))
@@ -363,11 +332,9 @@ fn passing(k: __mmask16, y: __m512) -> __mmask16 {
 /// offset of the winner's first tap in the padded image (as `u32` bits) into `ats`, the
 /// gradient into `grads`; their number is returned, and the sum of the gradients that pass
 /// is added to `gb`.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn windows(
+fn windows(
+    avx512: Avx512,
     plan: &Plan,
     oc: usize,
     src: Routing,
@@ -381,7 +348,7 @@ unsafe fn windows(
     assert!(src.y.is_empty() || src.y.len() >= (oc + 1) * q);
     assert!(ats.len() >= q && grads.len() >= q && plan.window_at.len() >= q && d <= 16);
     let mut n = 0;
-    // SAFETY (whole body): the loads are masked to the `q` windows of filter `oc` (asserted
+    // SAFETY: (whole body) the loads are masked to the `q` windows of filter `oc` (asserted
     // above), the compressed stores write at most `q` values from `n`.
     unsafe {
         let cand = _mm512_maskz_loadu_epi32(first_lanes(d), plan.candidate_at.as_ptr().cast());
@@ -394,7 +361,7 @@ unsafe fn windows(
             let pass = if src.y.is_empty() {
                 k
             } else {
-                passing(k, _mm512_maskz_loadu_ps(k, src.y.as_ptr().add(at)))
+                passing(avx512, k, _mm512_maskz_loadu_ps(k, src.y.as_ptr().add(at)))
             };
             sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(pass, gs));
             let live = pass & _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(gs, _mm512_setzero_ps());
@@ -411,14 +378,11 @@ unsafe fn windows(
 
 /// One image, channels first (`[C, H, W]`), into `xt`: channels last and zero-padded,
 /// `[HP, WP, C']`.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn channels_last(geo: &Geometry, plan: &Plan, x: &[f32], xt: &mut [f32]) {
+fn channels_last(_: Avx512, geo: &Geometry, plan: &Plan, x: &[f32], xt: &mut [f32]) {
     let hw = geo.h * geo.w;
     assert!(x.len() >= geo.c * hw && xt.len() >= plan.hp * plan.wp * plan.cpad);
-    if geo.ph > 0 || geo.pw > 0 {
+    if geo.pad_h > 0 || geo.pad_w > 0 {
         xt.fill(0.0);
     }
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -427,7 +391,7 @@ unsafe fn channels_last(geo: &Geometry, plan: &Plan, x: &[f32], xt: &mut [f32]) 
         let k = first_lanes(geo.c.saturating_sub(c0));
         for iy in 0..geo.h {
             for ix in 0..geo.w {
-                let dst = ((iy + geo.ph) * plan.wp + ix + geo.pw) * plan.cpad + c0;
+                let dst = ((iy + geo.pad_h) * plan.wp + ix + geo.pad_w) * plan.cpad + c0;
                 // SAFETY: the lanes in `k` read channels `c0..min(c0 + 16, C)` of position
                 // `(iy, ix)`, inside `x`; the store writes 16 values of one padded position.
                 unsafe {
@@ -443,39 +407,41 @@ unsafe fn channels_last(geo: &Geometry, plan: &Plan, x: &[f32], xt: &mut [f32]) 
 
 /// The padded channels-last input gradient `gxt` (`[HP, WP, C']`) into the image's `gx`
 /// (`[C, H, W]`), dropping the padding.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn channels_first(geo: &Geometry, plan: &Plan, gxt: &[f32], gx: &mut [f32]) {
+fn channels_first(avx512: Avx512, geo: &Geometry, plan: &Plan, gxt: &[f32], gx: &mut [f32]) {
     let hw = geo.h * geo.w;
     for iy in 0..geo.h {
-        let src = &gxt[((iy + geo.ph) * plan.wp + geo.pw) * plan.cpad..];
-        // SAFETY: AVX-512 (the caller's).
-        unsafe { gather_strided(src, plan.cpad, geo.w, geo.c, &mut gx[iy * geo.w..], hw) };
+        let src = &gxt[((iy + geo.pad_h) * plan.wp + geo.pad_w) * plan.cpad..];
+        gather_strided(
+            avx512,
+            src,
+            plan.cpad,
+            geo.w,
+            geo.c,
+            &mut gx[iy * geo.w..],
+            hw,
+        );
     }
 }
 
 /// `gw` (one filter's `[KH·KW, C']`) += each listed window's gradient times the input under
-/// its taps.
-///
-/// # Safety
-/// The CPU must have AVX-512F; every listed offset plus every tap must be a position of `xt`.
+/// its taps (each position checked against `xt` by the tiles).
 #[target_feature(enable = "avx512f")]
-unsafe fn weight_grad(plan: &Plan, xt: &[f32], list: (&[f32], &[f32]), gw: &mut [f32]) {
+fn weight_grad(avx512: Avx512, plan: &Plan, xt: &[f32], list: (&[f32], &[f32]), gw: &mut [f32]) {
     let kk = plan.taps.len();
     assert!(gw.len() >= kk * plan.cpad);
     for c0 in (0..plan.cpad).step_by(32) {
         let two = plan.cpad - c0 >= 32;
-        // SAFETY: forwarded from the caller; `c0 + 16·V <= C'`.
+        // SAFETY: `gw` holds `KK` taps of `C'` (asserted above, `KK <= kk`) and
+        // `c0 + 16·V <= C'`; the tiles assert each read of `xt`.
         unsafe {
             match (kk, two) {
-                (9, true) => weight_tile::<9, 2>(plan, xt, list, gw, c0),
-                (9, false) => weight_tile::<9, 1>(plan, xt, list, gw, c0),
-                (4, true) => weight_tile::<4, 2>(plan, xt, list, gw, c0),
-                (4, false) => weight_tile::<4, 1>(plan, xt, list, gw, c0),
-                (_, true) => weight_tile::<1, 2>(plan, xt, list, gw, c0),
-                (_, false) => weight_tile::<1, 1>(plan, xt, list, gw, c0),
+                (9, true) => weight_tile::<9, 2>(avx512, plan, xt, list, gw, c0),
+                (9, false) => weight_tile::<9, 1>(avx512, plan, xt, list, gw, c0),
+                (4, true) => weight_tile::<4, 2>(avx512, plan, xt, list, gw, c0),
+                (4, false) => weight_tile::<4, 1>(avx512, plan, xt, list, gw, c0),
+                (_, true) => weight_tile::<1, 2>(avx512, plan, xt, list, gw, c0),
+                (_, false) => weight_tile::<1, 1>(avx512, plan, xt, list, gw, c0),
             }
         }
     }
@@ -485,9 +451,11 @@ unsafe fn weight_grad(plan: &Plan, xt: &[f32], list: (&[f32], &[f32]), gw: &mut 
 /// windows.
 ///
 /// # Safety
-/// As [`weight_grad`].
+/// `gw` must hold `KK` taps of `plan.cpad` values and `c0 + 16·V <= plan.cpad`. (The CPU's
+/// AVX-512 is the token's; the reads of `xt` are asserted.)
 #[target_feature(enable = "avx512f")]
 unsafe fn weight_tile<const KK: usize, const V: usize>(
+    _: Avx512,
     plan: &Plan,
     xt: &[f32],
     (ats, grads): (&[f32], &[f32]),
@@ -497,7 +465,7 @@ unsafe fn weight_tile<const KK: usize, const V: usize>(
     let cpad = plan.cpad;
     let taps: [usize; KK] = std::array::from_fn(|t| plan.taps[t] * cpad);
     let limit = xt.len();
-    // SAFETY (whole body): every read is asserted inside `xt`, every write inside `gw`.
+    // SAFETY: (whole body) every read is asserted inside `xt`, every write inside `gw`.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); V]; KK];
         for (a, &g) in ats.iter().zip(grads) {
@@ -522,20 +490,18 @@ unsafe fn weight_tile<const KK: usize, const V: usize>(
 }
 
 /// The input gradient of window `qi`: for each candidate `d`, the filters whose winner it is
-/// (bucketed: filter numbers as `u32` bits in `ids`, gradients in `grads`, `[D][O]` each),
+/// (bucketed: filter numbers as `u32` bits in `ids`, gradients in `grads`, `[D][O]` each, the
+/// two `buckets`),
 /// their weights times their gradients summed in registers, then added to `gxt`
 /// (`[HP, WP, C']`) under the candidate's taps once.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn window_input_grad(
+fn window_input_grad(
+    avx512: Avx512,
     plan: &Plan,
     o: usize,
     qi: usize,
     src: Routing,
-    ids: &mut [f32],
-    grads: &mut [f32],
+    (ids, grads): (&mut [f32], &mut [f32]),
     gxt: &mut [f32],
 ) {
     let (q, d) = (plan.q, plan.candidate_at.len());
@@ -563,6 +529,7 @@ unsafe fn window_input_grad(
                 k
             } else {
                 passing(
+                    avx512,
                     k,
                     _mm512_mask_i32gather_ps::<4>(zero, k, step, src.y.as_ptr().add(at).cast()),
                 )
@@ -597,16 +564,16 @@ unsafe fn window_input_grad(
         let dst = &mut gxt[at..];
         for c0 in (0..cpad).step_by(32) {
             let two = cpad - c0 >= 32;
-            // SAFETY: AVX-512 (the caller's); `dst` holds every tap's `C'` values (asserted),
-            // and the tiles check each listed filter against `plan.wt`.
+            // SAFETY: `dst` holds every tap's `C'` values (asserted), and the tiles check each
+            // listed filter against `plan.wt`.
             unsafe {
                 match (kk, two) {
-                    (9, true) => input_tile::<9, 2>(plan, list, dst, c0),
-                    (9, false) => input_tile::<9, 1>(plan, list, dst, c0),
-                    (4, true) => input_tile::<4, 2>(plan, list, dst, c0),
-                    (4, false) => input_tile::<4, 1>(plan, list, dst, c0),
-                    (_, true) => input_tile::<1, 2>(plan, list, dst, c0),
-                    (_, false) => input_tile::<1, 1>(plan, list, dst, c0),
+                    (9, true) => input_tile::<9, 2>(avx512, plan, list, dst, c0),
+                    (9, false) => input_tile::<9, 1>(avx512, plan, list, dst, c0),
+                    (4, true) => input_tile::<4, 2>(avx512, plan, list, dst, c0),
+                    (4, false) => input_tile::<4, 1>(avx512, plan, list, dst, c0),
+                    (_, true) => input_tile::<1, 2>(avx512, plan, list, dst, c0),
+                    (_, false) => input_tile::<1, 1>(avx512, plan, list, dst, c0),
                 }
             }
         }
@@ -618,10 +585,11 @@ unsafe fn window_input_grad(
 /// channels-last input gradient) under the taps.
 ///
 /// # Safety
-/// The CPU must have AVX-512F; `dst` must hold every tap's channels, `plan.wt` every listed
-/// filter.
+/// `dst` must hold every tap's channels and `c0 + 16·V <= plan.cpad`. (The CPU's AVX-512 is
+/// the token's; the reads of `plan.wt` are asserted per filter.)
 #[target_feature(enable = "avx512f")]
 unsafe fn input_tile<const KK: usize, const V: usize>(
+    _: Avx512,
     plan: &Plan,
     (ids, grads): (&[f32], &[f32]),
     dst: &mut [f32],
@@ -630,7 +598,7 @@ unsafe fn input_tile<const KK: usize, const V: usize>(
     let cpad = plan.cpad;
     let per_filter = KK * cpad;
     let wt = &plan.wt;
-    // SAFETY (whole body): the reads of `wt` are asserted per filter, the writes are inside
+    // SAFETY: (whole body) the reads of `wt` are asserted per filter, the writes are inside
     // `dst` (the caller's).
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); V]; KK];
