@@ -5,10 +5,16 @@
 //! Also `load_digit` on "photos" of held-out digits (tinted paper, uneven light, coloured ink,
 //! JPEG, a large frame), read by the same model.
 //!
+//! The production side of the server (issue 24), each on its own server with small limits:
+//! the header and body timeouts, the connection cap, 503 + Retry-After from a full queue, held
+//! 1 GB bodies, `Expect: 100-continue`, the drain (library and the real binary under SIGTERM),
+//! a panic in inference, `/healthz`, `/readyz`, `/metrics`, and forced batches that answer as
+//! single images do.
+//!
 //! One model is trained for all tests (3 epochs on the 8,000 bundled training images, flex when
 //! compiled in).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +24,7 @@ use std::time::{Duration, Instant};
 use netcalc::BackendKind;
 use netcalc::app::data::{DataInfo, Dataset, PIXELS, SIDE};
 use netcalc::app::predict::{class_probabilities, load_digit, save_digit_png};
-use netcalc::app::serve::{App, MAX_BODY_BYTES, Server};
+use netcalc::app::serve::{App, Faults, MAX_BODY_BYTES, ServeConfig, Server};
 use netcalc::app::train::{ProgressMode, RunOptions, TrainConfig, load_model, locate_model, train};
 use netcalc::burn::tensor::Device;
 use serde_json::{Value, json};
@@ -821,5 +827,628 @@ fn photos_of_held_out_digits_are_read_like_scans() {
         photo_correct * 10 >= f.held_out.len() * 9,
         "{photo_correct} of {}",
         f.held_out.len()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The production server: limits, batching, health, metrics, drain, faults.
+
+/// A server of the fixture's model with `config`, running on 2 runtime threads until stopped.
+struct Running {
+    server: Arc<Server>,
+    thread: Option<std::thread::JoinHandle<netcalc::Result<()>>>,
+}
+
+impl Running {
+    fn start(config: ServeConfig) -> Self {
+        let f = fixture();
+        let (cfg, path) = locate_model(&f.run).unwrap();
+        let model = load_model(&cfg, &path, &f.device).unwrap();
+        let app = App::new(
+            model,
+            cfg,
+            DataInfo::mnist(),
+            f.device.clone(),
+            Some(f.run.clone()),
+        );
+        let server = Server::bind_with(app, "127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let s = server.clone();
+        let thread = Some(std::thread::spawn(move || s.run(2)));
+        let r = Self { server, thread };
+        r.wait_ready();
+        r
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while get(self.addr(), "/readyz").0 != 200 {
+            assert!(start.elapsed() < Duration::from_secs(30), "never ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server; `run`'s result.
+    fn stop(mut self) -> netcalc::Result<()> {
+        self.server.stop();
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.server.stop();
+            let _ = t.join();
+        }
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut res = agent()
+        .get(url(addr, path))
+        .call()
+        .expect("the server answers");
+    let status = res.status().as_u16();
+    (status, res.body_mut().read_to_string().unwrap_or_default())
+}
+
+fn digit_json(i: usize) -> Vec<u8> {
+    let f = fixture();
+    json!({ "pixels": f.held_out[i % f.held_out.len()].0 })
+        .to_string()
+        .into_bytes()
+}
+
+/// The value of the metric line that starts with `name` (labels included), if any.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Sends `request` on a new connection and reads until the server closes it (or `limit`):
+/// the whole answer as text, and how long it took.
+fn raw(addr: SocketAddr, request: &[u8], limit: Duration) -> (String, Duration) {
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(limit)).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn health_ready_and_metrics_report_the_server() {
+    let r = Running::start(ServeConfig::default());
+    let addr = r.addr();
+    assert_eq!(get(addr, "/healthz").0, 200);
+    assert_eq!(get(addr, "/readyz").0, 200);
+    assert_eq!(
+        post(addr, "/api/predict", "application/json", &digit_json(0)).0,
+        200
+    );
+    assert_eq!(get(addr, "/wp-login.php").0, 404);
+    assert_eq!(get(addr, "/wp-admin/x").0, 404);
+    let (status, text) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    for name in [
+        "netcalc_requests_total",
+        "netcalc_request_duration_seconds_bucket",
+        "netcalc_batch_size_bucket",
+        "netcalc_queue_depth",
+        "netcalc_inference_duration_seconds_bucket",
+        "netcalc_worker_restarts_total",
+    ] {
+        assert!(text.contains(name), "no {name} in\n{text}");
+    }
+    assert_eq!(
+        metric(
+            &text,
+            "netcalc_requests_total{path=\"/api/predict\",status=\"200\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    // unknown paths are counted under one label, so scanners cannot grow the metrics
+    assert_eq!(
+        metric(
+            &text,
+            "netcalc_requests_total{path=\"other\",status=\"404\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(!text.contains("wp-"), "{text}");
+    assert_eq!(
+        metric(&text, "netcalc_batch_size_count"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "netcalc_queue_depth"), Some(0.0), "{text}");
+    r.stop().unwrap();
+}
+
+#[test]
+fn slow_headers_are_closed_after_the_header_timeout_and_others_are_served() {
+    let r = Running::start(ServeConfig {
+        header_timeout: Duration::from_secs(1),
+        ..ServeConfig::default()
+    });
+    let addr = r.addr();
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let header = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+                let mut answer = Vec::new();
+                for b in header.iter().cycle() {
+                    if s.write_all(&[*b]).is_err() {
+                        break;
+                    }
+                    let mut buf = [0u8; 256];
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => answer.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => break,
+                    }
+                    if start.elapsed() > Duration::from_secs(20) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                (start.elapsed(), String::from_utf8_lossy(&answer).into_owned())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    assert_eq!(
+        post(addr, "/api/predict", "application/json", &digit_json(1)).0,
+        200
+    );
+    let normal = start.elapsed();
+    assert!(
+        normal < Duration::from_secs(2),
+        "a normal request took {normal:?}"
+    );
+    for h in slow {
+        let (took, answer) = h.join().unwrap();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+            "a slow-header client was closed after {took:?}"
+        );
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+    r.stop().unwrap();
+}
+
+#[test]
+fn a_slow_body_gets_408_after_the_body_timeout() {
+    let r = Running::start(ServeConfig {
+        body_timeout: Duration::from_secs(1),
+        ..ServeConfig::default()
+    });
+    let (answer, took) = raw(
+        r.addr(),
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nonly this",
+        Duration::from_secs(20),
+    );
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    r.stop().unwrap();
+}
+
+#[test]
+fn connections_over_the_cap_wait_until_one_closes() {
+    let r = Running::start(ServeConfig {
+        max_connections: 4,
+        header_timeout: Duration::from_secs(30),
+        ..ServeConfig::default()
+    });
+    let addr = r.addr();
+    // readiness polling used connections that are closed by now; give them a moment
+    std::thread::sleep(Duration::from_millis(200));
+    let idle: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let waiting = std::thread::spawn(move || {
+        raw(
+            addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(20),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!waiting.is_finished(), "a fifth connection was served");
+    let released = Instant::now();
+    drop(idle);
+    let (answer, _) = waiting.join().unwrap();
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert!(released.elapsed() < Duration::from_secs(5));
+    r.stop().unwrap();
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_never_resets() {
+    let r = Running::start(ServeConfig {
+        max_queue: 8,
+        max_batch: 8,
+        faults: Faults {
+            inference_delay: Duration::from_millis(20),
+            ..Faults::default()
+        },
+        ..ServeConfig::default()
+    });
+    let addr = r.addr();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut most = 0.0f64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (_, text) = get(addr, "/metrics");
+                most = most.max(metric(&text, "netcalc_queue_depth").unwrap_or(0.0));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            most
+        })
+    };
+    let barrier = Arc::new(std::sync::Barrier::new(300));
+    let clients: Vec<_> = (0..300)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let body = digit_json(i);
+            std::thread::spawn(move || {
+                let request = [
+                    format!(
+                        "POST /api/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes(),
+                    body,
+                ]
+                .concat();
+                barrier.wait();
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                s.write_all(&request).unwrap();
+                let mut out = Vec::new();
+                s.read_to_end(&mut out).expect("no reset");
+                String::from_utf8_lossy(&out).into_owned()
+            })
+        })
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for c in clients {
+        let answer = c.join().unwrap();
+        match status_of(&answer) {
+            200 => ok += 1,
+            503 => {
+                busy += 1;
+                assert!(
+                    answer.to_ascii_lowercase().contains("retry-after: 1"),
+                    "{answer}"
+                );
+                assert!(answer.contains("\"error\""), "{answer}");
+            }
+            s => panic!("status {s}: {answer}"),
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    eprintln!("300 at once, queue of 8: {ok} answered, {busy} 503; deepest queue seen {most}");
+    assert_eq!(ok + busy, 300);
+    assert!(ok >= 8 && busy >= 1, "{ok} 200, {busy} 503");
+    assert!(most <= 8.0, "queue depth {most}");
+    r.stop().unwrap();
+}
+
+#[test]
+fn held_huge_bodies_get_413_at_once_and_others_are_served() {
+    let r = Running::start(ServeConfig::default());
+    let addr = r.addr();
+    let held: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                s.write_all(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000000000\r\n\r\nabc").unwrap();
+                let mut out = Vec::new();
+                let mut buf = [0u8; 4096];
+                // read the answer; the connection is kept open by this client
+                while !String::from_utf8_lossy(&out).contains("}") {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => out.extend_from_slice(&buf[..n]),
+                        Err(e) => panic!("reset or timed out: {e}"),
+                    }
+                }
+                let took = start.elapsed();
+                // ...and then closed by the server, without a reset
+                let rest = s.read_to_end(&mut out);
+                (took, String::from_utf8_lossy(&out).into_owned(), rest.is_ok(), s)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    assert_eq!(
+        post(addr, "/api/predict", "application/json", &digit_json(2)).0,
+        200
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    for h in held {
+        let (took, answer, closed_cleanly, _s) = h.join().unwrap();
+        assert_eq!(status_of(&answer), 413, "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        assert!(answer.contains("larger than"), "{answer}");
+        assert!(took < Duration::from_secs(2), "413 after {took:?}");
+        assert!(closed_cleanly, "the connection was reset");
+    }
+    r.stop().unwrap();
+}
+
+#[test]
+fn expect_100_continue_with_a_huge_body_gets_413_unasked() {
+    let f = fixture();
+    let addr = f.server.addr();
+    let (answer, took) = raw(
+        addr,
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n",
+        Duration::from_secs(20),
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // a small body is asked for and answered
+    let body = digit_json(3);
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"));
+    s.write_all(&body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        String::from_utf8_lossy(&out).contains("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[test]
+fn stop_drains_readyz_first_then_answers_every_accepted_request() {
+    let r = Running::start(ServeConfig {
+        drain_delay: Duration::from_secs(1),
+        faults: Faults {
+            inference_delay: Duration::from_millis(100),
+            ..Faults::default()
+        },
+        ..ServeConfig::default()
+    });
+    let addr = r.addr();
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let body = digit_json(i);
+            std::thread::spawn(move || post(addr, "/api/predict", "application/json", &body).0)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    let stopped = Instant::now();
+    r.server.stop();
+    // not ready at once, while the listener stays open for the drain delay
+    assert_eq!(get(addr, "/readyz").0, 503);
+    assert!(stopped.elapsed() < Duration::from_millis(900));
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    let mut r = r;
+    let result = r.thread.take().unwrap().join().unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still listening"
+    );
+}
+
+#[test]
+fn a_panic_in_inference_answers_500_and_the_worker_comes_back() {
+    let panics = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = Running::start(ServeConfig {
+        faults: Faults {
+            panics: panics.clone(),
+            restart_delay: Duration::from_secs(1),
+            ..Faults::default()
+        },
+        ..ServeConfig::default()
+    });
+    let addr = r.addr();
+    panics.store(1, std::sync::atomic::Ordering::SeqCst);
+    let (status, answer) = post(addr, "/api/predict", "application/json", &digit_json(4));
+    assert_eq!(status, 500, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("inference failed")
+    );
+    assert_eq!(
+        get(addr, "/readyz").0,
+        503,
+        "ready while the worker restarts"
+    );
+    assert_eq!(get(addr, "/healthz").0, 200);
+    r.wait_ready();
+    let (status, _) = post(addr, "/api/predict", "application/json", &digit_json(4));
+    assert_eq!(status, 200);
+    let (_, text) = get(addr, "/metrics");
+    assert_eq!(
+        metric(&text, "netcalc_worker_restarts_total"),
+        Some(1.0),
+        "{text}"
+    );
+    r.stop().unwrap();
+}
+
+#[test]
+fn concurrent_requests_are_batched_and_answer_as_single_images() {
+    let f = fixture();
+    let r = Running::start(ServeConfig {
+        max_wait: Duration::from_millis(50),
+        ..ServeConfig::default()
+    });
+    let addr = r.addr();
+    let (cfg, path) = locate_model(&f.run).unwrap();
+    let model = load_model(&cfg, &path, &f.device).unwrap();
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let body = digit_json(i);
+            std::thread::spawn(move || {
+                barrier.wait();
+                post(addr, "/api/predict", "application/json", &body)
+            })
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let (status, answer) = c.join().unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let seen: Vec<u8> = answer["digit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        let single =
+            &class_probabilities(&model, &DataInfo::mnist(), &[seen], &f.device).unwrap()[0];
+        let diff = probabilities(&answer)
+            .iter()
+            .zip(single)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff <= 1e-6,
+            "request {i}: batched vs single differ by {diff}"
+        );
+    }
+    let (_, text) = get(addr, "/metrics");
+    let count = metric(&text, "netcalc_batch_size_count").unwrap();
+    let ones = metric(&text, "netcalc_batch_size_bucket{le=\"1\"}").unwrap();
+    let sum = metric(&text, "netcalc_batch_size_sum").unwrap();
+    eprintln!("16 concurrent requests, max wait 50 ms: {count} batches, {sum} images");
+    assert!(ones < count, "no batch of 2 or more:\n{text}");
+    r.stop().unwrap();
+}
+
+#[test]
+fn the_binary_drains_on_sigterm_and_exits_0() {
+    let f = fixture();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netcalc"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--threads", "2"])
+        .arg("--model")
+        .arg(&f.run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let start = Instant::now();
+    while get(addr, "/readyz").0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // slow requests (the picture of the stages), in flight when the signal comes
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let body = digit_json(i);
+            std::thread::spawn(move || {
+                let res = agent()
+                    .post(url(addr, "/api/explain"))
+                    .header("Content-Type", "application/json")
+                    .send(&body[..]);
+                res.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for c in clients {
+        assert_eq!(c.join().unwrap(), Ok(200));
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    // the request log: one line per request
+    assert!(
+        err.contains("/api/explain") && err.contains("status=200"),
+        "{err}"
     );
 }

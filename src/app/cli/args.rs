@@ -274,9 +274,42 @@ pub struct ServeArgs {
     /// machines, so it has to be asked for explicitly.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
-    /// Threads answering requests.
+    /// Threads that parse HTTP and decode and preprocess images, in parallel (the model runs
+    /// on its own inference worker).
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// The most images in one forward pass of the inference worker.
+    #[arg(long, default_value_t = 64)]
+    pub max_batch: usize,
+    /// How long (milliseconds) the worker waits for more requests to fill a batch; 0: take
+    /// what queued while the previous batch ran, never wait.
+    #[arg(long, default_value_t = 0)]
+    pub max_wait_ms: u64,
+    /// The most requests waiting for the worker; a full queue is answered 503 with
+    /// Retry-After.
+    #[arg(long, default_value_t = 1024)]
+    pub max_queue: usize,
+    /// The most open connections; more wait in the listen backlog.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (in total).
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds a client has to send a request's body (in total).
+    #[arg(long, default_value_t = 10.0)]
+    pub body_timeout: f64,
+    /// Seconds a request may wait for the worker before it gets 503.
+    #[arg(long, default_value_t = 30.0)]
+    pub request_timeout: f64,
+    /// Seconds the listener stays open after SIGTERM/Ctrl-C, with /readyz at 503.
+    #[arg(long, default_value_t = 0.0)]
+    pub drain_delay: f64,
+    /// Seconds accepted requests have to be answered after the listener closes.
+    #[arg(long, default_value_t = 30.0)]
+    pub shutdown_timeout: f64,
+    /// No request log (one line per request on stderr otherwise).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Print the Keras-like summary of a model.

@@ -273,22 +273,39 @@ fn explain_images(a: ExplainArgs) -> Result<()> {
 }
 
 fn serve_model(a: ServeArgs) -> Result<()> {
+    let seconds = |name: &str, v: f64| {
+        std::time::Duration::try_from_secs_f64(v)
+            .map_err(|_| Error::setting(name, format!("{v} is not a number of seconds")))
+    };
+    let config = serve::ServeConfig {
+        max_batch: a.max_batch,
+        max_wait: std::time::Duration::from_millis(a.max_wait_ms),
+        max_queue: a.max_queue,
+        max_connections: a.max_connections,
+        header_timeout: seconds("header-timeout", a.header_timeout)?,
+        body_timeout: seconds("body-timeout", a.body_timeout)?,
+        request_timeout: seconds("request-timeout", a.request_timeout)?,
+        drain_delay: seconds("drain-delay", a.drain_delay)?,
+        shutdown_timeout: seconds("shutdown-timeout", a.shutdown_timeout)?,
+        ..Default::default()
+    };
+    config.check()?;
     let m = open_model(&a.model)?;
     let shown = m.path.display().to_string();
     let app = serve::App::of(m);
-    let server = serve::Server::bind(app, a.addr)?;
+    let server = serve::Server::bind_with(app, a.addr, config)?;
     if !a.addr.ip().is_loopback() {
         eprintln!(
             "note: listening on {} — reachable from other machines on this network",
             a.addr
         );
     }
+    serve::init_logging(a.quiet);
     println!(
-        "serving {shown} on http://{}/ (Ctrl-C to stop)",
+        "serving {shown} on http://{}/ (Ctrl-C or SIGTERM to stop)",
         server.addr()
     );
-    server.run(a.threads);
-    Ok(())
+    server.run_until_signal(a.threads)
 }
 
 fn export_model(a: ExportArgs) -> Result<()> {

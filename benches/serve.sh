@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Load benchmark of `netcalc serve` (issue 24): wrk (Debian's `wrk`) posts a 28×28 PNG to
+# /api/predict over loopback with keep-alive, at concurrency 1, 16, 64 and 256, and prints
+# requests/s, p50, p99, non-2xx answers and the mean batch size the server ran (from its
+# /metrics), next to the model's own batch-64 inference rate measured in the same run
+# (`netcalc bench --model <preset> --device <device> --infer-batch-size 64`).
+#
+# Usage: benches/serve.sh [RUN_DIR]   (default: /tmp/serve-model; trained if missing)
+# Environment: DEVICE (flex), PRESET (cnn: the served model's preset), DURATION (10s),
+# CONNECTIONS ("1 16 64 256"), PORT (18080), NETCALC (target/release/netcalc).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+run_dir=${1:-/tmp/serve-model}
+device=${DEVICE:-flex}
+preset=${PRESET:-cnn}
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-1 16 64 256}
+port=${PORT:-18080}
+netcalc=${NETCALC:-target/release/netcalc}
+
+command -v wrk >/dev/null || { echo "benches/serve.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
+[ -x "$netcalc" ] || cargo build --release --bin netcalc
+[ -e "$run_dir/config.json" ] || "$netcalc" train --model "$preset" --epochs 1 --limit 2000 --out "$run_dir" >/dev/null
+
+work=$(mktemp -d)
+server=
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# a 28×28 digit as PNG (a ring, white ink on black), written with Python's standard library
+python3 - "$work/digit.png" <<'EOF'
+import struct, sys, zlib
+rows = []
+for y in range(28):
+    row = bytearray([0])
+    for x in range(28):
+        d = ((x - 14) ** 2 + (y - 14) ** 2) ** 0.5
+        row.append(255 if 6 <= d <= 9 else 0)
+    rows.append(bytes(row))
+def chunk(kind, data):
+    c = kind + data
+    return struct.pack(">I", len(data)) + c + struct.pack(">I", zlib.crc32(c) & 0xFFFFFFFF)
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
+png += chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)
+EOF
+cat >"$work/post.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "image/png"
+local f = io.open("$work/digit.png", "rb")
+wrk.body = f:read("*a")
+f:close()
+EOF
+
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
+model_rate=$("$netcalc" bench --model "$preset" --device "$device" --infer-batch-size 64 --steps 30 2>&1 |
+  grep -iE 'infer' | grep -oE '[0-9][0-9,.]* *(images|img)/s' | head -1 | tr -d ',' | grep -oE '^[0-9.]+' || true)
+echo "model alone: netcalc bench --model $preset --device $device --infer-batch-size 64: ${model_rate:-?} images/s"
+
+"$netcalc" serve --model "$run_dir" --device "$device" --addr "127.0.0.1:$port" --quiet \
+  >"$work/serve.log" 2>&1 &
+server=$!
+for _ in $(seq 200); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  sleep 0.05
+done
+curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+
+metric() { curl -fs "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+
+# warm-up
+wrk -t1 -c4 -d2s -s "$work/post.lua" "http://127.0.0.1:$port/api/predict" >/dev/null
+
+printf '%-12s %10s %9s %9s %8s %11s %14s\n' connections req/s p50 p99 non-2xx mean-batch "x model rate"
+for c in $connections; do
+  t=$(( c < 2 ? 1 : 2 ))
+  s0=$(metric netcalc_batch_size_sum); n0=$(metric netcalc_batch_size_count)
+  out=$(wrk -t"$t" -c"$c" -d"$duration" --latency -s "$work/post.lua" "http://127.0.0.1:$port/api/predict")
+  s1=$(metric netcalc_batch_size_sum); n1=$(metric netcalc_batch_size_count)
+  rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+  bad=$(awk '/Non-2xx/ { print $NF }' <<<"$out"); bad=${bad:-0}
+  errs=$(awk '/Socket errors/ { print $0 }' <<<"$out")
+  batch=$(awk -v a="$s0" -v b="$s1" -v x="$n0" -v y="$n1" 'BEGIN { if (y > x) printf "%.1f", (b - a) / (y - x); else print "-" }')
+  ratio=$(awk -v r="$rps" -v m="${model_rate:-0}" 'BEGIN { if (m > 0) printf "%.2f", r / m; else print "-" }')
+  printf '%-12s %10s %9s %9s %8s %11s %14s\n' "$c" "$rps" "$p50" "$p99" "$bad" "$batch" "$ratio"
+  [ -n "$errs" ] && echo "  $errs"
+  [ -n "${VERBOSE:-}" ] && echo "$out"
+done

@@ -1,0 +1,148 @@
+//! Connections and their limits: the connection cap, the header-read timeout, the lingering
+//! close after an answer that closes the connection, and the per-connection part of a graceful
+//! shutdown.
+//!
+//! - At most `max_connections` connections are open: the accept loop takes a permit before it
+//!   accepts, so further clients wait in the kernel's backlog (no thread or task per waiting
+//!   client).
+//! - hyper's HTTP/1 header-read timeout (a total for the headers, not an idle timer) is armed
+//!   with a tokio timer; a client that sent part of its headers by then gets a `408` and the
+//!   connection closes.
+//! - The body timeout and the 413 for a declared body over the limit are in
+//!   [`super::routes`]; their answers carry `Connection: close`. When hyper is done with a
+//!   connection, it is closed gracefully: the server's side is shut down (the client reads the
+//!   whole answer), then at most [`LINGER_BYTES`] or [`LINGER`] of what the client still sends
+//!   is read and discarded, so that closing does not reset the connection under the answer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tower::ServiceExt;
+
+/// The most a closing connection reads and discards of what its client still sends.
+pub const LINGER_BYTES: usize = 8 << 20;
+/// The longest a closing connection waits for its client to stop sending.
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// The limits a connection is served under.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnLimits {
+    pub header_timeout: Duration,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>>;
+
+/// Accepts connections until `closing` turns true, at most `permits`' count at once; each is
+/// served on its own task, which holds its permit until the connection is closed.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    permits: Arc<Semaphore>,
+    mut closing: watch::Receiver<bool>,
+) {
+    loop {
+        if *closing.borrow() {
+            return;
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = closing.changed() => continue,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // out of file descriptors or a connection reset before it was accepted:
+                    // wait a little rather than spin
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = closing.changed() => continue,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(
+            stream,
+            router.clone(),
+            limits.clone(),
+            closing.clone(),
+            permit,
+        ));
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    limits: ConnLimits,
+    mut closing: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let router = router.clone();
+        Box::pin(async move { router.oneshot(req).await }) as BoxFuture
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let mut conn = builder.serve_connection(TokioIo::new(stream), service);
+    let mut draining = false;
+    let result = loop {
+        if !draining && *closing.borrow() {
+            draining = true;
+            Pin::new(&mut conn).graceful_shutdown();
+        }
+        tokio::select! {
+            r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
+            changed = closing.changed(), if !draining => {
+                if changed.is_err() {
+                    draining = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+            }
+        }
+    };
+    let timed_out = result.as_ref().err().is_some_and(hyper::Error::is_timeout);
+    let parts = conn.into_parts();
+    let mut stream = parts.io.into_inner();
+    if timed_out && !parts.read_buf.is_empty() {
+        // part of a request's headers came, the rest not in time
+        let _ = stream
+            .write_all(
+                b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            )
+            .await;
+    }
+    linger(stream).await;
+}
+
+/// Closes `stream` gracefully: shuts down the sending side, then discards what the client
+/// still sends, at most [`LINGER_BYTES`] for at most [`LINGER`].
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let until = tokio::time::Instant::now() + LINGER;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut read = 0;
+    while read < LINGER_BYTES {
+        match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => read += n,
+            _ => break,
+        }
+    }
+}
