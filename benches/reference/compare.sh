@@ -9,8 +9,11 @@
 #
 #   PYTHON=/path/to/python-with-torch KERAS_PYTHON=/path/to/python-with-tensorflow \
 #     bash benches/reference/compare.sh [--rounds 5] [--steps 30] \
-#       [--model keras-cnn|cnn|mlp] [--infer-batch-size 1000] [--json FILE] [--baseline EXE]
+#       [--model keras-cnn|cnn|mlp] [--infer-batch-size 1000] [--json FILE] [--baseline EXE] \
+#       [--exe EXE] [--device all|flex|ndarray]
 #
+# `--exe EXE` measures that netcalc binary instead of building `target/release/netcalc`;
+# `--device` picks the backends measured (default: all compiled in).
 # `--infer-batch-size 1` measures one image at a time: its img/s is 1 / latency.
 # `--baseline EXE` adds a second netcalc binary, e.g. a build of an older commit, to every
 # round, run right after the current one with the same arguments (`EXE bench ... --device all
@@ -36,6 +39,8 @@ model=keras-cnn
 infer=1000
 json_out=""
 baseline=""
+exe=""
+device=all
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -44,6 +49,8 @@ while [[ $# -gt 0 ]]; do
     --infer-batch-size) infer="$2"; shift 2 ;;
     --json) json_out="$2"; shift 2 ;;
     --baseline) baseline="$2"; shift 2 ;;
+    --exe) exe="$2"; shift 2 ;;
+    --device) device="$2"; shift 2 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -51,8 +58,10 @@ common=(--model "$model" --steps "$steps" --infer-batch-size "$infer")
 if [[ -n $baseline && ! -x $baseline ]]; then
   echo "compare.sh: --baseline $baseline is not an executable file" >&2; exit 2
 fi
-cargo build --release --bin netcalc -q
-exe=./target/release/netcalc
+if [[ -z $exe ]]; then
+  cargo build --release --bin netcalc -q
+  exe=./target/release/netcalc
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 have_torch=0; have_keras=0
@@ -61,9 +70,9 @@ have_torch=0; have_keras=0
   echo "Keras: skipped ($KERAS_PYTHON cannot import tensorflow and keras)"
 for r in $(seq 1 "$rounds"); do
   echo "round $r of $rounds" >&2
-  "$exe" bench "${common[@]}" --device all --json "$tmp/netcalc-$r.json" >/dev/null
+  "$exe" bench "${common[@]}" --device "$device" --json "$tmp/netcalc-$r.json" >/dev/null
   if [[ -n $baseline ]]; then
-    "$baseline" bench "${common[@]}" --device all --json "$tmp/baseline-$r.json" >/dev/null
+    "$baseline" bench "${common[@]}" --device "$device" --json "$tmp/baseline-$r.json" >/dev/null
   fi
   if [[ $have_torch == 1 ]]; then
     "$PYTHON" benches/reference/pytorch_convnet.py "${common[@]}" > "$tmp/pytorch-$r.json"
