@@ -55,8 +55,8 @@ pub enum Cmd {
 /// Where the data is and what shapes it (train, eval).
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// A folder of your own images: DIR/train/<class>/*.png|jpg and DIR/test/<class>/…, or
-    /// DIR/<class>/… with --val-split.
+    /// A folder of your own images: DIR/train/CLASS/*.png|jpg and DIR/test/CLASS/…, or
+    /// DIR/CLASS/… with --val-split.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["data_dir", "dataset"])]
     pub data: Option<PathBuf>,
     /// An IDX dataset by name, downloaded (verified) and cached [default: mnist].
@@ -162,7 +162,7 @@ pub struct TrainArgs {
     /// The preset for images of this shape, CxHxW (e.g. 3x64x64) [default: 1x28x28].
     #[arg(long, value_name = "CxHxW", value_parser = parse_shape, conflicts_with = "config")]
     pub input_shape: Option<[usize; 3]>,
-    /// A training config JSON (as written to <run>/config.json) instead of the flags' defaults.
+    /// A training config JSON (as written to RUN/config.json) instead of the flags' defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The data flags.
@@ -171,7 +171,7 @@ pub struct TrainArgs {
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Run directory [default: runs/<model>-<unix time>].
+    /// Run directory [default: runs/MODEL-UNIXTIME].
     #[arg(long, conflicts_with = "resume")]
     pub out: Option<PathBuf>,
     /// Continue the run in DIR from its last checkpoint.
@@ -201,7 +201,7 @@ impl TrainArgs {
         }
     }
 
-    /// What these flags ask of a training run ([`crate::app::train::plan`] decides the rest).
+    /// What these flags ask of a training run ([`crate::app::train::plan()`] decides the rest).
     pub fn request(&self) -> TrainRequest {
         TrainRequest {
             overrides: self.overrides(),
@@ -256,7 +256,7 @@ pub struct ExplainArgs {
     /// The trained model (`--model`, `--device`).
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The PNG to write (one image only) [default: <image>-explain.png in the current directory].
+    /// The PNG to write (one image only) [default: IMAGE-explain.png in the current directory].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Images to explain (PNG/JPEG, any size).

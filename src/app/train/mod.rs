@@ -1,7 +1,7 @@
-//! Training: a run's plan ([`plan`]: the data, a preset fitted to it, the run directory), the
-//! loop ([`train_loop`]), the optimizer and schedule ([`optim`]), evaluation ([`evaluate`]),
+//! Training: a run's plan ([`plan`](mod@plan): the data, a preset fitted to it, the run directory), the
+//! loop ([`train_loop`]), the optimizer and schedule ([`optim`]), evaluation ([`evaluate`](mod@evaluate)),
 //! the run directory and its checkpoints ([`run_dir`]), metrics and plots, throughput
-//! measurement ([`bench`]), and the process-wide settings a run makes ([`denormals`],
+//! measurement ([`bench`](mod@bench)), and the process-wide settings a run makes ([`denormals`],
 //! [`allocs`]).
 
 pub mod allocs;
@@ -58,7 +58,7 @@ pub struct RunOptions {
     /// The backend (recorded in the checkpoint and the summary).
     pub backend: BackendKind,
     /// Set (e.g. by a Ctrl-C handler) to stop at the end of the current batch: a checkpoint is
-    /// written there and the run ends with [`Error::Interrupted`]; `resume` continues from that
+    /// written there and the run ends with [`crate::Error::Interrupted`]; `resume` continues from that
     /// very batch.
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Where the data came from, recorded in the run directory (`source.json`) so that
