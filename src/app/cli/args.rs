@@ -46,7 +46,7 @@ pub enum Cmd {
     /// the heap allocations per training step and per inference batch.
     Bench(BenchArgs),
     /// Write a trained model for PyTorch: model.safetensors, model.py (build(), preprocess()),
-    /// classes.json.
+    /// classes.json, netcalc.json (the data contract `import` reads back).
     Export(ExportArgs),
     /// Make a run directory from a config and weights from PyTorch (.pt/.pth) or safetensors.
     Import(ImportArgs),
@@ -324,7 +324,7 @@ pub struct SummaryArgs {
 }
 
 /// Write a trained model for PyTorch: model.safetensors, model.py (build(), preprocess()),
-/// classes.json.
+/// classes.json, netcalc.json (the data contract `import` reads back).
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// The trained model (`--model`, `--device`).
