@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark of `netcalc serve` (issue 24): wrk (Debian's `wrk`) posts a 28×28 PNG to
+# Load benchmark of `netcalc serve`: wrk (Debian's `wrk`) posts a 28×28 PNG to
 # /api/predict over loopback with keep-alive, at concurrency 1, 16, 64 and 256, and prints
 # requests/s, p50, p99, non-2xx answers and the mean batch size the server ran (from its
 # /metrics), next to the model's own batch-64 inference rate measured in the same run

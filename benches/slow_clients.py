@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile clients against `netcalc serve` over loopback (issue 24's targets), measured from
+"""Hostile clients against `netcalc serve` over loopback, measured from
 the outside: the server's threads and resident memory while N clients hold connections open.
 
     benches/slow_clients.py PID PORT [--clients 1000] [--kind headers|body]

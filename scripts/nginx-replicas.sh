@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two `netcalc serve` replicas behind Debian's nginx on loopback (issue 24): wrk posts a digit
+# Two `netcalc serve` replicas behind Debian's nginx on loopback: wrk posts a digit
 # to /api/predict through nginx with keep-alive, one replica is SIGKILLed halfway through, and
 # the script shows that no request failed (nginx retries the POST on the other replica:
 # `proxy_next_upstream error timeout non_idempotent`; passive health checks mark the dead one

@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian's packages, and what each gives the tests.
-packages=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver)
+# Debian's packages, and what each gives the tests (and the serving benchmarks: wrk for
+# benches/serve.sh, nginx for scripts/nginx-replicas.sh).
+packages=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver wrk nginx)
 
 has_vulkan() {
   # a Vulkan loader and at least one driver (lavapipe is the software one)
@@ -32,6 +33,8 @@ missing() {
     echo "Chromium (Debian: chromium)"
   has_program chromedriver || [ -n "${NETCALC_CHROMEDRIVER:-}" ] ||
     echo "ChromeDriver (Debian: chromium-driver)"
+  has_program wrk || echo "wrk, for benches/serve.sh (Debian: wrk)"
+  has_program nginx || [ -x /usr/sbin/nginx ] || echo "nginx, for scripts/nginx-replicas.sh (Debian: nginx)"
 }
 
 lacking=$(missing)
