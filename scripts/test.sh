@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# netcalc's test run, from a fresh machine: installs what the tests need (a Vulkan driver for
-# the wgpu backend, Chromium and ChromeDriver for the browser test) where it can, then runs
-# `cargo test --release --features wgpu` with every backend compiled in. Extra arguments go to
-# cargo test (e.g. `bash scripts/test.sh --lib`).
+# netcalc's test run, from a fresh machine: installs what the build and the tests need (a
+# Vulkan driver for the wgpu backend, Chromium and ChromeDriver for the browser test, OpenMPI
+# and libclang for the `mpi` feature and its tests) where it can, then runs
+# `cargo test --release --features wgpu,mpi` with every backend compiled in. Extra arguments go
+# to cargo test (e.g. `bash scripts/test.sh --lib`); `--install-only` installs and stops.
 #
 # Installing needs Debian/Ubuntu's apt and root (or sudo without a password). Elsewhere the
 # script says what to install and stops before running any test.
@@ -11,7 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian's packages, and what each gives the tests (and the serving benchmarks: wrk for
 # benches/serve.sh, nginx for scripts/nginx-replicas.sh).
-packages=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver wrk nginx)
+packages=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver wrk nginx
+  openmpi-bin libopenmpi-dev libclang-dev)
 
 has_vulkan() {
   # a Vulkan loader and at least one driver (lavapipe is the software one)
@@ -35,6 +37,11 @@ missing() {
     echo "ChromeDriver (Debian: chromium-driver)"
   has_program wrk || echo "wrk, for benches/serve.sh (Debian: wrk)"
   has_program nginx || [ -x /usr/sbin/nginx ] || echo "nginx, for scripts/nginx-replicas.sh (Debian: nginx)"
+  has_program mpirun || echo "OpenMPI's mpirun, for the MPI tests (Debian: openmpi-bin)"
+  { has_program mpicc && [ -n "$(mpicc --showme:incdirs 2>/dev/null)" ]; } ||
+    echo "OpenMPI's headers, to build the mpi feature (Debian: libopenmpi-dev)"
+  { ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null; } ||
+    echo "libclang, for bindgen in the mpi feature's build (Debian: libclang-dev)"
 }
 
 lacking=$(missing)
@@ -69,4 +76,7 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d)
   export XDG_RUNTIME_DIR
 fi
-exec cargo test --release --features wgpu "$@"
+if [ "${1:-}" = --install-only ]; then
+  exit 0
+fi
+exec cargo test --release --features wgpu,mpi "$@"

@@ -131,6 +131,14 @@ pub enum Error {
         /// The learning rate of that step.
         lr: f64,
     },
+    /// The processes of a distributed run (`mpirun -np N netcalc train`) disagree, or MPI
+    /// failed: a rank's config or data differs from rank 0's, the parameters drifted apart, or
+    /// the run cannot start under MPI (a build without the `mpi` feature).
+    #[error("distributed training: {message}")]
+    Distributed {
+        /// What differs or failed, naming the ranks.
+        message: String,
+    },
     /// Training was interrupted (Ctrl-C): a checkpoint was written after the current batch.
     #[error(
         "interrupted after {epoch} epochs and {batches} batches of the next; the checkpoint in {} resumes from there",

@@ -183,6 +183,11 @@ pub struct TrainArgs {
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub plain: bool,
+    /// CPU threads for this process's tensor work. Default: the CPUs it may run on; under
+    /// mpirun, the host's CPUs divided among the job's ranks on it (or the CPUs mpirun bound
+    /// the rank to).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 impl TrainArgs {

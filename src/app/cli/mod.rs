@@ -23,6 +23,7 @@ use args::{
 };
 
 use crate::app::data::Normalization;
+use crate::app::distributed::{self, Collective, Launch};
 use crate::app::fsio::{read_json, write_atomic, write_json};
 use crate::app::interop::{ImportOptions, export, import};
 use crate::app::session::TrainedModel;
@@ -126,10 +127,19 @@ pub fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
 }
 
 /// The command that continues an interrupted run: this program, `train --resume DIR` and the
-/// backend; the data comes from the run directory's record.
-pub fn resume_command(run: &Path, kind: BackendKind) -> String {
+/// backend, under `mpirun -np N` for a run of `ranks` processes; the data comes from the run
+/// directory's record.
+pub fn resume_command(run: &Path, kind: BackendKind, ranks: usize) -> String {
     let exe = std::env::args().next().unwrap_or_else(|| "netcalc".into());
-    format!("{exe} train --resume {} --device {kind}", run.display())
+    let mpirun = if ranks > 1 {
+        format!("mpirun -np {ranks} ")
+    } else {
+        String::new()
+    };
+    format!(
+        "{mpirun}{exe} train --resume {} --device {kind}",
+        run.display()
+    )
 }
 
 fn open_model(a: &ModelArgs) -> Result<TrainedModel> {
@@ -137,26 +147,97 @@ fn open_model(a: &ModelArgs) -> Result<TrainedModel> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let p = plan(&a.request(), |w| eprintln!("note: {w}"))?;
-    let (kind, dev) = select_device(a.device.choice)?;
-    for (path, why) in &p.data.skipped {
-        eprintln!("skipped {}: {why}", path.display());
+    let launch = distributed::this_launch()?;
+    if a.threads.is_some() || launch != Launch::Single {
+        let threads = a
+            .threads
+            .map_or_else(|| distributed::threads_for(&launch), usize::from);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| {
+                Error::setting("threads", format!("cannot start {threads} threads: {e}"))
+            })?;
     }
+    let group = distributed::join(&launch)?;
+    match train_as_rank(&a, group.as_ref()) {
+        // An error that every rank reached together ends each of them normally; one that only
+        // this rank saw would leave the others waiting in the next all-reduce: it ends the job.
+        Err(e) if group.size() > 1 => {
+            let together = matches!(
+                e,
+                Error::Interrupted { .. } | Error::Diverged { .. } | Error::Distributed { .. }
+            );
+            if !together || (group.rank() > 0 && matches!(e, Error::Distributed { .. })) {
+                eprintln!(
+                    "error (rank {} of {}): {}",
+                    group.rank(),
+                    group.size(),
+                    one_line(&e)
+                );
+            }
+            if !together {
+                group.abort(i32::from(exit_code(&e)))
+            }
+            if group.rank() > 0 {
+                // rank 0 has said it (the other ranks' run directory name is not even the
+                // real one): finalise MPI, then end with the same code, silently
+                let code = exit_code(&e);
+                drop(group);
+                std::process::exit(i32::from(code));
+            }
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// `train` as rank `group.rank()`: rank 0 prints, the others only train.
+fn train_as_rank(a: &TrainArgs, group: &dyn Collective) -> Result<()> {
+    let lead = group.rank() == 0;
+    let mut request = a.request();
+    // a resume: the other ranks read rank 0's run directory from a copy it sends them
+    let _copy = match (&request.resume, group.size()) {
+        (Some(dir), n) if n > 1 => distributed::share_run_dir(group, dir)?,
+        _ => None,
+    };
+    if let Some(copy) = &_copy {
+        request.resume = Some(copy.path().to_path_buf());
+    }
+    let p = plan(&request, |w| {
+        if lead {
+            eprintln!("note: {w}")
+        }
+    })?;
+    let (kind, dev) = select_device(a.device.choice)?;
     let cfg = &p.config;
-    println!("{}", p.data.describe());
-    println!(
-        "model: {} ({} parameters), backend: {kind}, {} epochs of batch {}, {:?} lr {} ({:?}), augment ±{} px, seed {}",
-        cfg.model.name,
-        cfg.model.summary()?.total_params(),
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.optimizer.kind,
-        cfg.optimizer.lr,
-        cfg.schedule,
-        cfg.augment_shift,
-        cfg.seed
-    );
-    println!("run directory: {}", p.out.display());
+    if lead {
+        for (path, why) in &p.data.skipped {
+            eprintln!("skipped {}: {why}", path.display());
+        }
+        println!("{}", p.data.describe());
+        println!(
+            "model: {} ({} parameters), backend: {kind}, {} epochs of batch {}, {:?} lr {} ({:?}), augment ±{} px, seed {}",
+            cfg.model.name,
+            cfg.model.summary()?.total_params(),
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.optimizer.kind,
+            cfg.optimizer.lr,
+            cfg.schedule,
+            cfg.augment_shift,
+            cfg.seed
+        );
+        if group.size() > 1 {
+            println!(
+                "distributed: {} processes (MPI), {} threads each on rank 0, a share of every batch of {} each",
+                group.size(),
+                rayon::current_num_threads(),
+                cfg.batch_size
+            );
+        }
+        println!("run directory: {}", p.out.display());
+    }
     let opts = RunOptions {
         out: p.out.clone(),
         resume: p.resume,
@@ -171,15 +252,20 @@ fn train(a: TrainArgs) -> Result<()> {
         data_record: Some(p.record.clone()),
     };
     let start = Instant::now();
-    let run = match crate::app::train::train(cfg, &p.data, &dev, &opts) {
+    let run = match crate::app::train::train_in(cfg, &p.data, &dev, &opts, group) {
         Err(e @ Error::Interrupted { epoch, batches, .. }) => {
-            eprintln!(
-                "interrupted: checkpoint written after {epoch} epochs and {batches} batches; continue with:"
-            );
-            eprintln!("  {}", resume_command(&p.out, kind));
+            if lead {
+                eprintln!(
+                    "interrupted: checkpoint written after {epoch} epochs and {batches} batches; continue with:"
+                );
+                eprintln!("  {}", resume_command(&p.out, kind, group.size()));
+            }
             return Err(e);
         }
         other => other?,
+    };
+    let Some(run) = run else {
+        return Ok(());
     };
     let e = &run.evaluation;
     println!(
@@ -194,6 +280,19 @@ fn train(a: TrainArgs) -> Result<()> {
         e.loss,
         start.elapsed().as_secs_f64()
     );
+    if let Some(d) = &run.distributed
+        && d.steps > 0
+    {
+        println!(
+            "all-reduce: {} floats ({:.2} MB) per step, {:.2} ms of {:.2} ms per step ({:.0}%), over {} steps",
+            d.floats_per_step,
+            d.floats_per_step as f64 * 4e-6,
+            1e3 * d.all_reduce_seconds / d.steps as f64,
+            1e3 * d.step_seconds / d.steps as f64,
+            100.0 * d.all_reduce_seconds / d.step_seconds.max(1e-12),
+            d.steps
+        );
+    }
     println!(
         "wrote {0}/model.bpk, config.json, data.json, source.json, metrics.csv, metrics.json, confusion.csv, loss.png, accuracy.png, confusion.png",
         run.out.display()

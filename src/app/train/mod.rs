@@ -31,7 +31,7 @@ use metrics::EpochMetrics;
 pub use optim::{build_optimizer, build_scheduler};
 pub use plan::{DataChoice, TrainPlan, TrainRequest, check_model_fits_data, plan};
 pub use run_dir::{Checkpoint, CheckpointInfo, EpochProgress, RunDir, load_model, locate_model};
-pub use train_loop::train;
+pub use train_loop::{train, train_in};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,4 +83,22 @@ pub struct RunSummary {
     pub evaluation: Evaluation,
     /// The run directory.
     pub out: PathBuf,
+    /// For a run on several processes: what their all-reduce cost.
+    pub distributed: Option<DistributedStats>,
+}
+
+/// What the gradient all-reduce of a distributed run cost, as rank 0 measured it this session
+/// (from the start or the resume).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributedStats {
+    /// The processes.
+    pub ranks: usize,
+    /// Values summed per step: every gradient, the batch's loss and hits, the stop flag.
+    pub floats_per_step: usize,
+    /// Steps taken.
+    pub steps: usize,
+    /// Seconds in the all-reduce, waiting for the slowest rank included.
+    pub all_reduce_seconds: f64,
+    /// Seconds of the steps in all (forward, backward, all-reduce, optimizer).
+    pub step_seconds: f64,
 }

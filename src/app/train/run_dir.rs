@@ -44,6 +44,18 @@ pub struct CheckpointInfo {
     /// When the run was interrupted inside epoch `epoch + 1`: how far it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_epoch: Option<EpochProgress>,
+    /// The processes that trained it (`mpirun -np N`; 1 alone, and for checkpoints that do
+    /// not say). A resume needs the same number.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub ranks: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// How far an interrupted epoch got: the batches done and the running totals of its metrics.
@@ -143,6 +155,12 @@ impl RunDir {
         tempfile::tempfile_in(dir)
             .map(drop)
             .map_err(|e| Error::io(dir, e))
+    }
+
+    /// The run directory that another process writes (rank 0 of a distributed run, for the
+    /// other ranks): nothing is created or checked.
+    pub fn written_elsewhere(path: impl Into<PathBuf>) -> Self {
+        Self { root: path.into() }
     }
 
     /// An existing run directory.

@@ -16,10 +16,12 @@ use rand_chacha::ChaCha8Rng;
 
 use super::metrics::EpochMetrics;
 use super::{
-    CheckpointInfo, EpochProgress, Evaluation, FlushDenormals, ProgressMode, RunDir, RunOptions,
-    RunSummary, TrainConfig, build_optimizer, build_scheduler, check_model_fits_data, evaluate,
+    CheckpointInfo, DistributedStats, EpochProgress, Evaluation, FlushDenormals, ProgressMode,
+    RunDir, RunOptions, RunSummary, TrainConfig, build_optimizer, build_scheduler,
+    check_model_fits_data, evaluate,
 };
 use crate::app::data::{Dataset, Split, epoch_order};
+use crate::app::distributed::{Collective, RunIdentity, Single, agree, params, rank_seed, share};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::model::Cnn;
@@ -50,6 +52,8 @@ struct TrainState {
     lr: f64,
     /// Where the current epoch stands when it was interrupted after a batch.
     in_epoch: Option<EpochProgress>,
+    /// The all-reduce's cost so far (several processes only).
+    comm: Option<DistributedStats>,
 }
 
 /// Training loss and accuracy of one epoch.
@@ -106,6 +110,37 @@ pub fn train(
     device: &Device,
     opts: &RunOptions,
 ) -> Result<RunSummary> {
+    let summary = train_in(cfg, data, device, opts, &Single)?;
+    Ok(summary.expect("rank 0 of one process returns the summary"))
+}
+
+/// [`train`] as one rank of `group`: every rank of the job calls it with the same arguments
+/// (`mpirun -np N netcalc train …`), and together they train one model, the one a single
+/// process would train at the same global batch, to floating-point summation.
+///
+/// - Rank 0's config, data description and fingerprint are checked on every rank
+///   ([`agree`]); rank 0's initial (or resumed) parameters are broadcast.
+/// - Each global batch of `cfg.batch_size` is split into one contiguous share per rank
+///   ([`share`]); each rank's mean-loss gradient is weighted by its share of the batch, and one
+///   all-reduce per step sums the gradients (with the batch's loss, hits and a stop flag); a
+///   rank without examples in a batch sends zeros. Every rank then takes the same optimizer
+///   step.
+/// - The parameters' checksums are compared after every epoch: ranks that drifted apart stop
+///   the job ([`Error::Distributed`]).
+/// - Dropout and augmentation draw from per-rank streams ([`rank_seed`]); rank 0's are a single
+///   process's.
+/// - Rank 0 alone evaluates, prints, shows progress and writes the run directory; it returns
+///   the summary, the other ranks `None`.
+/// - An interrupt on any rank stops every rank after the same batch (the flag travels in the
+///   all-reduce); rank 0 writes the checkpoint, and every rank returns
+///   [`Error::Interrupted`]. A resume needs the same number of processes.
+pub fn train_in(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    device: &Device,
+    opts: &RunOptions,
+    group: &dyn Collective,
+) -> Result<Option<RunSummary>> {
     cfg.validate()?;
     check_model_fits_data(&cfg.model, &data.info)?;
     let train_split = match cfg.limit {
@@ -120,14 +155,17 @@ pub fn train(
     }
     // subnormal values flushed to zero for the run (see `denormals`)
     let _flush = FlushDenormals::unless_kept()?;
+    let lead = group.rank() == 0;
     let existed = opts.out.exists();
     let run = if opts.resume {
         RunDir::open(&opts.out)?
-    } else {
+    } else if lead {
         RunDir::create(&opts.out)?
+    } else {
+        RunDir::written_elsewhere(&opts.out)
     };
-    let result = run_epochs(cfg, &train_split, data, device, opts, &run);
-    if result.is_err() && !opts.resume && !existed && !run.has_checkpoint() {
+    let result = run_epochs(cfg, &train_split, data, device, opts, &run, group);
+    if lead && result.is_err() && !opts.resume && !existed && !run.has_checkpoint() {
         // Nothing worth keeping: leave no half-made run directory behind.
         let _ = std::fs::remove_dir_all(run.path());
     }
@@ -141,18 +179,41 @@ fn run_epochs(
     device: &Device,
     opts: &RunOptions,
     run: &RunDir,
-) -> Result<RunSummary> {
+    group: &dyn Collective,
+) -> Result<Option<RunSummary>> {
     let ad = device.clone().autodiff();
+    let lead = group.rank() == 0;
     let steps_per_epoch = train_split.len().div_ceil(cfg.batch_size);
     let mut state = if opts.resume {
-        resume(cfg, run, &ad, steps_per_epoch)?
+        resume(cfg, run, &ad, steps_per_epoch, group.size())?
     } else {
         start(cfg, &ad, steps_per_epoch)?
     };
-    run.write_config(cfg)?;
-    run.write_data_info(&data.info)?;
-    if let Some(record) = &opts.data_record {
-        run.write_data_record(record)?;
+    if group.size() > 1 {
+        let identity = RunIdentity {
+            config: cfg.clone(),
+            data: data.info.clone(),
+            fingerprint: opts.data_record.as_ref().map(|r| r.fingerprint.clone()),
+            train_images: train_split.len(),
+            test_images: data.test.len(),
+            resume_step: opts.resume.then_some(state.steps),
+        };
+        agree(group, &identity)?;
+        state.model = broadcast_parameters(state.model, group);
+        state.comm = Some(DistributedStats {
+            ranks: group.size(),
+            floats_per_step: params::param_count(&state.model) + EXTRA_FLOATS,
+            steps: 0,
+            all_reduce_seconds: 0.0,
+            step_seconds: 0.0,
+        });
+    }
+    if lead {
+        run.write_config(cfg)?;
+        run.write_data_info(&data.info)?;
+        if let Some(record) = &opts.data_record {
+            run.write_data_record(record)?;
+        }
     }
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let prior_elapsed = state
@@ -166,37 +227,103 @@ fn run_epochs(
     while state.epoch < last_epoch {
         let epoch_start = Instant::now();
         let totals;
-        (state, totals) = train_epoch(cfg, state, train_split, &ad, &loss_fn, opts)?;
+        (state, totals) = train_epoch(
+            cfg,
+            state,
+            train_split,
+            (device, &ad),
+            &loss_fn,
+            opts,
+            group,
+        )?;
         let Some(totals) = totals else {
             // Interrupted after a batch: a checkpoint of the unfinished epoch.
-            checkpoint(cfg, &state, &state.model.valid(), run, opts.backend)?;
+            if lead {
+                checkpoint(cfg, &state, &state.model.valid(), run, opts.backend, group)?;
+            }
             return Err(interrupted(run, &state));
         };
-        let valid = state.model.valid();
-        let eval = evaluate(&valid, &data.test, device, 1000)?;
-        state.epoch += 1;
-        let m = EpochMetrics {
-            epoch: state.epoch,
-            train_loss: totals.loss,
-            train_accuracy: totals.accuracy,
-            test_loss: eval.loss,
-            test_accuracy: eval.accuracy,
-            lr: state.lr,
-            images_per_sec: totals.images_per_sec,
-            epoch_seconds: totals.earlier_seconds + epoch_start.elapsed().as_secs_f64(),
-            elapsed_seconds: prior_elapsed + run_start.elapsed().as_secs_f64(),
-        };
-        if opts.progress != ProgressMode::Quiet {
-            println!("{}", m.line(cfg.epochs));
+        if group.size() > 1 {
+            check_parameters_agree(&state.model, group, state.epoch + 1)?;
         }
-        state.history.push(m);
-        checkpoint(cfg, &state, &valid, run, opts.backend)?;
-        last_eval = Some(eval);
-        if opts.interrupted() && state.epoch < cfg.epochs {
+        state.epoch += 1;
+        if lead {
+            let valid = state.model.valid();
+            let eval = evaluate(&valid, &data.test, device, 1000)?;
+            let m = EpochMetrics {
+                epoch: state.epoch,
+                train_loss: totals.loss,
+                train_accuracy: totals.accuracy,
+                test_loss: eval.loss,
+                test_accuracy: eval.accuracy,
+                lr: state.lr,
+                images_per_sec: totals.images_per_sec,
+                epoch_seconds: totals.earlier_seconds + epoch_start.elapsed().as_secs_f64(),
+                elapsed_seconds: prior_elapsed + run_start.elapsed().as_secs_f64(),
+            };
+            if opts.progress != ProgressMode::Quiet {
+                println!("{}", m.line(cfg.epochs));
+            }
+            state.history.push(m);
+            checkpoint(cfg, &state, &valid, run, opts.backend, group)?;
+            last_eval = Some(eval);
+        }
+        // every rank stops here if any was interrupted during the epoch's last batch
+        let stop = group.gather(u64::from(opts.interrupted())).contains(&1);
+        if stop && state.epoch < cfg.epochs {
             return Err(interrupted(run, &state));
         }
     }
-    finish(state, last_eval, data, device, run)
+    if lead {
+        finish(state, last_eval, data, device, run).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Values the all-reduce carries after the gradients: the batch's weighted loss, its hits and
+/// the stop flag.
+const EXTRA_FLOATS: usize = 3;
+
+/// Rank 0's parameters on every rank.
+fn broadcast_parameters(model: Cnn, group: &dyn Collective) -> Cnn {
+    let mut bytes: Vec<u8> = if group.rank() == 0 {
+        params::param_values(&model)
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    group.broadcast(&mut bytes);
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    params::with_param_values(model, &values)
+}
+
+/// Stops the job when the ranks' parameters differ after `epoch` (they take the same steps
+/// from the same values, so they never should).
+fn check_parameters_agree(model: &Cnn, group: &dyn Collective, epoch: usize) -> Result<()> {
+    let sums = group.gather(params::checksum(&params::param_values(model)));
+    let differ: Vec<String> = sums
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s != sums[0])
+        .map(|(r, s)| format!("rank {r} {s:016x}"))
+        .collect();
+    if differ.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Distributed {
+            message: format!(
+                "the parameters differ between ranks after epoch {epoch}: rank 0 {:016x}, {}; the job stops (the last checkpoint is kept)",
+                sums[0],
+                differ.join(", ")
+            ),
+        })
+    }
 }
 
 fn interrupted(run: &RunDir, state: &TrainState) -> Error {
@@ -210,8 +337,13 @@ fn interrupted(run: &RunDir, state: &TrainState) -> Error {
 /// A fresh model and optimizer, seeded.
 fn start(cfg: &TrainConfig, ad: &Device, steps_per_epoch: usize) -> Result<TrainState> {
     ad.seed(cfg.seed);
+    let model = cfg.model.init(ad)?;
+    // burn draws a parameter's initial values lazily, at its first use: drawn here, right
+    // after seeding, they depend on the seed alone, not on the stream seeded when the first
+    // batch (or, on several processes, the broadcast) first reads them
+    params::materialize(&model);
     Ok(TrainState {
-        model: cfg.model.init(ad)?,
+        model,
         optimizer: build_optimizer(&cfg.optimizer),
         scheduler: build_scheduler(cfg, steps_per_epoch)?,
         history: Vec::new(),
@@ -219,6 +351,7 @@ fn start(cfg: &TrainConfig, ad: &Device, steps_per_epoch: usize) -> Result<Train
         steps: 0,
         lr: cfg.optimizer.lr,
         in_epoch: None,
+        comm: None,
     })
 }
 
@@ -228,8 +361,27 @@ fn resume(
     run: &RunDir,
     ad: &Device,
     steps_per_epoch: usize,
+    ranks: usize,
 ) -> Result<TrainState> {
     let ckpt = run.read_checkpoint(cfg, ad)?;
+    if ckpt.info.ranks != ranks {
+        let how = |n: usize| {
+            if n == 1 {
+                "one process (without mpirun)".to_string()
+            } else {
+                format!("{n} processes (`mpirun -np {n}`)")
+            }
+        };
+        return Err(Error::Distributed {
+            message: format!(
+                "{} was trained on {}, and this run has {}; resume it on {}: another number of processes would split every batch, and draw dropout and augmentation, differently",
+                run.path().display(),
+                how(ckpt.info.ranks),
+                how(ranks),
+                how(ckpt.info.ranks)
+            ),
+        });
+    }
     let mut scheduler = build_scheduler(cfg, steps_per_epoch)?;
     let mut lr = cfg.optimizer.lr;
     for _ in 0..ckpt.info.steps {
@@ -244,52 +396,110 @@ fn resume(
         steps: ckpt.info.steps,
         lr,
         in_epoch: ckpt.info.in_epoch,
+        comm: None,
     })
 }
 
 /// One pass over `split` in the epoch's seeded order, with augmentation and a progress bar,
 /// starting after the batches an interrupted run already did. Returns no totals when
-/// `opts.interrupt` stopped it after a batch (the state then says where). A non-finite loss
-/// stops training with [`Error::Diverged`]. (The state is moved through: the optimizer takes
-/// the model by value, so its parameters can be updated in place.)
+/// `opts.interrupt` (on any rank) stopped it after a batch (the state then says where). A
+/// non-finite loss stops training with [`Error::Diverged`]. (The state is moved through: the
+/// optimizer takes the model by value, so its parameters can be updated in place.)
 fn train_epoch(
     cfg: &TrainConfig,
     mut state: TrainState,
     split: &Split,
-    ad: &Device,
+    (device, ad): (&Device, &Device),
     loss_fn: &CrossEntropyLoss,
     opts: &RunOptions,
+    group: &dyn Collective,
 ) -> Result<(TrainState, Option<EpochTotals>)> {
     let epoch = state.epoch;
     let start = Instant::now();
     let order = epoch_order(split.len(), cfg.seed, epoch);
     let batches = order.len().div_ceil(cfg.batch_size);
     let done = state.in_epoch.take().unwrap_or_default();
-    let bar = progress_bar(opts, batches, epoch + 1, cfg.epochs);
+    let bar = if group.rank() == 0 {
+        progress_bar(opts, batches, epoch + 1, cfg.epochs)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.inc(done.batches as u64);
     let (mut loss_sum, mut correct, mut seen) =
         (f64::from_bits(done.loss_sum_bits), done.correct, done.seen);
     let seconds = |start: Instant| done.seconds + start.elapsed().as_secs_f64();
+    // the all-reduce's buffer: gradients, then loss, hits, stop flag
+    let mut buf = match &state.comm {
+        Some(c) => vec![0.0f32; c.floats_per_step],
+        None => Vec::new(),
+    };
     for (b, chunk) in order.chunks(cfg.batch_size).enumerate().skip(done.batches) {
-        ad.seed(batch_seed(cfg.seed, epoch, b));
-        let mut aug_rng = ChaCha8Rng::seed_from_u64(batch_seed(cfg.seed ^ 0xA5A5, epoch, b));
+        let step_start = Instant::now();
+        let seed = rank_seed(batch_seed(cfg.seed, epoch, b), group.rank());
+        let aug_seed = rank_seed(batch_seed(cfg.seed ^ 0xA5A5, epoch, b), group.rank());
+        ad.seed(seed);
+        let mut aug_rng = ChaCha8Rng::seed_from_u64(aug_seed);
         let augment = (cfg.augment_shift > 0).then_some((&mut aug_rng, cfg.augment_shift));
-        let batch = split.batch(chunk, ad, augment);
-        let logits = state.model.forward(batch.images);
-        let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
-        let hits: Tensor<1, Int> = logits
-            .detach()
-            .argmax(1)
-            .flatten::<1>(0, 1)
-            .equal(batch.labels)
-            .int()
-            .sum();
-        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        let (grads, batch_loss, hits, stop) = if state.comm.is_none() {
+            // alone: the whole batch, burn's mean loss and its gradients as they are
+            let batch = split.batch(chunk, ad, augment);
+            let logits = state.model.forward(batch.images);
+            let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
+            let hits: Tensor<1, Int> = logits
+                .detach()
+                .argmax(1)
+                .flatten::<1>(0, 1)
+                .equal(batch.labels)
+                .int()
+                .sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+            let loss = loss.into_scalar::<f64>();
+            (grads, loss, hits.into_scalar::<i64>(), opts.interrupted())
+        } else {
+            // one share of the batch; the gradient weighted by the share, summed over ranks
+            let mine = &chunk[share(chunk.len(), group.rank(), group.size())];
+            let n = buf.len() - EXTRA_FLOATS;
+            if mine.is_empty() {
+                buf.fill(0.0);
+            } else {
+                let weight = mine.len() as f32 / chunk.len() as f32;
+                let batch = split.batch(mine, ad, augment);
+                let logits = state.model.forward(batch.images);
+                let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
+                let hits: Tensor<1, Int> = logits
+                    .detach()
+                    .argmax(1)
+                    .flatten::<1>(0, 1)
+                    .equal(batch.labels)
+                    .int()
+                    .sum();
+                let mut grads = GradientsParams::from_grads(loss.backward(), &state.model);
+                params::take_grads(&state.model, &mut grads, weight, &mut buf[..n]);
+                buf[n] = loss.into_scalar::<f32>() * weight;
+                buf[n + 1] = hits.into_scalar::<i64>() as f32;
+            }
+            buf[n + 2] = if opts.interrupted() { 1.0 } else { 0.0 };
+            let reduce_start = Instant::now();
+            group.sum_in_place(&mut buf);
+            if let Some(c) = state.comm.as_mut() {
+                c.all_reduce_seconds += reduce_start.elapsed().as_secs_f64();
+            }
+            let grads = params::grads_from(&state.model, &buf[..n], device);
+            (
+                grads,
+                f64::from(buf[n]),
+                buf[n + 1].round() as i64,
+                buf[n + 2] > 0.0,
+            )
+        };
         let step_lr = state.scheduler.step();
         state.lr = step_lr.base();
         state.model = state.optimizer.step(step_lr, state.model, grads);
         state.steps += 1;
-        let batch_loss = loss.into_scalar::<f64>();
+        if let Some(c) = state.comm.as_mut() {
+            c.steps += 1;
+            c.step_seconds += step_start.elapsed().as_secs_f64();
+        }
         if !batch_loss.is_finite() {
             bar.finish_and_clear();
             return Err(Error::Diverged {
@@ -300,7 +510,7 @@ fn train_epoch(
             });
         }
         loss_sum += batch_loss * chunk.len() as f64;
-        correct += hits.into_scalar::<i64>();
+        correct += hits;
         seen += chunk.len();
         bar.set_message(format!(
             "loss {:.4} acc {:.2}% {:.0} img/s",
@@ -309,7 +519,7 @@ fn train_epoch(
             seen as f64 / seconds(start)
         ));
         bar.inc(1);
-        if opts.interrupted() && b + 1 < batches {
+        if stop && b + 1 < batches {
             bar.finish_and_clear();
             state.in_epoch = Some(EpochProgress {
                 batches: b + 1,
@@ -352,6 +562,7 @@ fn checkpoint(
     valid: &Cnn,
     run: &RunDir,
     backend: BackendKind,
+    group: &dyn Collective,
 ) -> Result<()> {
     run.write_history(&state.history)?;
     let info = CheckpointInfo {
@@ -361,6 +572,7 @@ fn checkpoint(
         steps: state.steps,
         backend,
         in_epoch: state.in_epoch.clone(),
+        ranks: group.size(),
     };
     run.write_checkpoint(valid, &state.optimizer, &state.history, &info)
 }
@@ -385,5 +597,6 @@ fn finish(
         history: state.history,
         evaluation,
         out: run.path().to_path_buf(),
+        distributed: state.comm,
     })
 }

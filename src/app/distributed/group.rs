@@ -1,0 +1,79 @@
+//! The processes that train one model together, and the collective operations training needs
+//! from them: [`Collective`]. [`Single`] is one process alone; `MpiGroup` (Cargo feature
+//! `mpi`) is an MPI job.
+
+use super::launch::Launch;
+use crate::error::{Error, Result};
+
+/// The collective operations of a training job: every rank calls each of them, in the same
+/// order, with buffers of the same length. A failure inside MPI ends the whole job (MPI's
+/// default error handler), so these return no errors.
+pub trait Collective {
+    /// This process's rank, `0..size()`; rank 0 prints and writes the run directory.
+    fn rank(&self) -> usize;
+
+    /// The processes in the job.
+    fn size(&self) -> usize;
+
+    /// Sums `buf` element-wise over every rank, in place: each rank ends with the sum.
+    fn sum_in_place(&self, buf: &mut [f32]);
+
+    /// Rank 0's `buf` to every rank (the others' contents and length are replaced).
+    fn broadcast(&self, buf: &mut Vec<u8>);
+
+    /// Every rank's `value`, in rank order, on every rank.
+    fn gather(&self, value: u64) -> Vec<u64>;
+
+    /// Ends every process of the job now with exit code `code` (`MPI_Abort`): for an error that
+    /// only this rank saw, where the others would wait for it for ever.
+    fn abort(&self, code: i32) -> !;
+}
+
+/// One process training alone: the operations do nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Single;
+
+impl Collective for Single {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn sum_in_place(&self, _buf: &mut [f32]) {}
+    fn broadcast(&self, _buf: &mut Vec<u8>) {}
+    fn gather(&self, value: u64) -> Vec<u64> {
+        vec![value]
+    }
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
+    }
+}
+
+/// The group of `launch`: [`Single`] alone; for an MPI job, MPI initialised (with the
+/// `mpi` feature; without it, [`super::detect_launch`] has already refused).
+pub fn join(launch: &Launch) -> Result<Box<dyn Collective>> {
+    match launch {
+        Launch::Single => Ok(Box::new(Single)),
+        #[cfg(feature = "mpi")]
+        Launch::Mpi { size, rank, .. } => {
+            let group = super::mpi::MpiGroup::init()?;
+            if group.size() != *size || group.rank() != *rank {
+                return Err(Error::Distributed {
+                    message: format!(
+                        "MPI says rank {} of {}, the launcher's environment rank {rank} of {size}",
+                        group.rank(),
+                        group.size()
+                    ),
+                });
+            }
+            Ok(Box::new(group))
+        }
+        #[cfg(not(feature = "mpi"))]
+        Launch::Mpi { size, .. } => Err(Error::Distributed {
+            message: format!(
+                "started as one of {size} MPI processes, but this netcalc was built without MPI; build it with `--features mpi`"
+            ),
+        }),
+    }
+}
