@@ -41,7 +41,8 @@ pub use ship::share_run_dir;
 /// use netcalc::app::distributed::share;
 /// assert_eq!(share(128, 0, 2), 0..64);
 /// assert_eq!(share(5, 1, 2), 2..5);
-/// assert_eq!(share(1, 1, 2), 1..1); // the last batch of one image: rank 1 has none
+/// assert_eq!(share(1, 0, 2), 0..0); // the last batch of one image: rank 0 has none
+/// assert_eq!(share(1, 1, 2), 0..1);
 /// ```
 pub fn share(len: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
     let size = size.max(1);
