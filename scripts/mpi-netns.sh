@@ -9,6 +9,7 @@
 #   sudo scripts/mpi-netns.sh 1gbit   target/release/examples/allreduce
 #   sudo scripts/mpi-netns.sh 100mbit target/release/netcalc train --model cnn --epochs 1 --threads 1
 #
+# MPIRUN_FLAGS adds options to mpirun (e.g. an all-reduce algorithm: see docs/distributed.md).
 # Needs root, iproute2 (ip, tc) and OpenMPI. The kernel here has no netem, so latency is not
 # emulated: only the bandwidth term of the cost model is.
 set -euo pipefail
@@ -59,4 +60,5 @@ ip netns exec nc-a env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   --mca btl self,tcp --mca btl_tcp_if_include 10.231.0.0/24 \
   --mca oob_tcp_if_include 10.231.0.0/24 \
   --bind-to none \
+  ${MPIRUN_FLAGS:-} \
   "$program" "$@"

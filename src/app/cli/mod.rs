@@ -159,7 +159,7 @@ fn train(a: TrainArgs) -> Result<()> {
                 Error::setting("threads", format!("cannot start {threads} threads: {e}"))
             })?;
     }
-    let group = distributed::join(&launch)?;
+    let group = distributed::join(&launch, a.allreduce_buckets.map(usize::from))?;
     match train_as_rank(&a, group.as_ref()) {
         // An error that every rank reached together ends each of them normally; one that only
         // this rank saw would leave the others waiting in the next all-reduce: it ends the job.

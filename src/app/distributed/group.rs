@@ -51,13 +51,17 @@ impl Collective for Single {
 }
 
 /// The group of `launch`: [`Single`] alone; for an MPI job, MPI initialised (with the
-/// `mpi` feature; without it, [`super::detect_launch`] has already refused).
-pub fn join(launch: &Launch) -> Result<Box<dyn Collective>> {
+/// `mpi` feature; without it, [`super::detect_launch`] has already refused), each gradient sum
+/// split into `buckets` all-reduce calls ([`Launch::default_buckets`] when `None`).
+pub fn join(launch: &Launch, buckets: Option<usize>) -> Result<Box<dyn Collective>> {
+    #[cfg(not(feature = "mpi"))]
+    let _ = buckets;
     match launch {
         Launch::Single => Ok(Box::new(Single)),
         #[cfg(feature = "mpi")]
         Launch::Mpi { size, rank, .. } => {
-            let group = super::mpi::MpiGroup::init()?;
+            let group = super::mpi::MpiGroup::init()?
+                .with_buckets(buckets.unwrap_or_else(|| launch.default_buckets()));
             if group.size() != *size || group.rank() != *rank {
                 return Err(Error::Distributed {
                     message: format!(

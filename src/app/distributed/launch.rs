@@ -31,6 +31,19 @@ impl Launch {
         }
     }
 
+    /// Whether the job's processes are on more than one host (the launcher says fewer of them
+    /// are on this one than in the job).
+    pub fn spans_hosts(&self) -> bool {
+        self.local_size() < self.size()
+    }
+
+    /// How many all-reduce calls a gradient sum is split into by default: 1 on one host
+    /// (shared memory: one call is fastest), 16 across hosts (over TCP, one large call leaves
+    /// the link idle between its phases; 16 reached the link's rate in docs/distributed.md).
+    pub fn default_buckets(&self) -> usize {
+        if self.spans_hosts() { 16 } else { 1 }
+    }
+
     /// The job's processes on this host (1 alone; all of them when the launcher does not
     /// say).
     pub fn local_size(&self) -> usize {
@@ -213,6 +226,8 @@ mod tests {
         );
         assert_eq!(launch.size(), 2);
         assert_eq!(launch.local_size(), 2);
+        assert!(!launch.spans_hosts());
+        assert_eq!(launch.default_buckets(), 1);
         let mpich = detect_launch(env(&[("PMI_SIZE", "3"), ("PMI_RANK", "2")]), true).unwrap();
         assert_eq!(
             mpich,
@@ -223,6 +238,17 @@ mod tests {
             }
         );
         assert_eq!(mpich.local_size(), 3);
+        let two_hosts = detect_launch(
+            env(&[
+                ("OMPI_COMM_WORLD_SIZE", "4"),
+                ("OMPI_COMM_WORLD_RANK", "3"),
+                ("OMPI_COMM_WORLD_LOCAL_SIZE", "2"),
+            ]),
+            true,
+        )
+        .unwrap();
+        assert!(two_hosts.spans_hosts());
+        assert_eq!(two_hosts.default_buckets(), 16);
     }
 
     #[test]

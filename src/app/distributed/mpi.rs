@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 /// threads compute, only the thread that made the group calls MPI. Dropping it finalises MPI.
 pub struct MpiGroup {
     world: SimpleCommunicator,
+    /// `sum_in_place` splits its buffer into this many all-reduce calls.
+    buckets: usize,
     /// A copy of the buffer being summed (`MPI_Allreduce` reads one buffer, writes another).
     send: RefCell<Vec<f32>>,
     // Declared last: dropped (MPI_Finalize) after the communicator.
@@ -23,7 +25,7 @@ pub struct MpiGroup {
 }
 
 impl MpiGroup {
-    /// Initialises MPI (once per process).
+    /// Initialises MPI (once per process); every sum is one `MPI_Allreduce` call.
     pub fn init() -> Result<Self> {
         let (universe, _provided) = mpi::initialize_with_threading(Threading::Funneled)
             .ok_or_else(|| Error::Distributed {
@@ -31,9 +33,20 @@ impl MpiGroup {
             })?;
         Ok(Self {
             world: universe.world(),
+            buckets: 1,
             send: RefCell::new(Vec::new()),
             _universe: universe,
         })
+    }
+}
+
+impl MpiGroup {
+    /// Splits every sum into `buckets` all-reduce calls of equal parts (at least 1). Over a
+    /// network, several calls keep the link busy where one large call leaves it idle between
+    /// its phases (docs/distributed.md measures both).
+    pub fn with_buckets(mut self, buckets: usize) -> Self {
+        self.buckets = buckets.max(1);
+        self
     }
 }
 
@@ -50,8 +63,10 @@ impl Collective for MpiGroup {
         let mut send = self.send.borrow_mut();
         send.clear();
         send.extend_from_slice(buf);
-        self.world
-            .all_reduce_into(&send[..], buf, SystemOperation::sum());
+        let part = buf.len().div_ceil(self.buckets).max(1);
+        for (s, r) in send.chunks(part).zip(buf.chunks_mut(part)) {
+            self.world.all_reduce_into(s, r, SystemOperation::sum());
+        }
     }
 
     fn broadcast(&self, buf: &mut Vec<u8>) {
