@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+#[path = "common/runs.rs"]
+mod runs;
 #[path = "common/shapes.rs"]
 mod shapes;
+use runs::metrics;
 use shapes::write_shapes;
 
 /// The `netcalc` binary Cargo built for these tests.
@@ -259,27 +262,6 @@ fn signal(child: &std::process::Child, sig: &str) {
         .status()
         .expect("run kill");
     assert!(ok.success(), "kill {sig} failed");
-}
-
-/// `(train loss, train accuracy, test loss, test accuracy, lr)` of every epoch in a run's
-/// `metrics.json`.
-fn metrics(run: &std::path::Path) -> Vec<[f64; 5]> {
-    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            [
-                "train_loss",
-                "train_accuracy",
-                "test_loss",
-                "test_accuracy",
-                "lr",
-            ]
-            .map(|k| m[k].as_f64().unwrap())
-        })
-        .collect()
 }
 
 /// A real child process: Ctrl-C (SIGINT) after the first checkpoint stops at the end of the

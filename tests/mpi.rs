@@ -12,8 +12,11 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use netcalc::app::train::{TrainConfig, load_model};
 
+#[path = "common/runs.rs"]
+mod runs;
 #[path = "common/shapes.rs"]
 mod shapes;
+use runs::metrics;
 
 const NETCALC: &str = env!("CARGO_BIN_EXE_netcalc");
 
@@ -74,6 +77,18 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `train --offline FLAGS --device flex --threads 1 --plain --out OUT`.
+fn train_args(flags: &[&str], out: &Path) -> Vec<String> {
+    let tail = ["--device", "flex", "--threads", "1", "--plain", "--out"];
+    ["train", "--offline"]
+        .iter()
+        .chain(flags)
+        .chain(&tail)
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
+}
+
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -98,26 +113,6 @@ fn tensors(model: &impl Module) -> Vec<Vec<f32>> {
     c.0
 }
 
-/// `(train loss, train accuracy, test loss, test accuracy, lr)` of every epoch of a run.
-fn metrics(run: &Path) -> Vec<[f64; 5]> {
-    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            [
-                "train_loss",
-                "train_accuracy",
-                "test_loss",
-                "test_accuracy",
-                "lr",
-            ]
-            .map(|k| m[k].as_f64().unwrap())
-        })
-        .collect()
-}
-
 /// With dropout and augmentation off, 2 processes give the parameters 1 process gives at the
 /// same global batch, to float-summation tolerance, after 20 steps of the defaults (`cnn`,
 /// batch 64, Adam, seed 0); the last step's batch has one image, so rank 0 has none and sends
@@ -134,23 +129,8 @@ fn two_processes_train_the_parameters_of_one() {
     cfg.limit = Some(19 * cfg.batch_size + 1);
     let cfg_path = dir.path().join("config.json");
     std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "train",
-            "--offline",
-            "--config",
-            cfg_path.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--threads",
-            "1",
-            "--plain",
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let cfg_arg = cfg_path.to_str().unwrap();
+    let args = |out: &Path| train_args(&["--config", cfg_arg], out);
     let one = dir.path().join("one");
     let o = single(&strs(&args(&one)));
     assert!(o.status.success(), "{}", text(&o));
@@ -218,6 +198,19 @@ fn ranks_of(needle: &str) -> Vec<(u32, usize)> {
     found
 }
 
+/// `mpirun -np 2 netcalc ARGS` started, once run directory `run` holds its first checkpoint.
+fn start_until_first_checkpoint(args: &[String], run: &Path) -> Child {
+    let child = mpirun(2, &strs(args))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first checkpoint", || {
+        run.join("checkpoint.json").exists()
+    });
+    child
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -263,31 +256,19 @@ fn wait_within(mut child: Child, limit: Duration, what: &str) -> (Output, Durati
 fn a_killed_rank_ends_the_job_and_the_run_resumes_to_the_uninterrupted_metrics() {
     let _job = JOBS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "train",
-            "--offline",
-            "--model",
-            "keras-cnn",
-            "--limit",
-            "2000",
-            "--epochs",
-            "10",
-            "--batch-size",
-            "50",
-            "--seed",
-            "5",
-            "--device",
-            "flex",
-            "--threads",
-            "1",
-            "--plain",
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let flags = [
+        "--model",
+        "keras-cnn",
+        "--limit",
+        "2000",
+        "--epochs",
+        "10",
+        "--batch-size",
+        "50",
+        "--seed",
+        "5",
+    ];
+    let args = |out: &Path| train_args(&flags, out);
     let full = dir.path().join("full");
     let o = mpirun(2, &strs(&args(&full))).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -296,14 +277,7 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes_to_the_uninterrupted_metrics()
 
     // kill -9 of rank 1 once the first checkpoint is there
     let killed = dir.path().join("killed");
-    let child = mpirun(2, &strs(&args(&killed)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the first checkpoint", || {
-        killed.join("checkpoint.json").exists()
-    });
+    let child = start_until_first_checkpoint(&args(&killed), &killed);
     let needle = killed.to_str().unwrap().to_string();
     let ranks = ranks_of(&needle);
     let (pid, _) = *ranks
@@ -346,14 +320,7 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes_to_the_uninterrupted_metrics()
 
     // Ctrl-C on mpirun
     let stopped = dir.path().join("stopped");
-    let child = mpirun(2, &strs(&args(&stopped)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the first checkpoint", || {
-        stopped.join("checkpoint.json").exists()
-    });
+    let child = start_until_first_checkpoint(&args(&stopped), &stopped);
     signal(child.id(), "-INT");
     let (o, took) = wait_within(child, Duration::from_secs(30), "the job after Ctrl-C");
     let out = text(&o);

@@ -20,7 +20,7 @@ use super::{
     RunDir, RunOptions, RunSummary, TrainConfig, build_optimizer, build_scheduler,
     check_model_fits_data, evaluate,
 };
-use crate::app::data::{Dataset, Split, epoch_order};
+use crate::app::data::{Batch, Dataset, Split, epoch_order};
 use crate::app::distributed::{Collective, RunIdentity, Single, agree, params, rank_seed, share};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
@@ -442,19 +442,9 @@ fn train_epoch(
         let augment = (cfg.augment_shift > 0).then_some((&mut aug_rng, cfg.augment_shift));
         let (grads, batch_loss, hits, stop) = if state.comm.is_none() {
             // alone: the whole batch, burn's mean loss and its gradients as they are
-            let batch = split.batch(chunk, ad, augment);
-            let logits = state.model.forward(batch.images);
-            let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
-            let hits: Tensor<1, Int> = logits
-                .detach()
-                .argmax(1)
-                .flatten::<1>(0, 1)
-                .equal(batch.labels)
-                .int()
-                .sum();
-            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-            let loss = loss.into_scalar::<f64>();
-            (grads, loss, hits.into_scalar::<i64>(), opts.interrupted())
+            let (grads, loss, hits) =
+                forward_backward(&state.model, split.batch(chunk, ad, augment), loss_fn);
+            (grads, loss, hits, opts.interrupted())
         } else {
             // one share of the batch; the gradient weighted by the share, summed over ranks
             let mine = &chunk[share(chunk.len(), group.rank(), group.size())];
@@ -463,20 +453,11 @@ fn train_epoch(
                 buf.fill(0.0);
             } else {
                 let weight = mine.len() as f32 / chunk.len() as f32;
-                let batch = split.batch(mine, ad, augment);
-                let logits = state.model.forward(batch.images);
-                let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
-                let hits: Tensor<1, Int> = logits
-                    .detach()
-                    .argmax(1)
-                    .flatten::<1>(0, 1)
-                    .equal(batch.labels)
-                    .int()
-                    .sum();
-                let mut grads = GradientsParams::from_grads(loss.backward(), &state.model);
+                let (mut grads, loss, hits) =
+                    forward_backward(&state.model, split.batch(mine, ad, augment), loss_fn);
                 params::take_grads(&state.model, &mut grads, weight, &mut buf[..n]);
-                buf[n] = loss.into_scalar::<f32>() * weight;
-                buf[n + 1] = hits.into_scalar::<i64>() as f32;
+                buf[n] = loss as f32 * weight;
+                buf[n + 1] = hits as f32;
             }
             buf[n + 2] = if opts.interrupted() { 1.0 } else { 0.0 };
             let reduce_start = Instant::now();
@@ -539,6 +520,26 @@ fn train_epoch(
         earlier_seconds: done.seconds,
     };
     Ok((state, Some(totals)))
+}
+
+/// Forward and backward on one batch: the gradients of burn's mean loss, the loss, and the
+/// images classified correctly.
+fn forward_backward(
+    model: &Cnn,
+    batch: Batch,
+    loss_fn: &CrossEntropyLoss,
+) -> (GradientsParams, f64, i64) {
+    let logits = model.forward(batch.images);
+    let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
+    let hits: Tensor<1, Int> = logits
+        .detach()
+        .argmax(1)
+        .flatten::<1>(0, 1)
+        .equal(batch.labels)
+        .int()
+        .sum();
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    (grads, loss.into_scalar::<f64>(), hits.into_scalar::<i64>())
 }
 
 fn progress_bar(opts: &RunOptions, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
