@@ -40,6 +40,9 @@
 //!   the record of a run's data), training (its plan, the loop, run directories, checkpoints,
 //!   metrics, plots, throughput), prediction from image files, the explain picture, PyTorch
 //!   interop, the web server.
+//! - **Training on several processes** (Cargo feature `mpi`, off by default; needs OpenMPI):
+//!   `mpirun -np N netcalc train` trains one model, each process on a share of every batch
+//!   (`app::distributed`).
 //!
 //! Backends are chosen with Cargo features (`ndarray`, `flex`, `wgpu`) and picked at run time
 //! with [`select_device`]. `cargo build --no-default-features --features flex` builds the core

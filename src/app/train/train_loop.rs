@@ -119,7 +119,7 @@ pub fn train(
 /// process would train at the same global batch, to floating-point summation.
 ///
 /// - Rank 0's config, data description and fingerprint are checked on every rank
-///   ([`agree`]); rank 0's initial (or resumed) parameters are broadcast.
+///   ([`agree()`]); rank 0's initial (or resumed) parameters are broadcast.
 /// - Each global batch of `cfg.batch_size` is split into one contiguous share per rank
 ///   ([`share`]); each rank's mean-loss gradient is weighted by its share of the batch, and one
 ///   all-reduce per step sums the gradients (with the batch's loss, hits and a stop flag); a
