@@ -25,6 +25,12 @@ const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
 /// not run them); instead each pool thread looks at the count when the broadcast reaches it.
 static GUARDS: AtomicUsize = AtomicUsize::new(0);
 
+/// Taken by the unit tests that hold guards (training runs) and by the one that checks that
+/// the pool is back as before once no guard lives: they share the process, and a guard held by
+/// one would otherwise be seen by the other.
+#[cfg(test)]
+pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 std::thread_local! {
     /// A pool thread's MXCSR from before it started flushing; `None` while it does not.
     static POOL_SAVED: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
@@ -163,6 +169,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn flushes_here_and_on_the_pool_while_alive_and_restores_this_thread() {
+        let _alone = super::TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let before = half_of_tiny();
         assert!(before > 0.0 && before < f32::MIN_POSITIVE, "{before}");
         {

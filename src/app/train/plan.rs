@@ -339,7 +339,13 @@ mod tests {
             interrupt: None,
             data_record: Some(p.record.clone()),
         };
-        train(&p.config, &p.data, &device, &opts).unwrap();
+        {
+            // (a training run flushes subnormals process-wide while it lasts)
+            let _serial = crate::app::train::denormals::TEST_LOCK
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            train(&p.config, &p.data, &device, &opts).unwrap();
+        }
 
         // --resume alone: the folder, its split and the model come from the run directory
         let resume = TrainRequest {
