@@ -164,10 +164,7 @@ fn train(a: TrainArgs) -> Result<()> {
         // An error that every rank reached together ends each of them normally; one that only
         // this rank saw would leave the others waiting in the next all-reduce: it ends the job.
         Err(e) if group.size() > 1 => {
-            let together = matches!(
-                e,
-                Error::Interrupted { .. } | Error::Diverged { .. } | Error::Distributed { .. }
-            );
+            let together = distributed::reached_together(&e);
             if !together || (group.rank() > 0 && matches!(e, Error::Distributed { .. })) {
                 eprintln!(
                     "error (rank {} of {}): {}",
@@ -197,11 +194,11 @@ fn train_as_rank(a: &TrainArgs, group: &dyn Collective) -> Result<()> {
     let lead = group.rank() == 0;
     let mut request = a.request();
     // a resume: the other ranks read rank 0's run directory from a copy it sends them
-    let _copy = match (&request.resume, group.size()) {
+    let shipped = match (&request.resume, group.size()) {
         (Some(dir), n) if n > 1 => distributed::share_run_dir(group, dir)?,
         _ => None,
     };
-    if let Some(copy) = &_copy {
+    if let Some(copy) = &shipped {
         request.resume = Some(copy.path().to_path_buf());
     }
     let p = plan(&request, |w| {

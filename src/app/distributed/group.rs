@@ -29,6 +29,17 @@ pub trait Collective {
     fn abort(&self, code: i32) -> !;
 }
 
+/// Whether every rank of a job reaches `e` at the same point (an interrupt, divergence and a
+/// disagreement are decided from values every rank shares): each rank can then end normally.
+/// Any other error is this rank's alone, and the others would wait for it in the next
+/// collective operation: it must end the job ([`Collective::abort`]).
+pub fn reached_together(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Interrupted { .. } | Error::Diverged { .. } | Error::Distributed { .. }
+    )
+}
+
 /// One process training alone: the operations do nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Single;

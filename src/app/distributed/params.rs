@@ -9,25 +9,12 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 
-/// The number of scalars in `module`'s float parameters.
-pub fn param_count<M: Module>(module: &M) -> usize {
-    struct Count(usize);
-    impl ModuleVisitor for Count {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0 += param.shape().num_elements();
-        }
-    }
-    let mut c = Count(0);
-    module.visit(&mut c);
-    c.0
-}
-
 /// Moves the gradients of `module`'s parameters out of `grads` into `buf` (its first
-/// [`param_count`] values), each multiplied by `scale`; a parameter without a gradient gets
+/// [`Module::num_params`] values), each multiplied by `scale`; a parameter without a gradient gets
 /// zeros.
 ///
 /// # Panics
-/// When `buf` is shorter than [`param_count`] (a caller's bug).
+/// When `buf` is shorter than [`Module::num_params`] (a caller's bug).
 pub fn take_grads<M: Module>(module: &M, grads: &mut GradientsParams, scale: f32, buf: &mut [f32]) {
     struct Take<'a> {
         grads: &'a mut GradientsParams,
@@ -164,7 +151,7 @@ mod tests {
             let mut cfg = CnnConfig::keras_mnist();
             cfg.classifier.input_dropout = 0.0;
             let model = cfg.init(&ad).unwrap();
-            let n = param_count(&model);
+            let n = model.num_params();
             assert_eq!(n, 34_826);
             let x = Tensor::<4>::random([2, 1, 28, 28], Distribution::Default, &ad);
             let grads =

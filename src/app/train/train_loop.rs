@@ -202,7 +202,7 @@ fn run_epochs(
         state.model = broadcast_parameters(state.model, group);
         state.comm = Some(DistributedStats {
             ranks: group.size(),
-            floats_per_step: params::param_count(&state.model) + EXTRA_FLOATS,
+            floats_per_step: state.model.num_params() + EXTRA_FLOATS,
             steps: 0,
             all_reduce_seconds: 0.0,
             step_seconds: 0.0,
