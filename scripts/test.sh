@@ -10,10 +10,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian's packages, and what each gives the tests (and the serving benchmarks: wrk for
-# benches/serve.sh, nginx for scripts/nginx-replicas.sh).
+# Debian's packages, and what each gives the tests (and the benchmarks: wrk for
+# benches/serve.sh, nginx for scripts/nginx-replicas.sh, iproute2's ip and tc for
+# scripts/mpi-netns.sh).
 packages=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver wrk nginx
-  openmpi-bin libopenmpi-dev libclang-dev)
+  openmpi-bin libopenmpi-dev libclang-dev iproute2)
 
 has_vulkan() {
   # a Vulkan loader and at least one driver (lavapipe is the software one)
@@ -38,6 +39,8 @@ missing() {
   has_program wrk || echo "wrk, for benches/serve.sh (Debian: wrk)"
   has_program nginx || [ -x /usr/sbin/nginx ] || echo "nginx, for scripts/nginx-replicas.sh (Debian: nginx)"
   has_program mpirun || echo "OpenMPI's mpirun, for the MPI tests (Debian: openmpi-bin)"
+  { has_program ip && has_program tc; } ||
+    echo "ip and tc, for scripts/mpi-netns.sh (Debian: iproute2)"
   { has_program mpicc && [ -n "$(mpicc --showme:incdirs 2>/dev/null)" ]; } ||
     echo "OpenMPI's headers, to build the mpi feature (Debian: libopenmpi-dev)"
   { ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null; } ||
