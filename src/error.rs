@@ -108,6 +108,23 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// An image that declares more pixels than it may have: refused before it is decoded.
+    #[error(
+        "{}: the image declares {width}×{height} pixels; at most {max_side} a side and {max_pixels} in all are accepted",
+        path.display()
+    )]
+    ImageTooLarge {
+        /// The image file (or "request body").
+        path: PathBuf,
+        /// The width its header declares.
+        width: u32,
+        /// The height its header declares.
+        height: u32,
+        /// The most pixels a side.
+        max_side: u32,
+        /// The most pixels in all.
+        max_pixels: u64,
+    },
     /// A bad training or evaluation setting.
     #[error("invalid setting `{field}`: {message}")]
     Setting {
@@ -137,6 +154,28 @@ pub enum Error {
     #[error("distributed training: {message}")]
     Distributed {
         /// What differs or failed, naming the ranks.
+        message: String,
+    },
+    /// Other ranks of a distributed job failed (each prints its own error with its rank); this
+    /// rank stopped with them.
+    #[error("distributed training: {message}")]
+    RanksFailed {
+        /// How many ranks failed, and where.
+        message: String,
+    },
+    /// An error that every rank of a distributed job reached at the same point, as a vote
+    /// among the ranks (in a step's all-reduce, or a gather after a phase) or values they all
+    /// share decided: each rank can end normally instead of aborting the job. Shown as the
+    /// error it holds.
+    #[error(transparent)]
+    Agreed(Box<Error>),
+    /// A fault injected through a named fail point (Cargo feature `failpoints`, the
+    /// `FAILPOINTS` environment variable).
+    #[error("injected fault at fail point `{point}`: {message}")]
+    Fault {
+        /// The fail point.
+        point: String,
+        /// The message it was configured with.
         message: String,
     },
     /// Training was interrupted (Ctrl-C): a checkpoint was written after the current batch.
@@ -222,6 +261,14 @@ impl Error {
                 message,
             },
             other => other,
+        }
+    }
+
+    /// The error itself, or the one an [`Error::Agreed`] holds.
+    pub fn root(&self) -> &Error {
+        match self {
+            Self::Agreed(e) => e.root(),
+            e => e,
         }
     }
 

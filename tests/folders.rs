@@ -322,9 +322,32 @@ fn a_huge_image_header_is_refused_before_decoding() {
     std::fs::write(dir.path().join("a/huge.png"), &png).unwrap();
     let e = err(dir.path(), &split(0.3));
     assert!(
-        e.contains("huge.png") && e.contains("larger than 8192×8192"),
+        e.contains("huge.png") && e.contains("20000×20000") && e.contains("8192 a side"),
         "{e}"
     );
+    // a bomb within the sides but over the pixel cap (8000 × 8000 = 64 M): a bad file too,
+    // left out and listed with --skip-bad
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&8000u32.to_be_bytes());
+    ihdr.extend_from_slice(&8000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA
+    let mut crc = flate2::Crc::new();
+    crc.update(&ihdr);
+    let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0d".to_vec();
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc.sum().to_be_bytes());
+    std::fs::remove_file(dir.path().join("a/huge.png")).unwrap();
+    std::fs::write(dir.path().join("b/bomb.png"), &png).unwrap();
+    let e = err(dir.path(), &split(0.3));
+    assert!(
+        e.contains("bomb.png") && e.contains("8000×8000") && e.contains("24000000 in all"),
+        "{e}"
+    );
+    let mut skip = split(0.3);
+    skip.skip_bad = true;
+    let d = load_folder(dir.path(), &skip).unwrap();
+    assert_eq!(d.skipped.len(), 1);
+    assert!(d.skipped[0].0.ends_with("b/bomb.png"), "{:?}", d.skipped);
 }
 
 #[test]

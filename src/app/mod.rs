@@ -6,6 +6,7 @@ pub mod data;
 pub mod distributed;
 pub mod explain;
 pub mod fsio;
+pub mod images;
 pub mod interop;
 pub mod predict;
 pub mod serve;

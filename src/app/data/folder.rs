@@ -18,15 +18,15 @@
 //!   ratio is not kept (as Keras' default).
 //! - **Memory**: each image is decoded once, in parallel, and kept as `u8`; a dataset whose
 //!   pixels would exceed the limit (4 GiB by default) is refused before any image is decoded,
-//!   with the estimate. No image larger than 8,192 pixels a side (or than 64 MiB) is decoded.
+//!   with the estimate. Each file is decoded within the default
+//!   [`ImageLimits`]: no file over 64 MiB, and no image that
+//!   declares more than 8,192 pixels a side or 24 million in all.
 //! - **Bad files**: an unreadable, truncated or non-image file is an error that names it;
 //!   with `skip_bad` it is left out instead, and every such file is listed in
 //!   [`Dataset::skipped`](super::Dataset::skipped).
 
 use std::path::{Path, PathBuf};
 
-use image::DynamicImage;
-use image::imageops::FilterType;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -34,12 +34,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::{DataInfo, DataSource, Dataset, Normalization, Preprocess, Split};
+use crate::app::images::{self, ImageLimits};
 use crate::error::{Error, Result};
 
-/// The largest image file read: 64 MiB.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
-/// The largest width or height decoded: 8,192 pixels.
-pub const MAX_SIDE: u32 = 8192;
+pub use crate::app::images::{MAX_FILE_BYTES, MAX_SIDE};
 /// The default memory limit for a dataset's pixels: 4 GiB.
 pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
 /// The most classes a folder may have.
@@ -395,137 +393,22 @@ fn decode_all(
 }
 
 /// One image file as a model of input `[C, H, W]` sees it: `C·H·W` bytes, channel after
-/// channel (see the [module docs](self) for the conversions).
+/// channel (see the [module docs](self) for the conversions), within the default
+/// [`ImageLimits`].
 pub fn read_image(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    if len > MAX_FILE_BYTES {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            message: format!("the file is {len} bytes, more than the {MAX_FILE_BYTES} accepted"),
-            source: None,
-        });
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    decode_image(&bytes, path, shape)
-}
-
-/// [`read_image`] for bytes already in memory (an upload); `origin` names them in errors.
-pub fn decode_image(bytes: &[u8], origin: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
-    let img = decode(bytes, origin)?;
-    Ok(to_input(&img, shape))
-}
-
-/// Decodes PNG or JPEG bytes, refusing files above [`MAX_FILE_BYTES`] and images above
-/// [`MAX_SIDE`] a side before their pixels are allocated.
-pub(crate) fn decode(bytes: &[u8], origin: &Path) -> Result<DynamicImage> {
-    let image_error = |message: String, e: Option<image::ImageError>| Error::Image {
-        path: origin.to_path_buf(),
-        message,
-        source: e.map(|e| Box::new(e) as _),
-    };
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(image_error(
-            format!(
-                "the image is {} bytes, more than the {MAX_FILE_BYTES} accepted",
-                bytes.len()
-            ),
-            None,
-        ));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::io(origin, e))?;
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => image_error(
-            format!("the image is larger than {MAX_SIDE}×{MAX_SIDE} pixels: {e}"),
-            Some(e),
-        ),
-        e => image_error(format!("cannot read the image: {e}"), Some(e)),
-    })?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(image_error("the image is empty".into(), None));
-    }
-    Ok(img)
-}
-
-/// `img` converted to `C` channels (alpha composited onto black, 16 bits scaled to 8),
-/// resized to `H × W`, channel after channel.
-fn to_input(img: &DynamicImage, [c, h, w]: [usize; 3]) -> Vec<u8> {
-    let rgba = img.to_rgba8();
-    let (iw, ih) = rgba.dimensions();
-    // composite onto black: each colour times its alpha
-    let mut rgb = image::RgbImage::new(iw, ih);
-    for (dst, src) in rgb.pixels_mut().zip(rgba.pixels()) {
-        let a = src[3] as u32;
-        for k in 0..3 {
-            dst[k] = ((src[k] as u32 * a + 127) / 255) as u8;
-        }
-    }
-    let (w32, h32) = (w as u32, h as u32);
-    let sized = if (iw, ih) == (w32, h32) {
-        rgb
-    } else {
-        image::imageops::resize(&rgb, w32, h32, FilterType::Triangle)
-    };
-    if c == 1 {
-        sized
-            .pixels()
-            .map(|p| {
-                ((2126 * p[0] as u32 + 7152 * p[1] as u32 + 722 * p[2] as u32 + 5000) / 10000) as u8
-            })
-            .collect()
-    } else {
-        let raw = sized.into_raw();
-        let plane = w * h;
-        let mut out = vec![0u8; 3 * plane];
-        for (i, px) in raw.chunks_exact(3).enumerate() {
-            for k in 0..3 {
-                out[k * plane + i] = px[k];
-            }
-        }
-        out
-    }
+    let limits = ImageLimits::default();
+    let bytes = images::read_bytes(path, &limits)?;
+    images::prepare_resized(&bytes, path, shape, &limits)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{ImageBuffer, Luma, Rgb, Rgba};
+    use image::{DynamicImage, ImageBuffer, Luma};
 
     fn write_png(path: &Path, img: DynamicImage) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         img.save(path).unwrap();
-    }
-
-    #[test]
-    fn conversions_by_hand() {
-        // RGB (200, 100, 50) -> grey (2126·200 + 7152·100 + 722·50) / 10000 = 117.65 -> 118
-        let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(2, 2, Rgb([200, 100, 50])));
-        assert_eq!(to_input(&rgb, [1, 2, 2]), vec![118; 4]);
-        assert_eq!(to_input(&rgb, [3, 1, 1]), vec![200, 100, 50]);
-        // grey to RGB: repeated
-        let grey = DynamicImage::ImageLuma8(ImageBuffer::from_pixel(1, 1, Luma([77])));
-        assert_eq!(to_input(&grey, [3, 1, 1]), vec![77, 77, 77]);
-        // half transparent white: 255 · 128 / 255 = 128 on black
-        let rgba =
-            DynamicImage::ImageRgba8(ImageBuffer::from_pixel(1, 1, Rgba([255, 255, 255, 128])));
-        assert_eq!(to_input(&rgba, [3, 1, 1]), vec![128, 128, 128]);
-        // 16-bit: 32768 · 255 / 65535 = 127.5 -> 128
-        let deep = DynamicImage::ImageLuma16(ImageBuffer::from_pixel(1, 1, Luma([32768u16])));
-        assert_eq!(to_input(&deep, [1, 1, 1]), vec![128]);
-        // resized to H × W, the aspect ratio not kept: a 5×3 image of 123 to 2×2
-        let flat = DynamicImage::ImageLuma8(ImageBuffer::from_pixel(5, 3, Luma([123u8])));
-        assert_eq!(to_input(&flat, [1, 2, 2]), vec![123; 4]);
-        // a brighter right half stays brighter on the right (the filter blends at the edge)
-        let halves = ImageBuffer::from_fn(8, 2, |x, _| Luma([if x < 4 { 0u8 } else { 200 }]));
-        let small = to_input(&DynamicImage::ImageLuma8(halves), [1, 1, 2]);
-        assert!(small[0] < 100 && small[1] > 100, "{small:?}");
     }
 
     #[test]
