@@ -2,12 +2,16 @@
 # Load benchmark of `netcalc serve`: wrk (Debian's `wrk`) posts a 28×28 PNG to
 # /api/predict over loopback with keep-alive, at concurrency 1, 16, 64 and 256, and prints
 # requests/s, p50, p99, non-2xx answers and the mean batch size the server ran (from its
-# /metrics), next to the model's own batch-64 inference rate measured in the same run
-# (`netcalc bench --model <preset> --device <device> --infer-batch-size 64`).
+# /metrics), next to the model's own batch-64 inference rate measured in the same run: the
+# median of MODEL_RUNS runs of `netcalc bench --model <preset> --device <device>
+# --infer-batch-size 64 --steps MODEL_STEPS` (enough steps that warm-up does not count).
+# EXPLAIN_LOOPS=N adds N clients that post the digit to /api/explain one after the other
+# during every wrk run, and prints how many pictures they got.
 #
 # Usage: benches/serve.sh [RUN_DIR]   (default: /tmp/serve-model; trained if missing)
 # Environment: DEVICE (flex), PRESET (cnn: the served model's preset), DURATION (10s),
-# CONNECTIONS ("1 16 64 256"), PORT (18080), NETCALC (target/release/netcalc).
+# CONNECTIONS ("1 16 64 256"), PORT (18080), NETCALC (target/release/netcalc),
+# MODEL_RUNS (3), MODEL_STEPS (200), EXPLAIN_LOOPS (0).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,6 +22,9 @@ duration=${DURATION:-10s}
 connections=${CONNECTIONS:-1 16 64 256}
 port=${PORT:-18080}
 netcalc=${NETCALC:-target/release/netcalc}
+model_runs=${MODEL_RUNS:-3}
+model_steps=${MODEL_STEPS:-200}
+explain_loops=${EXPLAIN_LOOPS:-0}
 
 command -v wrk >/dev/null || { echo "benches/serve.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
 [ -x "$netcalc" ] || cargo build --release --bin netcalc
@@ -57,9 +64,16 @@ f:close()
 EOF
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
-model_rate=$("$netcalc" bench --model "$preset" --device "$device" --infer-batch-size 64 --steps 30 2>&1 |
-  grep -iE 'infer' | grep -oE '[0-9][0-9,.]* *(images|img)/s' | head -1 | tr -d ',' | grep -oE '^[0-9.]+' || true)
-echo "model alone: netcalc bench --model $preset --device $device --infer-batch-size 64: ${model_rate:-?} images/s"
+rates=()
+for _ in $(seq "$model_runs"); do
+  r=$("$netcalc" bench --model "$preset" --device "$device" --infer-batch-size 64 \
+    --steps "$model_steps" --json "$work/bench.json" >/dev/null 2>&1 &&
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["result"]["infer_images_per_sec"])' \
+      "$work/bench.json" || true)
+  [ -n "$r" ] && rates+=("$r")
+done
+model_rate=$(printf '%s\n' "${rates[@]}" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }')
+echo "model alone: netcalc bench --model $preset --device $device --infer-batch-size 64 --steps $model_steps, median of ${#rates[@]}: ${model_rate:-?} images/s (runs: ${rates[*]})"
 
 "$netcalc" serve --model "$run_dir" --device "$device" --addr "127.0.0.1:$port" --quiet \
   >"$work/serve.log" 2>&1 &
@@ -79,8 +93,23 @@ printf '%-12s %10s %9s %9s %8s %11s %14s\n' connections req/s p50 p99 non-2xx me
 for c in $connections; do
   t=$(( c < 2 ? 1 : 2 ))
   s0=$(metric netcalc_batch_size_sum); n0=$(metric netcalc_batch_size_count)
+  loops=()
+  for k in $(seq "$explain_loops"); do
+    ( n=0; end=$(( $(date +%s) + ${duration%s} ))
+      while [ "$(date +%s)" -lt "$end" ]; do
+        curl -fs -o /dev/null -H 'Content-Type: image/png' --data-binary "@$work/digit.png" \
+          "http://127.0.0.1:$port/api/explain" && n=$((n + 1))
+      done
+      echo "$n" >"$work/explained.$k" ) &
+    loops+=($!)
+  done
   out=$(wrk -t"$t" -c"$c" -d"$duration" --latency -s "$work/post.lua" "http://127.0.0.1:$port/api/predict")
+  for l in "${loops[@]}"; do wait "$l"; done
   s1=$(metric netcalc_batch_size_sum); n1=$(metric netcalc_batch_size_count)
+  if [ "$explain_loops" -gt 0 ]; then
+    echo "  $explain_loops explain loops beside it: $(cat "$work"/explained.* | paste -sd+ | bc) pictures"
+    rm -f "$work"/explained.*
+  fi
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")

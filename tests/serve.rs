@@ -24,10 +24,14 @@ use std::time::{Duration, Instant};
 use netcalc::BackendKind;
 use netcalc::app::data::{DataInfo, Dataset, PIXELS, SIDE};
 use netcalc::app::predict::{class_probabilities, load_digit, save_digit_png};
-use netcalc::app::serve::{App, Faults, MAX_BODY_BYTES, ServeConfig, Server};
+use netcalc::app::serve::{App, MAX_BODY_BYTES, ServeConfig, Server};
 use netcalc::app::train::{ProgressMode, RunOptions, TrainConfig, load_model, locate_model, train};
 use netcalc::burn::tensor::Device;
 use serde_json::{Value, json};
+
+#[path = "common/http.rs"]
+mod http;
+use http::{agent, get, metric, post, raw, status_of, url};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -99,33 +103,6 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
-/// POST `body` with `content_type`; (status, body as JSON or `null`).
-fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-    let mut res = agent()
-        .post(url(addr, path))
-        .header("Content-Type", content_type)
-        .send(body)
-        .expect("the server answers");
-    let status = res.status().as_u16();
-    let bytes = res.body_mut().read_to_vec().unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 fn png_of(digit: &[u8], dir: &Path, name: &str) -> Vec<u8> {
     let p = dir.join(name);
     save_digit_png(digit, &p).unwrap();
@@ -152,7 +129,8 @@ fn api_predicts_held_out_digits_as_predict_does() {
     for (i, (digit, label)) in f.held_out.iter().enumerate() {
         // as a PNG file, the way `mnist predict` reads it
         let png = png_of(digit, dir.path(), &format!("{i}.png"));
-        let (status, answer) = post(addr, "/api/predict", "image/png", &png);
+        // `digit=1`: the answer also carries the image the network saw
+        let (status, answer) = post(addr, "/api/predict?digit=1", "image/png", &png);
         assert_eq!(status, 200, "{answer}");
         let expected = &class_probabilities(
             &model,
@@ -187,6 +165,7 @@ fn api_predicts_held_out_digits_as_predict_does() {
         let (status, answer_json) = post(addr, "/api/predict", "application/json", body.as_bytes());
         assert_eq!(status, 200, "{answer_json}");
         assert_eq!(answer_json["predicted"], answer["predicted"]);
+        assert!(answer_json.get("digit").is_none(), "digit only on request");
     }
     eprintln!(
         "API, PNG files: {correct} of {} held-out digits predicted correctly",
@@ -754,6 +733,11 @@ fn a_real_browser_draws_held_out_digits_and_reads_the_prediction() {
 /// lit unevenly (darker on one side and at the top), the digit in blue or black ink, 5× its
 /// size, off-centre, with sensor noise, saved as JPEG at quality 70.
 fn photo(digit: &[u8], k: usize) -> Vec<u8> {
+    photo_sized(digit, k, (400, 300), 140, 13)
+}
+
+/// [`photo`] in a `w`×`h` frame, the digit `side` pixels tall, sensor noise of `noise` levels.
+fn photo_sized(digit: &[u8], k: usize, (w, h): (u32, u32), side: u32, noise: u64) -> Vec<u8> {
     use image::{ImageEncoder, Rgb, RgbImage};
     let papers = [
         [196.0, 194.0, 188.0],
@@ -765,31 +749,36 @@ fn photo(digit: &[u8], k: usize) -> Vec<u8> {
     let ink = inks[k % inks.len()];
     let big = image::imageops::resize(
         &image::GrayImage::from_raw(SIDE as u32, SIDE as u32, digit.to_vec()).unwrap(),
-        140,
-        140,
+        side,
+        side,
         image::imageops::FilterType::Triangle,
     );
-    let (ox, oy) = (30 + (k * 53) % 200, 20 + (k * 37) % 130);
+    let (sx, sy) = ((w - side) as usize, (h - side) as usize);
+    let (ox, oy) = (
+        (30 + (k * 53) % 200) * sx / 260,
+        (20 + (k * 37) % 130) * sy / 160,
+    );
+    let side = side as usize;
     let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ k as u64;
-    let img = RgbImage::from_fn(400, 300, |x, y| {
-        let a = if (ox..ox + 140).contains(&(x as usize)) && (oy..oy + 140).contains(&(y as usize))
-        {
-            big.get_pixel(x - ox as u32, y - oy as u32)[0] as f32 / 255.0
-        } else {
-            0.0
-        };
-        let light = 0.62 + 0.38 * x as f32 / 400.0 + 0.12 * y as f32 / 300.0;
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        let a =
+            if (ox..ox + side).contains(&(x as usize)) && (oy..oy + side).contains(&(y as usize)) {
+                big.get_pixel(x - ox as u32, y - oy as u32)[0] as f32 / 255.0
+            } else {
+                0.0
+            };
+        let light = 0.62 + 0.38 * x as f32 / w as f32 + 0.12 * y as f32 / h as f32;
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let noise = (state % 13) as f32 - 6.0;
+        let noise = (state % noise) as f32 - (noise / 2) as f32;
         Rgb(std::array::from_fn(|c| {
             ((paper[c] * (1.0 - a) + ink[c] * a) * light + noise).clamp(0.0, 255.0) as u8
         }))
     });
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70)
-        .write_image(img.as_raw(), 400, 300, image::ExtendedColorType::Rgb8)
+        .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
         .unwrap();
     jpeg
 }
@@ -887,48 +876,11 @@ impl Drop for Running {
     }
 }
 
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut res = agent()
-        .get(url(addr, path))
-        .call()
-        .expect("the server answers");
-    let status = res.status().as_u16();
-    (status, res.body_mut().read_to_string().unwrap_or_default())
-}
-
 fn digit_json(i: usize) -> Vec<u8> {
     let f = fixture();
     json!({ "pixels": f.held_out[i % f.held_out.len()].0 })
         .to_string()
         .into_bytes()
-}
-
-/// The value of the metric line that starts with `name` (labels included), if any.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// Sends `request` on a new connection and reads until the server closes it (or `limit`):
-/// the whole answer as text, and how long it took.
-fn raw(addr: SocketAddr, request: &[u8], limit: Duration) -> (String, Duration) {
-    let start = Instant::now();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(limit)).unwrap();
-    s.write_all(request).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
-}
-
-fn status_of(answer: &str) -> u16 {
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -1097,82 +1049,6 @@ fn connections_over_the_cap_wait_until_one_closes() {
 }
 
 #[test]
-fn a_full_queue_answers_503_with_retry_after_and_never_resets() {
-    let r = Running::start(ServeConfig {
-        max_queue: 8,
-        max_batch: 8,
-        faults: Faults {
-            inference_delay: Duration::from_millis(20),
-            ..Faults::default()
-        },
-        ..ServeConfig::default()
-    });
-    let addr = r.addr();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut most = 0.0f64;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let (_, text) = get(addr, "/metrics");
-                most = most.max(metric(&text, "netcalc_queue_depth").unwrap_or(0.0));
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            most
-        })
-    };
-    let barrier = Arc::new(std::sync::Barrier::new(300));
-    let clients: Vec<_> = (0..300)
-        .map(|i| {
-            let barrier = barrier.clone();
-            let body = digit_json(i);
-            std::thread::spawn(move || {
-                let request = [
-                    format!(
-                        "POST /api/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-                         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                        body.len()
-                    )
-                    .into_bytes(),
-                    body,
-                ]
-                .concat();
-                barrier.wait();
-                let mut s = std::net::TcpStream::connect(addr).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-                s.write_all(&request).unwrap();
-                let mut out = Vec::new();
-                s.read_to_end(&mut out).expect("no reset");
-                String::from_utf8_lossy(&out).into_owned()
-            })
-        })
-        .collect();
-    let (mut ok, mut busy) = (0, 0);
-    for c in clients {
-        let answer = c.join().unwrap();
-        match status_of(&answer) {
-            200 => ok += 1,
-            503 => {
-                busy += 1;
-                assert!(
-                    answer.to_ascii_lowercase().contains("retry-after: 1"),
-                    "{answer}"
-                );
-                assert!(answer.contains("\"error\""), "{answer}");
-            }
-            s => panic!("status {s}: {answer}"),
-        }
-    }
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let most = watcher.join().unwrap();
-    eprintln!("300 at once, queue of 8: {ok} answered, {busy} 503; deepest queue seen {most}");
-    assert_eq!(ok + busy, 300);
-    assert!(ok >= 8 && busy >= 1, "{ok} 200, {busy} 503");
-    assert!(most <= 8.0, "queue depth {most}");
-    r.stop().unwrap();
-}
-
-#[test]
 fn held_huge_bodies_get_413_at_once_and_others_are_served() {
     let r = Running::start(ServeConfig::default());
     let addr = r.addr();
@@ -1261,85 +1137,6 @@ fn expect_100_continue_with_a_huge_body_gets_413_unasked() {
 }
 
 #[test]
-fn stop_drains_readyz_first_then_answers_every_accepted_request() {
-    let r = Running::start(ServeConfig {
-        drain_delay: Duration::from_secs(1),
-        faults: Faults {
-            inference_delay: Duration::from_millis(100),
-            ..Faults::default()
-        },
-        ..ServeConfig::default()
-    });
-    let addr = r.addr();
-    let clients: Vec<_> = (0..8)
-        .map(|i| {
-            let body = digit_json(i);
-            std::thread::spawn(move || post(addr, "/api/predict", "application/json", &body).0)
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(150));
-    let stopped = Instant::now();
-    r.server.stop();
-    // not ready at once, while the listener stays open for the drain delay
-    assert_eq!(get(addr, "/readyz").0, 503);
-    assert!(stopped.elapsed() < Duration::from_millis(900));
-    for c in clients {
-        assert_eq!(c.join().unwrap(), 200);
-    }
-    let mut r = r;
-    let result = r.thread.take().unwrap().join().unwrap();
-    assert!(result.is_ok(), "{result:?}");
-    assert!(
-        stopped.elapsed() >= Duration::from_secs(1),
-        "{:?}",
-        stopped.elapsed()
-    );
-    assert!(
-        std::net::TcpStream::connect(addr).is_err(),
-        "still listening"
-    );
-}
-
-#[test]
-fn a_panic_in_inference_answers_500_and_the_worker_comes_back() {
-    let panics = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let r = Running::start(ServeConfig {
-        faults: Faults {
-            panics: panics.clone(),
-            restart_delay: Duration::from_secs(1),
-            ..Faults::default()
-        },
-        ..ServeConfig::default()
-    });
-    let addr = r.addr();
-    panics.store(1, std::sync::atomic::Ordering::SeqCst);
-    let (status, answer) = post(addr, "/api/predict", "application/json", &digit_json(4));
-    assert_eq!(status, 500, "{answer}");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("inference failed")
-    );
-    assert_eq!(
-        get(addr, "/readyz").0,
-        503,
-        "ready while the worker restarts"
-    );
-    assert_eq!(get(addr, "/healthz").0, 200);
-    r.wait_ready();
-    let (status, _) = post(addr, "/api/predict", "application/json", &digit_json(4));
-    assert_eq!(status, 200);
-    let (_, text) = get(addr, "/metrics");
-    assert_eq!(
-        metric(&text, "netcalc_worker_restarts_total"),
-        Some(1.0),
-        "{text}"
-    );
-    r.stop().unwrap();
-}
-
-#[test]
 fn concurrent_requests_are_batched_and_answer_as_single_images() {
     let f = fixture();
     let r = Running::start(ServeConfig {
@@ -1356,7 +1153,7 @@ fn concurrent_requests_are_batched_and_answer_as_single_images() {
             let body = digit_json(i);
             std::thread::spawn(move || {
                 barrier.wait();
-                post(addr, "/api/predict", "application/json", &body)
+                post(addr, "/api/predict?digit=1", "application/json", &body)
             })
         })
         .collect();
@@ -1451,4 +1248,220 @@ fn the_binary_drains_on_sigterm_and_exits_0() {
         err.contains("/api/explain") && err.contains("status=200"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile images, large photos, and every request kind in one batch.
+
+#[test]
+fn a_12_mp_phone_photo_is_predicted_as_predict_reads_it() {
+    let f = fixture();
+    let (digit, label) = &f.held_out[7];
+    let jpeg = photo_sized(digit, 7, (4032, 3024), 1400, 5);
+    assert!(jpeg.len() < MAX_BODY_BYTES, "{} bytes", jpeg.len());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("12mp.jpg");
+    std::fs::write(&p, &jpeg).unwrap();
+    let (status, answer) = post(f.server.addr(), "/api/predict", "image/jpeg", &jpeg);
+    assert_eq!(status, 200, "{answer}");
+    let (cfg, path) = locate_model(&f.run).unwrap();
+    let model = load_model(&cfg, &path, &f.device).unwrap();
+    let expected = &class_probabilities(
+        &model,
+        &DataInfo::mnist(),
+        &[load_digit(&p).unwrap()],
+        &f.device,
+    )
+    .unwrap()[0];
+    let diff = probabilities(&answer)
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-6, "API vs predict: {diff}");
+    assert_eq!(
+        answer["predicted"].as_u64(),
+        Some(u64::from(*label)),
+        "{answer}"
+    );
+}
+
+/// `netcalc serve` of the fixture's model as a child process; its address.
+fn serve_binary(extra: &[&str]) -> (Child, SocketAddr) {
+    let f = fixture();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netcalc"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+            "--quiet",
+        ])
+        .args(extra)
+        .arg("--model")
+        .arg(&f.run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let start = Instant::now();
+    while get(addr, "/readyz").0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, addr)
+}
+
+#[test]
+fn image_bombs_are_refused_before_decoding_and_memory_stays_flat() {
+    let (mut child, addr) = serve_binary(&[]);
+    let pid = child.id();
+    // warm: a few ordinary predictions
+    for i in 0..8 {
+        assert_eq!(
+            post(addr, "/api/predict", "application/json", &digit_json(i)).0,
+            200
+        );
+    }
+    let (_, base) = http::memory_of(pid);
+    // the peak (VmHWM) from here on: Linux resets it on `5` in clear_refs
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let bombs = [
+        ("grey", http::png_declaring((8192, 8192), false)),
+        ("RGBA", http::png_declaring((8192, 8192), true)),
+    ];
+    let probing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let probe = {
+        let probing = probing.clone();
+        std::thread::spawn(move || {
+            let mut latencies = Vec::new();
+            while probing.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = Instant::now();
+                assert_eq!(get(addr, "/healthz").0, 200);
+                latencies.push(start.elapsed());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            latencies
+        })
+    };
+    for (kind, bomb) in &bombs {
+        assert!(bomb.len() < 16 << 10, "{kind}: {} bytes", bomb.len());
+        let barrier = Arc::new(std::sync::Barrier::new(64));
+        let clients: Vec<_> = (0..64)
+            .map(|_| {
+                let (barrier, bomb) = (barrier.clone(), bomb.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    post(addr, "/api/predict", "image/png", &bomb)
+                })
+            })
+            .collect();
+        for c in clients {
+            let (status, answer) = c.join().unwrap();
+            assert_eq!(status, 422, "{kind}: {answer}");
+            let error = answer["error"].as_str().unwrap();
+            assert!(
+                error.contains("8192×8192") && error.contains("24000000"),
+                "{kind}: {error}"
+            );
+        }
+    }
+    probing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut latencies = probe.join().unwrap();
+    latencies.sort();
+    let (peak, _) = http::memory_of(pid);
+    // an ordinary request is still served
+    assert_eq!(
+        post(addr, "/api/predict", "application/json", &digit_json(1)).0,
+        200
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let max = latencies.last().copied().unwrap_or_default();
+    eprintln!(
+        "128 bombs: peak RSS {} MB over a base of {} MB; /healthz p50 {:?}, max {max:?} ({} probes)",
+        peak >> 20,
+        base >> 20,
+        latencies[latencies.len() / 2],
+        latencies.len()
+    );
+    assert!(peak <= base + (64 << 20), "peak {peak} over base {base}");
+    assert!(max < Duration::from_secs(1), "/healthz took {max:?}");
+}
+
+#[test]
+fn explanations_and_stages_ride_in_the_batches_of_predictions() {
+    let r = Running::start(ServeConfig {
+        max_wait: Duration::from_millis(30),
+        ..ServeConfig::default()
+    });
+    let addr = r.addr();
+    let rounds = 6;
+    let mut explained = 0;
+    let barrier = Arc::new(std::sync::Barrier::new(20));
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut kinds = Vec::new();
+                for _ in 0..rounds {
+                    barrier.wait();
+                    let body = digit_json(i);
+                    let (path, kind) = match i % 5 {
+                        0 => ("/api/explain", "explain"),
+                        1 => ("/api/predict?stages=1", "stages"),
+                        _ => ("/api/predict", "predict"),
+                    };
+                    let mut res = agent()
+                        .post(url(addr, path))
+                        .header("Content-Type", "application/json")
+                        .send(&body[..])
+                        .unwrap();
+                    assert_eq!(res.status().as_u16(), 200, "{kind}");
+                    let bytes = res.body_mut().read_to_vec().unwrap();
+                    if kind == "explain" {
+                        assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+                    } else {
+                        let v: Value = serde_json::from_slice(&bytes).unwrap();
+                        assert_eq!(v.get("stages").is_some(), kind == "stages");
+                        if kind == "stages" {
+                            let stages = v["stages"].as_array().unwrap();
+                            assert_eq!(stages.last().unwrap()["values"], v["probabilities"]);
+                        }
+                    }
+                    kinds.push(kind);
+                }
+                kinds
+            })
+        })
+        .collect();
+    for c in clients {
+        explained += c
+            .join()
+            .unwrap()
+            .iter()
+            .filter(|k| **k != "predict")
+            .count();
+    }
+    let (_, text) = get(addr, "/metrics");
+    let batches = metric(&text, "netcalc_batch_size_count").unwrap();
+    let images = metric(&text, "netcalc_batch_size_sum").unwrap();
+    eprintln!("{images} images in {batches} batches; {explained} explanations and stage requests");
+    assert_eq!(images as usize, 20 * rounds);
+    // each explanation or stage request alone would be a batch of its own
+    assert!(
+        (batches as usize) < explained,
+        "{batches} batches for {explained} explanations and stage requests"
+    );
+    r.stop().unwrap();
 }

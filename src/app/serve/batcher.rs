@@ -1,12 +1,23 @@
 //! The inference worker and its bounded queue.
 //!
 //! One thread owns the model (no mutex on the hot path). Handlers put a [`Job`] on a bounded
-//! queue ([`Queue::submit`]; a full queue is refused at once) and wait for its answer on a
-//! oneshot channel. The worker takes whatever is queued, up to `max_batch` plain predictions,
+//! queue ([`Queue::submit`]; a full queue is refused at once) and wait for its [`Answer`] on a
+//! oneshot channel. The worker takes whatever is queued, up to `max_batch` jobs of any kind,
 //! waiting at most `max_wait` for more (0: never wait, so a lone client is not slowed), and
-//! runs one forward pass for all of them. A prediction with its stages and an explanation run
-//! as batches of one. A panic in inference drops that batch's reply channels (its requests get
-//! 500), and the worker starts again from a fresh copy of the model.
+//! runs one forward pass for all of them: with every stage kept when a job of the batch asks
+//! for its stages or for a picture (the class scores are the same, bit for bit), plain
+//! otherwise. The worker only computes: pictures are drawn by the handler, off its thread.
+//!
+//! Every job gets a typed answer: [`Answer::Done`], [`Answer::Failed`] (inference returned an
+//! error: 500), [`Answer::Expired`] (still queued at its deadline: 503) or
+//! [`Answer::ShuttingDown`] (still queued when the shutdown timeout passed: 503). A panic in
+//! inference drops that batch's reply channels unanswered: their handlers answer 500, the
+//! worker starts again from a fresh copy of the model, and `netcalc_worker_restarts_total`
+//! counts it.
+//!
+//! Fail points (feature `failpoints`): `serve-inference` (before each forward pass: `panic`,
+//! `sleep(MS)`, or `return(MESSAGE)` for an inference error) and `serve-restart` (before the
+//! worker restarts after a panic, e.g. `sleep(1000)`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -16,12 +27,20 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::app::predict::class_probabilities;
+use crate::app::predict::images_tensor;
 use crate::model::Cnn;
 
 use super::Meta;
 use super::metrics::Metrics;
 use super::routes::StageOut;
+
+/// Consecutive failed batches after which `/readyz` answers 503, until a batch succeeds.
+pub const UNREADY_AFTER_FAILURES: usize = 3;
+
+/// While unready and idle, how often the worker tries a probe batch (one blank image through
+/// the same path as requests): a server that no client sends to any more (a load balancer
+/// stopped routing to it) becomes ready again once its model answers.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// What a request asks of the model.
 pub(crate) enum Work {
@@ -29,10 +48,10 @@ pub(crate) enum Work {
     Predict {
         /// The input, `C·H·W` bytes.
         image: Vec<u8>,
-        /// Whether to return the stages (a batch of one).
+        /// Whether to return the stages.
         stages: bool,
     },
-    /// The picture of the stages (a batch of one).
+    /// The stages, for the handler to draw.
     Explain {
         /// The input, `C·H·W` bytes.
         image: Vec<u8>,
@@ -40,12 +59,21 @@ pub(crate) enum Work {
 }
 
 impl Work {
-    fn batchable(&self) -> bool {
-        matches!(self, Work::Predict { stages: false, .. })
+    fn wants_stages(&self) -> bool {
+        matches!(
+            self,
+            Work::Predict { stages: true, .. } | Work::Explain { .. }
+        )
+    }
+
+    fn into_image(self) -> Vec<u8> {
+        match self {
+            Work::Predict { image, .. } | Work::Explain { image } => image,
+        }
     }
 }
 
-/// What the model answered.
+/// What the model computed for one job.
 pub(crate) enum Done {
     /// Class probabilities, and the stages when asked for.
     Predict {
@@ -54,16 +82,25 @@ pub(crate) enum Done {
         /// Every stage's values for this image.
         stages: Option<Vec<StageOut>>,
     },
-    /// A PNG.
-    Explain(Vec<u8>),
+    /// Every stage's values for this image, to be drawn.
+    Explain(Vec<StageOut>),
 }
 
 /// The worker's answer to one job.
-pub(crate) struct Answer {
-    /// The result, or why there is none (an internal error: 500).
-    pub result: Result<Done, String>,
-    /// How many images the forward pass that answered it had.
-    pub batch: usize,
+pub(crate) enum Answer {
+    /// Computed, in a forward pass of `batch` images.
+    Done {
+        /// The result.
+        done: Done,
+        /// How many images the forward pass that answered it had.
+        batch: usize,
+    },
+    /// Inference returned an error (500).
+    Failed(String),
+    /// The job was still queued at its deadline (503).
+    Expired,
+    /// The job was still queued when the server's shutdown timeout passed (503).
+    ShuttingDown,
 }
 
 /// One request waiting for the worker.
@@ -81,25 +118,19 @@ pub(crate) enum Refused {
     Stopped,
 }
 
-/// The test-only fault hooks.
-#[derive(Clone, Debug, Default)]
-#[doc(hidden)]
-pub struct Faults {
-    /// The next this many batches panic in inference.
-    pub panics: Arc<AtomicUsize>,
-    /// How long the worker takes to come back after a panic.
-    pub restart_delay: Duration,
-    /// An extra pause before each forward pass (a slow model).
-    pub inference_delay: Duration,
-}
-
 /// The sending side of the bounded queue, shared by the handlers.
 pub(crate) struct Queue {
     tx: SyncSender<Job>,
+    /// Jobs queued and not yet taken by the worker: the one counter of record, read by
+    /// `/metrics` when it renders (a moment below 0 when the worker takes a job before its
+    /// sender has counted it; read as 0).
     depth: AtomicIsize,
     /// Whether a worker is running (cleared while it restarts after a panic, and when it stops).
     pub alive: AtomicBool,
-    stop: AtomicBool,
+    /// Batches that failed (a panic or an error) since the last one that succeeded.
+    pub failures: AtomicUsize,
+    /// No more jobs are taken: the worker answers what is queued [`Answer::ShuttingDown`].
+    halt: AtomicBool,
 }
 
 /// How the worker batches.
@@ -107,7 +138,6 @@ pub(crate) struct Queue {
 pub(crate) struct BatchPolicy {
     pub max_batch: usize,
     pub max_wait: Duration,
-    pub faults: Faults,
 }
 
 impl Queue {
@@ -118,19 +148,20 @@ impl Queue {
             tx,
             depth: AtomicIsize::new(0),
             alive: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
+            failures: AtomicUsize::new(0),
+            halt: AtomicBool::new(false),
         };
         (q, rx)
     }
 
-    /// Queues `work`, to be answered by `deadline` (or dropped); refused at once when full.
+    /// Queues `work`, to be answered by `deadline` ([`Answer::Expired`] after it); refused at
+    /// once when full.
     pub fn submit(
         &self,
         work: Work,
         deadline: Instant,
-        metrics: &Metrics,
     ) -> Result<oneshot::Receiver<Answer>, Refused> {
-        if self.stop.load(Ordering::Acquire) {
+        if self.halt.load(Ordering::Acquire) {
             return Err(Refused::Stopped);
         }
         let (reply, rx) = oneshot::channel();
@@ -140,8 +171,7 @@ impl Queue {
             deadline,
         }) {
             Ok(()) => {
-                let d = self.depth.fetch_add(1, Ordering::AcqRel) + 1;
-                metrics.queue_depth.set(d.max(0) as f64);
+                self.depth.fetch_add(1, Ordering::AcqRel);
                 Ok(rx)
             }
             Err(TrySendError::Full(_)) => Err(Refused::Full),
@@ -149,19 +179,29 @@ impl Queue {
         }
     }
 
-    fn taken(&self, metrics: &Metrics) {
-        let d = self.depth.fetch_sub(1, Ordering::AcqRel) - 1;
-        metrics.queue_depth.set(d.max(0) as f64);
+    /// Jobs waiting for the worker.
+    pub fn depth(&self) -> usize {
+        usize::try_from(self.depth.load(Ordering::Acquire)).unwrap_or(0)
     }
 
-    /// Makes the worker return once the queue is empty.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+    /// Whether the last [`UNREADY_AFTER_FAILURES`] batches or more all failed.
+    pub fn failing(&self) -> bool {
+        self.failures.load(Ordering::Acquire) >= UNREADY_AFTER_FAILURES
+    }
+
+    fn taken(&self) {
+        self.depth.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Makes the worker finish its current batch and answer every job still queued
+    /// [`Answer::ShuttingDown`]; new jobs are refused.
+    pub fn halt(&self) {
+        self.halt.store(true, Ordering::Release);
     }
 }
 
 /// Starts the worker thread: it owns `model` and answers jobs from `rx` until
-/// [`Queue::stop`], restarting after a panic.
+/// [`Queue::halt`], restarting after a panic.
 pub(crate) fn spawn(
     model: Cnn,
     meta: Arc<Meta>,
@@ -194,24 +234,33 @@ pub(crate) fn spawn(
                     Ok(()) => break,
                     Err(_) => {
                         metrics.restarts.increment(1);
-                        std::thread::sleep(policy.faults.restart_delay);
+                        queue.failures.fetch_add(1, Ordering::AcqRel);
+                        fail::fail_point!("serve-restart");
                     }
                 }
             }
-            // stopped: whatever is still queued is refused rather than left hanging
+            // halted: whatever is still queued is answered at once rather than left hanging
+            if let Some(job) = pending.take() {
+                let _ = job.reply.send(Answer::ShuttingDown);
+            }
             while let Ok(job) = rx.try_recv() {
-                queue.taken(&metrics);
-                let _ = job.reply.send(Answer {
-                    result: Err("the server is shutting down".into()),
-                    batch: 0,
-                });
+                queue.taken();
+                let _ = job.reply.send(Answer::ShuttingDown);
             }
         })
 }
 
-/// Whether nobody waits for `job` any more (the client left or its deadline passed).
-fn abandoned(job: &Job, now: Instant) -> bool {
-    job.reply.is_closed() || now >= job.deadline
+/// Whether `job` is answered without being computed: its client left (dropped), or its
+/// deadline passed ([`Answer::Expired`]).
+fn settled(job: Job, now: Instant) -> Option<Job> {
+    if job.reply.is_closed() {
+        return None;
+    }
+    if now >= job.deadline {
+        let _ = job.reply.send(Answer::Expired);
+        return None;
+    }
+    Some(job)
 }
 
 fn serve(
@@ -224,30 +273,31 @@ fn serve(
     pending: &mut Option<Job>,
 ) {
     let max_batch = policy.max_batch.max(1);
+    let mut last_probe = Instant::now();
     loop {
+        if queue.halt.load(Ordering::Acquire) {
+            return;
+        }
         let first = match pending.take() {
             Some(job) => job,
             None => match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(job) => {
-                    queue.taken(metrics);
+                    queue.taken();
                     job
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if queue.stop.load(Ordering::Acquire) {
-                        return;
+                    if queue.failing() && last_probe.elapsed() >= PROBE_EVERY {
+                        last_probe = Instant::now();
+                        probe(model, meta, queue);
                     }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             },
         };
-        if abandoned(&first, Instant::now()) {
+        let Some(first) = settled(first, Instant::now()) else {
             continue;
-        }
-        if !first.work.batchable() {
-            run(model, meta, metrics, policy, vec![first]);
-            continue;
-        }
+        };
         let mut batch = vec![first];
         let until = Instant::now() + policy.max_wait;
         while batch.len() < max_batch {
@@ -264,106 +314,128 @@ fn serve(
                 Err(TryRecvError::Disconnected) => None,
             };
             let Some(job) = next else { break };
-            queue.taken(metrics);
-            if abandoned(&job, Instant::now()) {
-                continue;
+            queue.taken();
+            if let Some(job) = settled(job, Instant::now()) {
+                batch.push(job);
             }
-            if !job.work.batchable() {
-                *pending = Some(job);
-                break;
-            }
-            batch.push(job);
         }
-        run(model, meta, metrics, policy, batch);
+        run(model, meta, queue, metrics, batch);
     }
 }
 
-/// One forward pass for `jobs` (all plain predictions, or one job of any kind); each gets its
-/// answer. A panic here drops the jobs' reply channels: their handlers answer 500.
-fn run(model: &Cnn, meta: &Meta, metrics: &Metrics, policy: &BatchPolicy, jobs: Vec<Job>) {
+/// An inference error injected by the `serve-inference` fail point (`return(MESSAGE)`).
+fn injected_error() -> Option<String> {
+    fail::fail_point!("serve-inference", |m: Option<String>| Some(
+        m.unwrap_or_else(|| "injected inference error".into())
+    ));
+    None
+}
+
+/// A blank image through the path requests take (the `serve-inference` fail point
+/// included): when it succeeds, the failures are forgotten and `/readyz` answers 200 again.
+fn probe(model: &Cnn, meta: &Meta, queue: &Queue) {
+    let [c, h, w] = meta.info.shape;
+    let blank = Work::Predict {
+        image: vec![0; c * h * w],
+        stages: false,
+    };
+    if injected_error().is_none() && forward(model, meta, vec![blank]).is_ok() {
+        queue.failures.store(0, Ordering::Release);
+    }
+}
+
+/// One forward pass for `jobs`; each gets its answer. A panic here drops the jobs' reply
+/// channels: their handlers answer 500.
+fn run(model: &Cnn, meta: &Meta, queue: &Queue, metrics: &Metrics, jobs: Vec<Job>) {
     let n = jobs.len();
     metrics.batch_size.record(n as f64);
     let start = Instant::now();
-    if !policy.faults.inference_delay.is_zero() {
-        std::thread::sleep(policy.faults.inference_delay);
-    }
-    if policy
-        .faults
-        .panics
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| k.checked_sub(1))
-        .is_ok()
-    {
-        panic!("injected inference panic (test hook)");
-    }
-    let answer = |result, reply: oneshot::Sender<Answer>| {
-        let _ = reply.send(Answer { result, batch: n });
+    let (works, replies): (Vec<Work>, Vec<_>) = jobs.into_iter().map(|j| (j.work, j.reply)).unzip();
+    let result = match injected_error() {
+        Some(e) => Err(e),
+        None => forward(model, meta, works).map_err(|e| e.to_string()),
     };
-    if n == 1 && !jobs[0].work.batchable() {
-        let Some(job) = jobs.into_iter().next() else {
-            return;
-        };
-        let result = match &job.work {
-            Work::Explain { image } => {
-                crate::app::explain::explain_image(model, &meta.info, image, &meta.device)
-                    .map(Done::Explain)
-            }
-            Work::Predict { image, .. } => predict_stages(model, meta, image),
-        };
-        metrics.inference.record(start.elapsed().as_secs_f64());
-        answer(result.map_err(|e| e.to_string()), job.reply);
-        return;
-    }
-    let (images, replies): (Vec<Vec<u8>>, Vec<_>) = jobs
-        .into_iter()
-        .map(|j| match j.work {
-            Work::Predict { image, .. } | Work::Explain { image } => (image, j.reply),
-        })
-        .unzip();
-    let result = class_probabilities(model, &meta.info, &images, &meta.device);
     metrics.inference.record(start.elapsed().as_secs_f64());
     match result {
-        Ok(rows) if rows.len() == n => {
-            for (probabilities, reply) in rows.into_iter().zip(replies) {
-                answer(
-                    Ok(Done::Predict {
-                        probabilities,
-                        stages: None,
-                    }),
-                    reply,
-                );
-            }
-        }
-        Ok(rows) => {
-            let e = format!("the model answered {} of {n} images", rows.len());
-            for reply in replies {
-                answer(Err(e.clone()), reply);
+        Ok(done) => {
+            queue.failures.store(0, Ordering::Release);
+            for (done, reply) in done.into_iter().zip(replies) {
+                let _ = reply.send(Answer::Done { done, batch: n });
             }
         }
         Err(e) => {
+            queue.failures.fetch_add(1, Ordering::AcqRel);
             for reply in replies {
-                answer(Err(e.to_string()), reply);
+                let _ = reply.send(Answer::Failed(e.clone()));
             }
         }
     }
 }
 
-fn predict_stages(model: &Cnn, meta: &Meta, image: &[u8]) -> crate::Result<Done> {
-    let x = crate::app::predict::images_tensor(&meta.info, &[image.to_vec()], &meta.device)?;
-    let stages = model
-        .forward_stages(x)?
+/// One forward pass for `works`, with every stage kept when one of them wants its stages.
+fn forward(model: &Cnn, meta: &Meta, works: Vec<Work>) -> crate::Result<Vec<Done>> {
+    let n = works.len();
+    let wants: Vec<bool> = works.iter().map(Work::wants_stages).collect();
+    let explain: Vec<bool> = works
         .iter()
-        .map(|s| {
-            Ok(StageOut {
-                name: s.name.clone(),
-                kind: s.kind,
-                shape: s.shape.clone(),
-                values: s.row(0)?,
-            })
-        })
-        .collect::<crate::Result<Vec<_>>>()?;
-    let probabilities = stages.last().map(|s| s.values.clone()).unwrap_or_default();
-    Ok(Done::Predict {
-        probabilities,
-        stages: Some(stages),
-    })
+        .map(|w| matches!(w, Work::Explain { .. }))
+        .collect();
+    let images: Vec<Vec<u8>> = works.into_iter().map(Work::into_image).collect();
+    let x = images_tensor(&meta.info, &images, &meta.device)?;
+    let (probs, stages) = if wants.iter().any(|&w| w) {
+        let stages = model.forward_stages(x)?;
+        let probs = stages
+            .last()
+            .map(|s| s.tensor.clone())
+            .ok_or_else(|| crate::Error::Shape {
+                what: "Cnn::forward_stages".into(),
+                message: "no stage".into(),
+            })?;
+        (probs, Some(stages))
+    } else {
+        let p = crate::functional::prob::softmax(model.try_forward(x)?, 1);
+        (p, None)
+    };
+    let [rows, classes] = probs.dims();
+    let values: Vec<f32> = probs
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .map_err(|e| crate::Error::Shape {
+            what: "probabilities".into(),
+            message: format!("{e:?}"),
+        })?;
+    if rows != n || values.len() != rows * classes {
+        return Err(crate::Error::Shape {
+            what: "probabilities".into(),
+            message: format!("the model answered {rows} of {n} images"),
+        });
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, p) in values.chunks_exact(classes.max(1)).enumerate() {
+        let own = match (&stages, wants[i]) {
+            (Some(stages), true) => Some(
+                stages
+                    .iter()
+                    .map(|s| {
+                        Ok(StageOut {
+                            name: s.name.clone(),
+                            kind: s.kind,
+                            shape: s.shape.clone(),
+                            values: s.row(i)?,
+                        })
+                    })
+                    .collect::<crate::Result<Vec<_>>>()?,
+            ),
+            _ => None,
+        };
+        out.push(match (explain[i], own) {
+            (true, Some(stages)) => Done::Explain(stages),
+            (_, stages) => Done::Predict {
+                probabilities: p.to_vec(),
+                stages,
+            },
+        });
+    }
+    Ok(out)
 }

@@ -13,6 +13,10 @@
 //!   connection, it is closed gracefully: the server's side is shut down (the client reads the
 //!   whole answer), then at most [`LINGER_BYTES`] or [`LINGER`] of what the client still sends
 //!   is read and discarded, so that closing does not reset the connection under the answer.
+//! - At a shutdown, the accept loop takes every connection already waiting in the kernel's
+//!   accept queue before the listener closes, and a connection that has not sent its first
+//!   request yet gets [`FIRST_REQUEST_GRACE`] to send it: that request is answered (with
+//!   `Connection: close`), so that no accepted connection is closed without an answer.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,6 +37,8 @@ use tower::ServiceExt;
 pub const LINGER_BYTES: usize = 8 << 20;
 /// The longest a closing connection waits for its client to stop sending.
 pub const LINGER: Duration = Duration::from_secs(1);
+/// At a shutdown, how long a connection that has sent no request yet has to send its first.
+pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// The limits a connection is served under.
 #[derive(Clone, Debug)]
@@ -53,6 +59,20 @@ pub(crate) async fn accept_loop(
 ) {
     loop {
         if *closing.borrow() {
+            // connections the kernel has accepted and queued are served, not reset
+            while let std::task::Poll::Ready(Ok((stream, _))) =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(listener.poll_accept(cx))).await
+            {
+                let _ = stream.set_nodelay(true);
+                let permit = permits.clone().try_acquire_owned().ok();
+                tokio::spawn(serve_connection(
+                    stream,
+                    router.clone(),
+                    limits.clone(),
+                    closing.clone(),
+                    permit,
+                ));
+            }
             return;
         }
         let permit = tokio::select! {
@@ -80,7 +100,7 @@ pub(crate) async fn accept_loop(
             router.clone(),
             limits.clone(),
             closing.clone(),
-            permit,
+            Some(permit),
         ));
     }
 }
@@ -90,10 +110,17 @@ async fn serve_connection(
     router: Router,
     limits: ConnLimits,
     mut closing: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
 ) {
+    // set when the first request's headers have arrived
+    let started = Arc::new(tokio::sync::Notify::new());
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started_svc, seen_svc) = (started.clone(), seen.clone());
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let router = router.clone();
+        if !seen_svc.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            started_svc.notify_one();
+        }
         Box::pin(async move { router.oneshot(req).await }) as BoxFuture
     });
     let mut builder = http1::Builder::new();
@@ -103,18 +130,35 @@ async fn serve_connection(
         .keep_alive(true);
     let mut conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut draining = false;
+    // at a shutdown, before any request: until when the first may still come
+    let mut grace: Option<tokio::time::Instant> = None;
     let result = loop {
-        if !draining && *closing.borrow() {
-            draining = true;
-            Pin::new(&mut conn).graceful_shutdown();
+        if !draining && grace.is_none() && *closing.borrow() {
+            if seen.load(std::sync::atomic::Ordering::Acquire) {
+                draining = true;
+                Pin::new(&mut conn).graceful_shutdown();
+            } else {
+                grace = Some(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
+            }
         }
+        let waiting = !draining && grace.is_some();
+        let until = grace.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
-            changed = closing.changed(), if !draining => {
+            changed = closing.changed(), if !draining && grace.is_none() => {
                 if changed.is_err() {
                     draining = true;
                     Pin::new(&mut conn).graceful_shutdown();
                 }
+            }
+            _ = started.notified(), if waiting => {
+                // the first request is being served: answered, then the connection closes
+                draining = true;
+                Pin::new(&mut conn).graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(until), if waiting => {
+                draining = true;
+                Pin::new(&mut conn).graceful_shutdown();
             }
         }
     };

@@ -165,8 +165,10 @@ impl Metrics {
         duration.record(seconds);
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition of every metric; `queue_depth`: the jobs waiting for the
+    /// worker now (read from the queue's one counter, so the gauge is never stale).
+    pub fn render(&self, queue_depth: usize) -> String {
+        self.queue_depth.set(queue_depth as f64);
         self.handle.run_upkeep();
         self.handle.render()
     }

@@ -7,9 +7,10 @@
 //! - `POST /api/predict` — an image as the bytes of a PNG/JPEG (`Content-Type: image/png`;
 //!   `?stages=1` for the stages), or as JSON `{"pixels": [...], "stages": false}`: for a digit
 //!   model 784 grey values 0–255 row by row, for any other its `C·H·W` input values. Answer:
-//!   `{"predicted", "name", "probabilities", "top", "digit", "stages"?}` (`digit`: the input
-//!   the network saw). Preprocessed exactly as `predict` does
-//!   ([`crate::app::predict::decode_upload`]).
+//!   `{"predicted", "name", "probabilities", "top", "digit"?, "stages"?}` (`digit`: the input
+//!   the network saw, with `?digit=1` or `"digit": true`). Preprocessed exactly as `predict`
+//!   does ([`crate::app::images::prepare`]); an image that declares more than
+//!   [`ServeConfig::max_image_pixels`] pixels gets 422 before it is decoded.
 //! - `POST /api/explain` — the same input; answer: the PNG of
 //!   [`crate::app::explain::explain_png`].
 //! - `GET /api/info` — model name, summary, class names, input shape, limits, the run's name.
@@ -19,8 +20,11 @@
 //! image, unknown path or method) gets a 4xx answer `{"error": "<one line>"}`; the server keeps
 //! serving. It binds where it is told; the example binds to loopback unless asked otherwise.
 //! - `GET /healthz` — 200 while the process runs.
-//! - `GET /readyz` — 200 when the model is loaded and the inference worker runs; 503 while
-//!   starting, draining, or while the worker restarts after a panic.
+//! - `GET /readyz` — 200 when the model is loaded and the inference worker runs and answers;
+//!   503 while starting, draining, while the worker restarts after a panic, and after
+//!   [`UNREADY_AFTER_FAILURES`] failed batches in a row, until a batch succeeds (an idle
+//!   worker tries a blank image every [`PROBE_EVERY`], so a server that no longer gets
+//!   traffic recovers too).
 //! - `GET /metrics` — Prometheus text format (see [Metrics](#metrics)).
 //!
 //! # How it works
@@ -29,17 +33,24 @@
 //!   backlog), headers and bodies have a total time ([`ServeConfig::header_timeout`],
 //!   [`ServeConfig::body_timeout`]), a declared body over [`MAX_BODY_BYTES`] gets 413 unread
 //!   with `Connection: close` (and `Expect: 100-continue` is never asked for it).
-//! - The handlers read and decode bodies in parallel on the runtime's threads
-//!   (`threads` of them), then queue the image for the one inference worker, which owns the
-//!   model and batches what is queued (up to [`ServeConfig::max_batch`], waiting at most
-//!   [`ServeConfig::max_wait`] for more) into one forward pass on the fast kernels. Each
+//! - At most `threads` requests read and decode their bodies at once (a permit taken before
+//!   the body is read; waiting for it counts against the request timeout); decoding runs on
+//!   the blocking pool, never on the runtime's threads. The image is queued for the one
+//!   inference worker, which owns the model and batches what is queued, predictions with or
+//!   without stages and explanations alike (up to [`ServeConfig::max_batch`], waiting at most
+//!   [`ServeConfig::max_wait`] for more), into one forward pass on the fast kernels;
+//!   explanations are drawn by their handlers on the blocking pool. Each
 //!   request is answered over its own oneshot channel. A full queue
 //!   ([`ServeConfig::max_queue`]) is answered 503 with `Retry-After` at once; a request still
 //!   queued after [`ServeConfig::request_timeout`] gets 503. A panic in inference answers 500
-//!   to that batch and restarts the worker.
+//!   to that batch and restarts the worker; after [`UNREADY_AFTER_FAILURES`] failed batches in
+//!   a row `/readyz` answers 503 until one succeeds.
 //! - [`Server::stop`] (or SIGTERM / Ctrl-C with [`Server::run_until_signal`]) drains: `/readyz`
-//!   turns 503, the listener stays open [`ServeConfig::drain_delay`], then closes, and every
-//!   accepted request is answered within [`ServeConfig::shutdown_timeout`].
+//!   turns 503, the listener stays open [`ServeConfig::drain_delay`], then takes every
+//!   connection still in the accept queue and closes; each accepted connection gets its first
+//!   request read (within [`FIRST_REQUEST_GRACE`]) and answered with `Connection: close`.
+//!   Requests still queued for the worker when [`ServeConfig::shutdown_timeout`] passes are
+//!   answered 503 at once, and [`Server::run`] returns about a second later at most.
 //! - Each request is logged as one `tracing` line at info level (method, path, status,
 //!   duration, batch size) under the target `netcalc::serve`; [`init_logging`] prints them.
 //!
@@ -70,15 +81,18 @@ use crate::app::data::{DataInfo, IMAGE_SHAPE, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::{Cnn, CnnConfig};
 
-#[doc(hidden)]
-pub use batcher::Faults;
-pub use limits::{LINGER, LINGER_BYTES};
+pub use batcher::{PROBE_EVERY, UNREADY_AFTER_FAILURES};
+pub use limits::{FIRST_REQUEST_GRACE, LINGER, LINGER_BYTES};
 
 /// The largest request body accepted: 4 MiB (a 28×28 JSON digit is ~3 KB, a canvas PNG
 /// ~10–30 KB). Larger bodies get `413` without being read.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
 
 const PAGE: &str = include_str!("../../../assets/serve.html");
+
+/// After the shutdown timeout: how long the answers to the jobs still queued (503) have to be
+/// written, and a running batch to finish, before the process goes on without them.
+const AFTER_HALT: Duration = Duration::from_secs(1);
 
 /// What the server serves: a model, its config and data, and optionally the run directory it
 /// came from.
@@ -171,11 +185,12 @@ pub struct ServeConfig {
     /// (default 0).
     pub drain_delay: Duration,
     /// How long accepted requests have to be answered after the listener closes (default
-    /// 30 s).
+    /// 30 s); requests still queued for the worker then are answered 503 at once.
     pub shutdown_timeout: Duration,
-    /// Test-only fault injection.
-    #[doc(hidden)]
-    pub faults: Faults,
+    /// The most pixels an uploaded image may declare (default
+    /// [`crate::app::images::DEFAULT_MAX_IMAGE_PIXELS`]); more is refused with 422 before it
+    /// is decoded.
+    pub max_image_pixels: u64,
 }
 
 impl Default for ServeConfig {
@@ -190,7 +205,7 @@ impl Default for ServeConfig {
             request_timeout: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(30),
-            faults: Faults::default(),
+            max_image_pixels: crate::app::images::DEFAULT_MAX_IMAGE_PIXELS,
         }
     }
 }
@@ -205,6 +220,9 @@ impl ServeConfig {
         }
         if self.max_queue == 0 {
             return zero("max-queue", "must be at least 1");
+        }
+        if self.max_image_pixels == 0 {
+            return zero("max-image-pixels", "must be at least 1");
         }
         if self.max_connections == 0 || self.max_connections > u32::MAX as usize >> 4 {
             return zero("max-connections", "must be between 1 and 268435455");
@@ -228,6 +246,10 @@ pub(crate) struct Shared {
     queue: Arc<batcher::Queue>,
     metrics: Arc<metrics::Metrics>,
     limits: HandlerLimits,
+    /// What an uploaded image may be.
+    image_limits: crate::app::images::ImageLimits,
+    /// One permit per request reading and decoding its image; `threads` of them.
+    decode_permits: Arc<Semaphore>,
     /// Set when a stop was requested: `/readyz` answers 503.
     draining: AtomicBool,
 }
@@ -281,6 +303,9 @@ impl Server {
                 request_timeout: config.request_timeout,
                 max_queue: config.max_queue,
             },
+            image_limits: crate::app::images::ImageLimits::with_max_pixels(config.max_image_pixels),
+            // the permits are added by `run`, which knows the thread count
+            decode_permits: Arc::new(Semaphore::new(0)),
             draining: AtomicBool::new(false),
         });
         Ok(Arc::new(Self {
@@ -336,6 +361,7 @@ impl Server {
             .build()
             .map_err(|e| serve_error(e.into()))?;
         let shared = self.shared.clone();
+        shared.decode_permits.add_permits(threads.max(1));
         let worker = batcher::spawn(
             model,
             shared.meta.clone(),
@@ -345,7 +371,6 @@ impl Server {
             batcher::BatchPolicy {
                 max_batch: self.config.max_batch,
                 max_wait: self.config.max_wait,
-                faults: self.config.faults.clone(),
             },
         )
         .map_err(|e| serve_error(e.into()))?;
@@ -377,16 +402,32 @@ impl Server {
             )
             .await;
             let _ = accept.await;
+            // the worker answers what is still queued 503 at once; the connections waiting
+            // for those answers get a moment to write them
+            shared.queue.halt();
             if !drained {
-                tracing::warn!(
-                    target: "netcalc::serve",
-                    "some connections were still open after the shutdown timeout"
-                );
+                let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+                let closed = tokio::time::timeout(AFTER_HALT, permits.acquire_many(all))
+                    .await
+                    .is_ok_and(|p| p.is_ok());
+                if !closed {
+                    tracing::warn!(
+                        target: "netcalc::serve",
+                        "some connections were still open after the shutdown timeout"
+                    );
+                }
             }
             Ok(())
         });
-        shared.queue.stop();
-        let _ = worker.join();
+        shared.queue.halt();
+        // a batch still running (the worker finishes it) is waited for a bounded time
+        let until = std::time::Instant::now() + AFTER_HALT;
+        while !worker.is_finished() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if worker.is_finished() {
+            let _ = worker.join();
+        }
         // connections still open after the timeout are dropped with the runtime
         runtime.shutdown_timeout(Duration::from_millis(100));
         result

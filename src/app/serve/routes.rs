@@ -1,9 +1,12 @@
 //! The routes: today's page and JSON API, `/healthz`, `/readyz`, `/metrics`, and the
 //! middleware that counts, times and logs every request.
 //!
-//! Handlers read and decode the body themselves (in parallel, on the runtime's threads), then
-//! hand the image to the inference worker ([`super::batcher`]) and build the JSON answer from
-//! what it returns.
+//! A handler takes a decode permit (at most `threads` requests read and decode at once; the
+//! wait counts against the request timeout), reads the body, decodes it on the blocking pool
+//! (never on the runtime's threads) within the image limits ([`crate::app::images`]), hands
+//! the image to the inference worker ([`super::batcher`]) and builds the answer from what it
+//! returns: the JSON of a prediction, or the picture of an explanation, drawn on the blocking
+//! pool.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,9 +23,11 @@ use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
 use crate::app::data::SIDE;
-use crate::app::predict::{decode_upload, digit_from_gray, top_k};
+use crate::app::images::{self, digit_from_gray};
+use crate::app::predict::top_k;
 use crate::app::train::RunDir;
-use crate::model::StageKind;
+use crate::error::Error;
+use crate::model::{Stage, StageKind};
 
 use super::batcher::{Answer, Done, Refused, Work};
 use super::{MAX_BODY_BYTES, PAGE, Shared};
@@ -35,6 +40,17 @@ struct DigitRequest {
     pixels: Vec<u8>,
     #[serde(default)]
     stages: bool,
+    #[serde(default)]
+    digit: bool,
+}
+
+/// What a request asks for besides the classes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Wants {
+    /// Every stage's values (`?stages=1`, or `"stages": true`).
+    stages: bool,
+    /// The image the network saw (`?digit=1`, or `"digit": true`).
+    digit: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,8 +76,10 @@ struct Prediction {
     name: String,
     probabilities: Vec<f32>,
     top: Vec<TopClass>,
-    /// The image the network saw, `C·H·W` values (a digit: 28×28, white ink on black).
-    digit: Vec<u8>,
+    /// The image the network saw, `C·H·W` values (a digit: 28×28, white ink on black), when
+    /// asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digit: Option<Vec<u8>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stages: Option<Vec<StageOut>>,
 }
@@ -200,6 +218,12 @@ async fn observe(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Resp
     } else {
         next.run(req).await
     };
+    let mut res = res;
+    if s.draining.load(Ordering::Acquire) {
+        // the connection closes after this answer: say so
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = res.status().as_u16();
     let seconds = start.elapsed().as_secs_f64();
     s.metrics.request(route, status, seconds);
@@ -237,6 +261,15 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
             "the inference worker is not running\n",
         )
             .into_response()
+    } else if s.queue.failing() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the last {} batches or more failed; ready again after one succeeds\n",
+                super::batcher::UNREADY_AFTER_FAILURES
+            ),
+        )
+            .into_response()
     } else {
         (StatusCode::OK, "ready\n").into_response()
     }
@@ -245,7 +278,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
+        s.metrics.render(s.queue.depth()),
     )
         .into_response()
 }
@@ -300,13 +333,8 @@ async fn read_body(s: &Shared, body: Body) -> Result<axum::body::Bytes, Reject> 
     }
 }
 
-/// Turns a request body into the image the network sees, and whether stages were asked for.
-fn decode(
-    s: &Shared,
-    ctype: &str,
-    body: &[u8],
-    query_stages: bool,
-) -> Result<(Vec<u8>, bool), Reject> {
+/// Turns a request body into the image the network sees, and what else was asked for.
+fn decode(s: &Shared, ctype: &str, body: &[u8], query: Wants) -> Result<(Vec<u8>, Wants), Reject> {
     let bad = |m: String| Reject::new(StatusCode::BAD_REQUEST, m);
     let meta = &s.meta;
     if ctype.starts_with("application/json") || body.first() == Some(&b'{') {
@@ -332,77 +360,106 @@ fn decode(
         } else {
             d.pixels
         };
-        Ok((image, d.stages || query_stages))
+        let wants = Wants {
+            stages: d.stages || query.stages,
+            digit: d.digit || query.digit,
+        };
+        Ok((image, wants))
     } else {
         if body.is_empty() {
             return Err(bad(
                 "empty body: send JSON {\"pixels\": [...]} or a PNG/JPEG".into(),
             ));
         }
-        let digit = decode_upload(body, std::path::Path::new("request body"), &meta.info)
-            .map_err(|e| bad(format!("not an image: {e}")))?;
-        Ok((digit, query_stages))
+        let origin = std::path::Path::new("request body");
+        match images::prepare(body, origin, &meta.info, &s.image_limits) {
+            Ok(image) => Ok((image, query)),
+            Err(e @ Error::ImageTooLarge { .. }) => Err(Reject::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{e} (--max-image-pixels)"),
+            )),
+            Err(e) => Err(bad(format!("not an image: {e}"))),
+        }
     }
 }
 
-/// Reads and decodes the request's image (bodies above 64 KiB on the blocking pool, so that a
-/// large photo does not hold up the runtime's threads).
+/// Reads and decodes the request's image under a decode permit (taken before the body is
+/// read, waited for until `deadline`), on the blocking pool.
 async fn image_of(
     s: &Arc<Shared>,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<u8>, bool), Reject> {
-    let query_stages = query_flag(uri.query().unwrap_or(""), "stages");
+    deadline: Instant,
+) -> Result<(Vec<u8>, Wants), Reject> {
+    let query = uri.query().unwrap_or("");
+    let wants = Wants {
+        stages: query_flag(query, "stages"),
+        digit: query_flag(query, "digit"),
+    };
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let bytes = read_body(s, body).await?;
-    if bytes.len() <= 64 << 10 {
-        decode(s, &ctype, &bytes, query_stages)
-    } else {
-        let s = s.clone();
-        tokio::task::spawn_blocking(move || decode(&s, &ctype, &bytes, query_stages))
+    let permit =
+        match tokio::time::timeout_at(deadline.into(), s.decode_permits.clone().acquire_owned())
             .await
-            .map_err(|e| {
-                Reject::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("decoding failed: {e}"),
-                )
-            })?
-    }
+        {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(Reject::busy("the server is shutting down")),
+            Err(_) => return Err(expired(s.limits.request_timeout)),
+        };
+    let bytes = read_body(s, body).await?;
+    let shared = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let r = decode(&shared, &ctype, &bytes, wants);
+        drop(permit);
+        r
+    })
+    .await
+    .map_err(|e| {
+        Reject::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("decoding failed: {e}"),
+        )
+    })?
 }
 
-/// Puts `work` on the worker's queue and waits for its answer (503 when the queue is full or
-/// the request times out, 500 when inference fails).
-async fn infer(s: &Shared, work: Work) -> Result<(Done, usize), Reject> {
-    let timeout = s.limits.request_timeout;
-    let deadline = Instant::now() + timeout;
-    let rx = s
-        .queue
-        .submit(work, deadline, &s.metrics)
-        .map_err(|r| match r {
-            Refused::Full => Reject::busy(format!(
-                "the server is busy: {} requests are waiting; retry later",
-                s.limits.max_queue
-            )),
-            Refused::Stopped => Reject::busy("the server is shutting down"),
-        })?;
+fn expired(timeout: Duration) -> Reject {
+    Reject::busy(format!(
+        "not answered within the request timeout ({})",
+        seconds(timeout)
+    ))
+}
+
+/// Puts `work` on the worker's queue and waits for its answer until `deadline`: 503 when the
+/// queue is full, the request expires or the server shuts down; 500 when inference fails or
+/// panics.
+async fn infer(s: &Shared, work: Work, deadline: Instant) -> Result<(Done, usize), Reject> {
+    let rx = s.queue.submit(work, deadline).map_err(|r| match r {
+        Refused::Full => Reject::busy(format!(
+            "the server is busy: {} requests are waiting; retry later",
+            s.limits.max_queue
+        )),
+        Refused::Stopped => Reject::busy("the server is shutting down"),
+    })?;
     match tokio::time::timeout_at(deadline.into(), rx).await {
-        Err(_) => Err(Reject::busy(format!(
-            "not answered within the request timeout ({})",
-            seconds(timeout)
-        ))),
+        Err(_) => Err(expired(s.limits.request_timeout)),
         Ok(Err(_)) => Err(Reject::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "inference failed (the worker stopped on this batch and was restarted)",
+            "inference panicked on this batch; the worker was restarted",
         )),
-        Ok(Ok(Answer { result, batch })) => match result {
-            Ok(done) => Ok((done, batch)),
-            Err(e) if batch == 0 => Err(Reject::busy(e)),
-            Err(e) => Err(Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Ok(Ok(answer)) => match answer {
+            Answer::Done { done, batch } => Ok((done, batch)),
+            Answer::Failed(e) => Err(Reject::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("inference failed: {e}"),
+            )),
+            Answer::Expired => Err(expired(s.limits.request_timeout)),
+            Answer::ShuttingDown => Err(Reject::busy(
+                "the server is shutting down: not answered within its shutdown timeout",
+            )),
         },
     }
 }
@@ -422,13 +479,16 @@ async fn predict(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Reject> {
-    let (image, stages) = image_of(&s, &uri, &headers, body).await?;
+    let deadline = Instant::now() + s.limits.request_timeout;
+    let (image, wants) = image_of(&s, &uri, &headers, body, deadline).await?;
+    let digit = wants.digit.then(|| image.clone());
     let (done, batch) = infer(
         &s,
         Work::Predict {
-            image: image.clone(),
-            stages,
+            image,
+            stages: wants.stages,
         },
+        deadline,
     )
     .await?;
     let Done::Predict {
@@ -455,7 +515,7 @@ async fn predict(
         name: s.meta.info.class_name(predicted),
         probabilities,
         top,
-        digit: image,
+        digit,
         stages,
     };
     Ok(with_batch(axum::Json(p).into_response(), batch))
@@ -467,16 +527,49 @@ async fn explain(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Reject> {
-    let (image, _) = image_of(&s, &uri, &headers, body).await?;
-    let (done, batch) = infer(&s, Work::Explain { image }).await?;
-    let Done::Explain(png) = done else {
+    let deadline = Instant::now() + s.limits.request_timeout;
+    let (image, _) = image_of(&s, &uri, &headers, body, deadline).await?;
+    let (done, batch) = infer(&s, Work::Explain { image }, deadline).await?;
+    let Done::Explain(stages) = done else {
         return Err(Reject::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the worker answered a picture with a prediction",
         ));
     };
+    let shared = s.clone();
+    let png = tokio::task::spawn_blocking(move || draw(&shared, stages))
+        .await
+        .map_err(|e| {
+            Reject::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("drawing failed: {e}"),
+            )
+        })?
+        .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(with_batch(
         ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
         batch,
     ))
+}
+
+/// The picture of one image's stages (as the worker computed them), drawn and encoded here,
+/// off the inference thread.
+fn draw(s: &Shared, stages: Vec<StageOut>) -> crate::Result<Vec<u8>> {
+    let device = &s.meta.device;
+    let stages: Vec<Stage> = stages
+        .into_iter()
+        .map(|o| {
+            let n = o.values.len();
+            Stage {
+                name: o.name,
+                kind: o.kind,
+                shape: o.shape,
+                tensor: burn::tensor::Tensor::from_data(
+                    burn::tensor::TensorData::new(o.values, [1, n]),
+                    device,
+                ),
+            }
+        })
+        .collect();
+    crate::app::explain::explain_png(&stages, 0, &s.meta.info.classes)
 }
