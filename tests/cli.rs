@@ -782,3 +782,109 @@ fn export_pytorch_import_eval_gives_pytorchs_own_accuracy() {
         assert!(out.contains(said), "{said}: {out}");
     }
 }
+
+/// Another IDX dataset in `dir`: the bundled sample with its images inverted and every label
+/// moved by 3 (so an MNIST model reads it badly, and a model trained on it reads MNIST badly).
+fn other_idx_dataset(dir: &std::path::Path) {
+    use std::io::Read;
+    std::fs::create_dir_all(dir).unwrap();
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist-sample");
+    for (name, header) in [
+        ("train-images-idx3-ubyte", 16),
+        ("train-labels-idx1-ubyte", 8),
+        ("test-images-idx3-ubyte", 16),
+        ("test-labels-idx1-ubyte", 8),
+    ] {
+        let gz = std::fs::read(sample.join(format!("{name}.gz"))).unwrap();
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut raw)
+            .unwrap();
+        for b in &mut raw[header..] {
+            *b = if header == 16 {
+                255 - *b
+            } else {
+                (*b + 3) % 10
+            };
+        }
+        std::fs::write(dir.join(name), raw).unwrap();
+    }
+}
+
+/// The accuracy in percent on a line of `text` that has `what` and "test accuracy X%".
+fn accuracy_after(text: &str, what: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.contains(what))
+        .find_map(|l| {
+            l.split("test accuracy ")
+                .nth(1)?
+                .split('%')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `{what} … test accuracy` in {text}"))
+}
+
+/// `eval --model RUN` measures the run on what it was trained and tested on (its
+/// `source.json`), and says so; a data flag evaluates other data instead, and says that; data
+/// of other classes is refused with exit 2, naming both lists.
+#[test]
+fn eval_measures_a_run_on_its_own_held_out_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("other");
+    other_idx_dataset(&data);
+    let run_dir = dir.path().join("run");
+    let backend = ["--device", cpu_backend()];
+    let mut train = vec![
+        "train",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--plain",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ];
+    train.extend(backend);
+    let o = run(&train);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let trained = accuracy_after(&String::from_utf8_lossy(&o.stdout), "");
+    assert!(trained > 40.0, "{trained}");
+
+    let mut eval = vec!["eval", "--model", run_dir.to_str().unwrap()];
+    eval.extend(backend);
+    let o = run(&eval);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    assert!(
+        out.contains("evaluating on the run's own held-out data")
+            && out.contains(data.to_str().unwrap()),
+        "{out}"
+    );
+    assert_eq!(accuracy_after(&out, "on "), trained, "{out}");
+
+    // MNIST, asked for: evaluated, and said to be other data than the run's
+    let mut other = eval.clone();
+    other.extend(["--dataset", "mnist", "--offline"]);
+    let o = run(&other);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    assert!(out.contains("not on the run's own data"), "{out}");
+    assert!(accuracy_after(&out, "on ") < trained / 2.0, "{out}");
+
+    // a folder of other classes: refused, naming both lists
+    let shapes = dir.path().join("shapes");
+    write_shapes(&shapes, 3, 3);
+    let mut wrong = eval.clone();
+    wrong.extend(["--data", shapes.to_str().unwrap()]);
+    let o = run(&wrong);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("\"circle\", \"cross\", \"square\"") && e.contains("\"0\", \"1\""),
+        "{e}"
+    );
+}

@@ -1,7 +1,9 @@
 //! `mpirun -np 2 netcalc train` on loopback (OpenMPI over TCP): two processes train the
 //! parameters one process trains; a killed rank ends the job and the run resumes to the
 //! uninterrupted run's metrics; Ctrl-C on mpirun checkpoints and prints the resume command; a
-//! rank with another config or other data is refused. The jobs run one at a time (2 cores).
+//! rank with another config, other data or another bucket count is refused; a panic or an
+//! error on one rank (fail points, feature `failpoints`) ends the job, and the run resumes to
+//! the uninterrupted run's metrics. The jobs run one at a time (2 cores).
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -139,7 +141,7 @@ fn two_processes_train_the_parameters_of_one() {
     assert!(o.status.success(), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("distributed: 2 processes"), "{}", text(&o));
-    assert!(stdout.contains("all-reduce: 225037 floats"), "{}", text(&o));
+    assert!(stdout.contains("all-reduce: 225038 floats"), "{}", text(&o));
     // rank 0 alone printed: one summary line
     assert_eq!(stdout.matches("test accuracy").count(), 1, "{}", text(&o));
     let info: serde_json::Value =
@@ -412,6 +414,19 @@ fn a_rank_with_another_config_or_other_data_is_refused() {
     );
     assert!(!out.exists(), "nothing written: {t}");
 
+    // ranks that would split each gradient sum differently
+    let o = job(
+        &["--data", d, "--allreduce-buckets", "1"],
+        &["--data", d, "--allreduce-buckets", "4"],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("`allreduce_buckets` is 4 here, 1 on rank 0"),
+        "{t}"
+    );
+    assert!(!out.exists(), "nothing written: {t}");
+
     let c = copy.to_str().unwrap();
     let o = job(&["--data", d], &["--data", c]);
     let t = text(&o);
@@ -420,4 +435,140 @@ fn a_rank_with_another_config_or_other_data_is_refused() {
     assert!(t.contains("75 files"), "{t}");
     assert!(t.contains("on rank 0"), "{t}");
     assert!(!out.exists(), "nothing written: {t}");
+}
+
+/// `mpirun` with rank 0 running `netcalc ARGS` and rank 1 the same with `FAILPOINTS=points`.
+#[cfg(feature = "failpoints")]
+fn job_with_faulty_rank_1(points: &str, args: &[String]) -> Command {
+    let mut cmd = Command::new("mpirun");
+    cmd.args(LAUNCHER).args(["-np", "1", NETCALC]).args(args);
+    cmd.args([":", "-np", "1", "env"])
+        .arg(format!("FAILPOINTS={points}"))
+        .arg(NETCALC)
+        .args(args);
+    env(&mut cmd);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// A panic at a training step of rank 1 (`train-step=…->panic`) ends the whole job within
+/// 10 s, non-zero, naming the rank and the panic; an error there
+/// (`train-step=…->return(…)`) stops both ranks at the same step; an error unpacking the
+/// shipped run directory on rank 1 (`ship-unpack`) stops a resume. After each, the last
+/// checkpoint is intact and `mpirun -np 2 … --resume` ends with the uninterrupted run's
+/// metrics.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_panic_or_an_error_on_one_rank_ends_the_job_and_the_run_resumes() {
+    let _job = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    // 8 steps an epoch: step 13 is in the second epoch, after the first checkpoint
+    let flags = [
+        "--model",
+        "keras-cnn",
+        "--limit",
+        "400",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "50",
+        "--seed",
+        "11",
+    ];
+    let args = |out: &Path| train_args(&flags, out);
+    let full = dir.path().join("full");
+    let o = mpirun(2, &strs(&args(&full))).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let expected = metrics(&full);
+    assert_eq!(expected.len(), 3);
+    let resume = |run: &Path| {
+        mpirun(
+            2,
+            &[
+                "train",
+                "--resume",
+                run.to_str().unwrap(),
+                "--device",
+                "flex",
+                "--threads",
+                "1",
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    for (name, points, wanted) in [
+        (
+            "panic",
+            "train-step=12*off->panic",
+            vec!["error (rank 1 of 2): panicked", "aborting the MPI job"],
+        ),
+        (
+            "error",
+            "train-step=12*off->return(the disk is on fire)",
+            vec![
+                "error (rank 1 of 2): injected fault at fail point `train-step`: the disk is on fire",
+                "error: distributed training: 1 of 2 ranks failed at epoch 2, batch 5",
+            ],
+        ),
+    ] {
+        let run = dir.path().join(name);
+        let child = job_with_faulty_rank_1(points, &args(&run)).spawn().unwrap();
+        wait_until("the first checkpoint", || {
+            run.join("checkpoint.json").exists()
+        });
+        let (o, took) = wait_within(child, Duration::from_secs(10), name);
+        let out = text(&o);
+        eprintln!("{name} on rank 1: the job ended {took:?} after the first checkpoint\n{out}");
+        assert!(!o.status.success(), "{out}");
+        for w in &wanted {
+            assert!(out.contains(w), "no `{w}` in:\n{out}");
+        }
+        assert!(
+            ranks_of(run.to_str().unwrap()).is_empty(),
+            "ranks left running"
+        );
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
+                .unwrap();
+        assert_eq!(info["epoch"], 1, "{info}");
+        if name == "error" {
+            // a resume whose copy of the run cannot be unpacked on rank 1
+            let mut cmd = Command::new("mpirun");
+            let tail = [
+                "train",
+                "--resume",
+                run.to_str().unwrap(),
+                "--device",
+                "flex",
+            ];
+            cmd.args(LAUNCHER).args(["-np", "1", NETCALC]).args(tail);
+            cmd.args([
+                ":",
+                "-np",
+                "1",
+                "env",
+                "FAILPOINTS=ship-unpack=return",
+                NETCALC,
+            ])
+            .args(tail);
+            env(&mut cmd);
+            let start = Instant::now();
+            let o = cmd.output().unwrap();
+            let out = text(&o);
+            assert!(start.elapsed() < Duration::from_secs(10), "{out}");
+            assert_eq!(o.status.code(), Some(2), "{out}");
+            assert!(
+                out.contains("error (rank 1 of 2): injected fault at fail point `ship-unpack`"),
+                "{out}"
+            );
+            assert!(
+                out.contains("1 of 2 ranks could not receive the run directory"),
+                "{out}"
+            );
+        }
+        let o = resume(&run);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(metrics(&run), expected, "resumed after the {name}");
+    }
 }

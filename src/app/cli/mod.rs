@@ -40,6 +40,10 @@ use crate::error::{Error, Result};
 /// `train --resume` it sets `BURN_DEVICE`: [`crate::backend::pin_burn_default_device`]).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = configure_fail_points(std::env::var("FAILPOINTS").ok().as_deref()) {
+        eprintln!("error: {}", one_line(&e));
+        return ExitCode::from(exit_code(&e));
+    }
     if let Some(args) = cli.train_args()
         && args.resume.is_some()
         && let Ok(kind) = select_backend(args.device.choice)
@@ -57,6 +61,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Configures the fail points that `spec` (the `FAILPOINTS` environment variable) names, in
+/// the `fail` crate's syntax: `name=actions` separated by `;`, e.g.
+/// `train-step=5*off->panic` or `serve-inference=sleep(200)`. The points are `serve-inference`,
+/// `serve-restart`, `train-step` and `ship-unpack`. A build without the Cargo feature
+/// `failpoints` has none: it says so on stderr and goes on.
+pub fn configure_fail_points(spec: Option<&str>) -> Result<()> {
+    let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else {
+        return Ok(());
+    };
+    if !cfg!(feature = "failpoints") {
+        eprintln!(
+            "warning: FAILPOINTS is set, but this build has no fail points (Cargo feature `failpoints`)"
+        );
+        return Ok(());
+    }
+    for item in spec.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((name, actions)) = item.split_once('=') else {
+            return Err(Error::setting(
+                "FAILPOINTS",
+                format!("`{item}` is not NAME=ACTIONS"),
+            ));
+        };
+        fail::cfg(name.trim(), actions.trim())
+            .map_err(|e| Error::setting("FAILPOINTS", format!("`{item}`: {e}")))?;
+    }
+    Ok(())
+}
+
 impl Cli {
     /// The training flags, when the command trains.
     pub fn train_args(&self) -> Option<&TrainArgs> {
@@ -71,7 +103,7 @@ impl Cli {
 /// The exit code for an error: 3 when training diverged (the last checkpoint is kept), 130
 /// after Ctrl-C or SIGTERM (a checkpoint was written), 2 for every other error.
 pub fn exit_code(e: &Error) -> u8 {
-    match e {
+    match e.root() {
         Error::Diverged { .. } => 3,
         Error::Interrupted { .. } => 130,
         _ => 2,
@@ -161,11 +193,18 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     let group = distributed::join(&launch, a.allreduce_buckets.map(usize::from))?;
     match train_as_rank(&a, group.as_ref()) {
-        // An error that every rank reached together ends each of them normally; one that only
-        // this rank saw would leave the others waiting in the next all-reduce: it ends the job.
+        // An error that every rank reached together (a vote or shared values decided it) ends
+        // each of them normally; one that only this rank saw would leave the others waiting in
+        // the next collective operation: it ends the job.
         Err(e) if group.size() > 1 => {
             let together = distributed::reached_together(&e);
-            if !together || (group.rank() > 0 && matches!(e, Error::Distributed { .. })) {
+            // a rank > 0 says what it saw itself; what every rank knows (an interrupt,
+            // divergence, the failure of other ranks), rank 0 says (below)
+            let own = !matches!(
+                e.root(),
+                Error::Interrupted { .. } | Error::Diverged { .. } | Error::RanksFailed { .. }
+            );
+            if !together || (group.rank() > 0 && own) {
                 eprintln!(
                     "error (rank {} of {}): {}",
                     group.rank(),
@@ -177,8 +216,8 @@ fn train(a: TrainArgs) -> Result<()> {
                 group.abort(i32::from(exit_code(&e)))
             }
             if group.rank() > 0 {
-                // rank 0 has said it (the other ranks' run directory name is not even the
-                // real one): finalise MPI, then end with the same code, silently
+                // rank 0 has said what the job stopped on: finalise MPI, then end with the
+                // same code
                 let code = exit_code(&e);
                 drop(group);
                 std::process::exit(i32::from(code));
@@ -195,18 +234,24 @@ fn train_as_rank(a: &TrainArgs, group: &dyn Collective) -> Result<()> {
     let mut request = a.request();
     // a resume: the other ranks read rank 0's run directory from a copy it sends them
     let shipped = match (&request.resume, group.size()) {
-        (Some(dir), n) if n > 1 => distributed::share_run_dir(group, dir)?,
+        (Some(dir), n) if n > 1 => distributed::settle(
+            group,
+            distributed::share_run_dir(group, dir),
+            "receive the run directory to resume",
+        )?,
         _ => None,
     };
     if let Some(copy) = &shipped {
         request.resume = Some(copy.path().to_path_buf());
     }
-    let p = plan(&request, |w| {
+    // each rank reads the data and opens its device; a vote says whether all could
+    let planned = plan(&request, |w| {
         if lead {
             eprintln!("note: {w}")
         }
-    })?;
-    let (kind, dev) = select_device(a.device.choice)?;
+    })
+    .and_then(|p| select_device(a.device.choice).map(|d| (p, d)));
+    let (p, (kind, dev)) = distributed::settle(group, planned, "read the data and start")?;
     let cfg = &p.config;
     if lead {
         for (path, why) in &p.data.skipped {
@@ -250,7 +295,10 @@ fn train_as_rank(a: &TrainArgs, group: &dyn Collective) -> Result<()> {
     };
     let start = Instant::now();
     let run = match crate::app::train::train_in(cfg, &p.data, &dev, &opts, group) {
-        Err(e @ Error::Interrupted { epoch, batches, .. }) => {
+        Err(e) if matches!(e.root(), Error::Interrupted { .. }) => {
+            let Error::Interrupted { epoch, batches, .. } = e.root() else {
+                return Err(e);
+            };
             if lead {
                 eprintln!(
                     "interrupted: checkpoint written after {epoch} epochs and {batches} batches; continue with:"
@@ -299,10 +347,7 @@ fn train_as_rank(a: &TrainArgs, group: &dyn Collective) -> Result<()> {
 
 fn eval(a: EvalArgs) -> Result<()> {
     let m = open_model(&a.model)?;
-    let data = a
-        .data
-        .choice()
-        .load(m.info.shape, 0, |w| eprintln!("note: {w}"))?;
+    let data = eval_data(&a, &m)?;
     for (path, why) in &data.skipped {
         eprintln!("skipped {}: {why}", path.display());
     }
@@ -322,6 +367,59 @@ fn eval(a: EvalArgs) -> Result<()> {
         e.loss
     );
     Ok(())
+}
+
+/// The data `eval` measures `m` on: the run's own (its `source.json`: the same source,
+/// held-out split and fingerprint check as a resume) unless a data flag names other data; the
+/// default (MNIST) for a model that records none. Says which on stdout.
+fn eval_data(a: &EvalArgs, m: &TrainedModel) -> Result<crate::app::data::Dataset> {
+    let flags = [
+        a.data
+            .data
+            .as_ref()
+            .map(|d| format!("--data {}", d.display())),
+        a.data.dataset.map(|d| format!("--dataset {d:?}")),
+        a.data
+            .data_dir
+            .as_ref()
+            .map(|d| format!("--data-dir {}", d.display())),
+    ];
+    let named: Vec<String> = flags.into_iter().flatten().collect();
+    let run = crate::app::train::RunDir::open(&m.run_dir).ok();
+    let record = match &run {
+        Some(r) => r.read_data_record()?,
+        None => None,
+    };
+    let note = |w: &str| eprintln!("note: {w}");
+    match record {
+        Some(rec) if named.is_empty() => {
+            let seed = run
+                .as_ref()
+                .map_or(Ok(0), |r| r.read_config().map(|c| c.seed))?;
+            println!(
+                "evaluating on the run's own held-out data: {}",
+                rec.describe()
+            );
+            rec.load(m.info.shape, seed, true)
+        }
+        Some(rec) => {
+            println!(
+                "evaluating on {} (given), not on the run's own data: {}",
+                named.join(" "),
+                rec.describe()
+            );
+            a.data.choice().load(m.info.shape, 0, note)
+        }
+        None => {
+            if named.is_empty() {
+                println!(
+                    "{} records no data (no source.json): evaluating on the default, MNIST (downloaded, or the bundled sample)",
+                    m.run_dir.display()
+                );
+            }
+            a.data.choice().load(m.info.shape, 0, note)
+        }
+    }
 }
 
 fn predict_images(a: PredictArgs) -> Result<()> {
@@ -383,7 +481,7 @@ fn serve_model(a: ServeArgs) -> Result<()> {
         request_timeout: seconds("request-timeout", a.request_timeout)?,
         drain_delay: seconds("drain-delay", a.drain_delay)?,
         shutdown_timeout: seconds("shutdown-timeout", a.shutdown_timeout)?,
-        ..Default::default()
+        max_image_pixels: a.max_image_pixels,
     };
     config.check()?;
     let m = open_model(&a.model)?;

@@ -26,6 +26,9 @@ pub struct RunIdentity {
     pub test_images: usize,
     /// Whether the run continues from a checkpoint, and that checkpoint's optimizer step.
     pub resume_step: Option<usize>,
+    /// The all-reduce calls each gradient sum is split into (`--allreduce-buckets`): ranks
+    /// that split differently would call `MPI_Allreduce` with mismatched sizes.
+    pub allreduce_buckets: usize,
 }
 
 /// Checks that every rank of `group` has the same [`RunIdentity`] as rank 0. Every rank calls
@@ -209,6 +212,7 @@ mod tests {
             train_images: 8000,
             test_images: 2000,
             resume_step: None,
+            allreduce_buckets: 1,
         };
         agree(&super::super::Single, &mine).unwrap();
     }

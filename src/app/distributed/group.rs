@@ -27,17 +27,61 @@ pub trait Collective {
     /// Ends every process of the job now with exit code `code` (`MPI_Abort`): for an error that
     /// only this rank saw, where the others would wait for it for ever.
     fn abort(&self, code: i32) -> !;
+
+    /// The all-reduce calls each [`Collective::sum_in_place`] is split into.
+    fn buckets(&self) -> usize {
+        1
+    }
 }
 
-/// Whether every rank of a job reaches `e` at the same point (an interrupt, divergence and a
-/// disagreement are decided from values every rank shares): each rank can then end normally.
+/// Whether every rank of a job reached `e` at the same point, so that each can end normally:
+/// an [`Error::Agreed`], which a vote among the ranks ([`settle`], the error flag of a step's
+/// all-reduce) or values every rank shares (an interrupt, divergence, a disagreement) decided.
 /// Any other error is this rank's alone, and the others would wait for it in the next
 /// collective operation: it must end the job ([`Collective::abort`]).
 pub fn reached_together(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Interrupted { .. } | Error::Diverged { .. } | Error::Distributed { .. }
-    )
+    matches!(e, Error::Agreed(_))
+}
+
+/// `e` as every rank's error ([`Error::Agreed`]) in a job of more than one process.
+pub fn agreed(group: &dyn Collective, e: Error) -> Error {
+    if group.size() > 1 && !matches!(e, Error::Agreed(_)) {
+        Error::Agreed(Box::new(e))
+    } else {
+        e
+    }
+}
+
+/// How many ranks failed, from each rank's word (every rank calls it at the same point).
+pub fn vote(group: &dyn Collective, failed: bool) -> usize {
+    group
+        .gather(u64::from(failed))
+        .iter()
+        .filter(|&&v| v != 0)
+        .count()
+}
+
+/// The result of a phase that every rank ran (`what`: what it does), settled by a vote: when
+/// any rank failed, every rank returns an [`Error::Agreed`], its own error or one that counts
+/// the ranks that failed, and the job ends normally on each. Alone: `result` as it is.
+pub fn settle<T>(group: &dyn Collective, result: Result<T>, what: &str) -> Result<T> {
+    if group.size() == 1 {
+        return result;
+    }
+    let failed = vote(group, result.is_err());
+    match result {
+        Err(e) => Err(agreed(group, e)),
+        Ok(_) if failed > 0 => Err(agreed(
+            group,
+            Error::RanksFailed {
+                message: format!(
+                    "{failed} of {} ranks could not {what} (their errors are printed with their ranks); the job stops",
+                    group.size()
+                ),
+            },
+        )),
+        ok => ok,
+    }
 }
 
 /// One process training alone: the operations do nothing.

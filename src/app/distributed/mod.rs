@@ -26,7 +26,7 @@ pub mod params;
 pub mod ship;
 
 pub use agree::{RunIdentity, agree};
-pub use group::{Collective, Single, join, reached_together};
+pub use group::{Collective, Single, agreed, join, reached_together, settle, vote};
 pub use launch::{Launch, MPI_COMPILED, default_threads, detect_launch, this_launch, threads_for};
 #[cfg(feature = "mpi")]
 pub use mpi::MpiGroup;

@@ -31,8 +31,12 @@ impl MpiGroup {
             .ok_or_else(|| Error::Distributed {
                 message: "MPI is already initialised in this process".into(),
             })?;
+        let world = universe.world();
+        if world.size() > 1 {
+            abort_on_panic(world.rank() as usize, world.size() as usize);
+        }
         Ok(Self {
-            world: universe.world(),
+            world,
             buckets: 1,
             send: RefCell::new(Vec::new()),
             _universe: universe,
@@ -86,4 +90,19 @@ impl Collective for MpiGroup {
     fn abort(&self, code: i32) -> ! {
         self.world.abort(code)
     }
+
+    fn buckets(&self) -> usize {
+        self.buckets
+    }
+}
+
+/// With more than one rank: a panic on any thread prints the panic with the rank, then ends
+/// the whole job (`MPI_Abort`, exit code 101, Rust's for a panic). Without it, the panicking
+/// rank would unwind into `MPI_Finalize`, which waits for ranks that sit in an all-reduce for
+/// it, and the job would hang.
+fn abort_on_panic(rank: usize, size: usize) {
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("error (rank {rank} of {size}): {info}; aborting the MPI job");
+        SimpleCommunicator::world().abort(101)
+    }));
 }

@@ -41,7 +41,13 @@ pub fn share_run_dir(group: &dyn Collective, dir: &Path) -> Result<Option<tempfi
         let mut bytes = Vec::new();
         group.broadcast(&mut bytes);
         match bytes.split_first() {
-            Some((0, archive)) => unpack(archive).map(Some),
+            Some((0, archive)) => {
+                fail::fail_point!("ship-unpack", |m: Option<String>| Err(Error::Fault {
+                    point: "ship-unpack".into(),
+                    message: m.unwrap_or_else(|| "cannot unpack the run directory".into()),
+                }));
+                unpack(archive).map(Some)
+            }
             Some((_, message)) => Err(Error::Distributed {
                 message: format!(
                     "rank 0 cannot read the run directory to resume: {}",

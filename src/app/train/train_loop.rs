@@ -21,7 +21,9 @@ use super::{
     check_model_fits_data, evaluate,
 };
 use crate::app::data::{Batch, Dataset, Split, epoch_order};
-use crate::app::distributed::{Collective, RunIdentity, Single, agree, params, rank_seed, share};
+use crate::app::distributed::{
+    Collective, RunIdentity, Single, agree, agreed, params, rank_seed, settle, share,
+};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::model::Cnn;
@@ -184,11 +186,12 @@ fn run_epochs(
     let ad = device.clone().autodiff();
     let lead = group.rank() == 0;
     let steps_per_epoch = train_split.len().div_ceil(cfg.batch_size);
-    let mut state = if opts.resume {
-        resume(cfg, run, &ad, steps_per_epoch, group.size())?
+    let started = if opts.resume {
+        resume(cfg, run, &ad, steps_per_epoch, group.size())
     } else {
-        start(cfg, &ad, steps_per_epoch)?
+        start(cfg, &ad, steps_per_epoch)
     };
+    let mut state = settle(group, started, "load the model to train")?;
     if group.size() > 1 {
         let identity = RunIdentity {
             config: cfg.clone(),
@@ -197,8 +200,9 @@ fn run_epochs(
             train_images: train_split.len(),
             test_images: data.test.len(),
             resume_step: opts.resume.then_some(state.steps),
+            allreduce_buckets: group.buckets(),
         };
-        agree(group, &identity)?;
+        agree(group, &identity).map_err(|e| agreed(group, e))?;
         state.model = broadcast_parameters(state.model, group);
         state.comm = Some(DistributedStats {
             ranks: group.size(),
@@ -241,10 +245,11 @@ fn run_epochs(
             if lead {
                 checkpoint(cfg, &state, &state.model.valid(), run, opts.backend, group)?;
             }
-            return Err(interrupted(run, &state));
+            return Err(agreed(group, interrupted(run, &state)));
         };
         if group.size() > 1 {
-            check_parameters_agree(&state.model, group, state.epoch + 1)?;
+            check_parameters_agree(&state.model, group, state.epoch + 1)
+                .map_err(|e| agreed(group, e))?;
         }
         state.epoch += 1;
         if lead {
@@ -271,7 +276,7 @@ fn run_epochs(
         // every rank stops here if any was interrupted during the epoch's last batch
         let stop = group.gather(u64::from(opts.interrupted())).contains(&1);
         if stop && state.epoch < cfg.epochs {
-            return Err(interrupted(run, &state));
+            return Err(agreed(group, interrupted(run, &state)));
         }
     }
     if lead {
@@ -281,9 +286,19 @@ fn run_epochs(
     }
 }
 
-/// Values the all-reduce carries after the gradients: the batch's weighted loss, its hits and
-/// the stop flag.
-const EXTRA_FLOATS: usize = 3;
+/// Values the all-reduce carries after the gradients: the batch's weighted loss, its hits, the
+/// stop flag and the failure flag (the ranks whose step failed).
+const EXTRA_FLOATS: usize = 4;
+
+/// A fault injected at a training step through the `train-step` fail point (feature
+/// `failpoints`): `panic`, or `return(MESSAGE)` for an error.
+fn step_fault() -> Result<()> {
+    fail::fail_point!("train-step", |m: Option<String>| Err(Error::Fault {
+        point: "train-step".into(),
+        message: m.unwrap_or_else(|| "a training step failed".into()),
+    }));
+    Ok(())
+}
 
 /// Rank 0's parameters on every rank.
 fn broadcast_parameters(model: Cnn, group: &dyn Collective) -> Cnn {
@@ -442,6 +457,7 @@ fn train_epoch(
         let augment = (cfg.augment_shift > 0).then_some((&mut aug_rng, cfg.augment_shift));
         let (grads, batch_loss, hits, stop) = if state.comm.is_none() {
             // alone: the whole batch, burn's mean loss and its gradients as they are
+            step_fault()?;
             let (grads, loss, hits) =
                 forward_backward(&state.model, split.batch(chunk, ad, augment), loss_fn);
             (grads, loss, hits, opts.interrupted())
@@ -449,7 +465,8 @@ fn train_epoch(
             // one share of the batch; the gradient weighted by the share, summed over ranks
             let mine = &chunk[share(chunk.len(), group.rank(), group.size())];
             let n = buf.len() - EXTRA_FLOATS;
-            if mine.is_empty() {
+            let fault = step_fault().err();
+            if mine.is_empty() || fault.is_some() {
                 buf.fill(0.0);
             } else {
                 let weight = mine.len() as f32 / chunk.len() as f32;
@@ -460,10 +477,25 @@ fn train_epoch(
                 buf[n + 1] = hits as f32;
             }
             buf[n + 2] = if opts.interrupted() { 1.0 } else { 0.0 };
+            buf[n + 3] = if fault.is_some() { 1.0 } else { 0.0 };
             let reduce_start = Instant::now();
             group.sum_in_place(&mut buf);
             if let Some(c) = state.comm.as_mut() {
                 c.all_reduce_seconds += reduce_start.elapsed().as_secs_f64();
+            }
+            // a rank's failed step stops every rank here, before anyone's parameters move
+            let failed = buf[n + 3].round() as usize;
+            if failed > 0 {
+                bar.finish_and_clear();
+                let e = fault.unwrap_or_else(|| Error::RanksFailed {
+                    message: format!(
+                        "{failed} of {} ranks failed at epoch {}, batch {} (their errors are printed with their ranks); the job stops, the last checkpoint is kept",
+                        group.size(),
+                        epoch + 1,
+                        b + 1
+                    ),
+                });
+                return Err(agreed(group, e));
             }
             let grads = params::grads_from(&state.model, &buf[..n], device);
             (
@@ -483,12 +515,15 @@ fn train_epoch(
         }
         if !batch_loss.is_finite() {
             bar.finish_and_clear();
-            return Err(Error::Diverged {
-                epoch: epoch + 1,
-                batch: b + 1,
-                loss: batch_loss,
-                lr: state.lr,
-            });
+            return Err(agreed(
+                group,
+                Error::Diverged {
+                    epoch: epoch + 1,
+                    batch: b + 1,
+                    loss: batch_loss,
+                    lr: state.lr,
+                },
+            ));
         }
         loss_sum += batch_loss * chunk.len() as f64;
         correct += hits;
