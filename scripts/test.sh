@@ -2,7 +2,7 @@
 # netcalc's test run, from a fresh machine: installs what the build and the tests need (a
 # Vulkan driver for the wgpu backend, Chromium and ChromeDriver for the browser test, OpenMPI
 # and libclang for the `mpi` feature and its tests) where it can, then runs
-# `cargo test --release --features wgpu,mpi` with every backend compiled in. Extra arguments go
+# `cargo test --release --features wgpu,mpi,failpoints` with every backend compiled in. Extra arguments go
 # to cargo test (e.g. `bash scripts/test.sh --lib`); `--install-only` installs and stops.
 #
 # Installing needs Debian/Ubuntu's apt and root (or sudo without a password). Elsewhere the
@@ -82,4 +82,4 @@ fi
 if [ "${1:-}" = --install-only ]; then
   exit 0
 fi
-exec cargo test --release --features wgpu,mpi "$@"
+exec cargo test --release --features wgpu,mpi,failpoints "$@"

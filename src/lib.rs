@@ -63,6 +63,11 @@ pub mod app;
 #[doc(hidden)]
 pub mod testing;
 
+/// The README's Rust code, compiled and run as doctests so that it cannot drift.
+#[cfg(all(doctest, feature = "app"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use backend::{BackendKind, compiled_backends, device_of, select_backend, select_device};
 pub use error::{Error, Result};
 pub use functional::activation::Activation;

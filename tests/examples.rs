@@ -163,3 +163,28 @@ fn cnn() {
         ],
     );
 }
+
+/// The library example: a CNN from its JSON config trained with burn's Adam and cross-entropy
+/// on tensors of its own, saved, loaded and asked for predictions.
+#[test]
+fn library() {
+    let out = run("library");
+    has(&out, &["bars", "Total params", "after 60 steps on"]);
+    let loss = |s: &str| -> (f64, f64) {
+        let line = s.lines().find(|l| l.starts_with("loss ")).unwrap();
+        let w: Vec<&str> = line.split_whitespace().collect();
+        (w[1].parse().unwrap(), w[3].parse().unwrap())
+    };
+    let (first, last) = loss(&out);
+    assert!(last < first / 4.0, "loss {first} -> {last}:\n{out}");
+    let right: usize = out
+        .lines()
+        .find_map(|l| {
+            l.split(": ")
+                .nth(1)?
+                .strip_suffix(" of 30 new images right")
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no prediction line in:\n{out}"));
+    assert!(right >= 27, "{right} of 30:\n{out}");
+}
