@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use netcalc::CnnConfig;
 use netcalc::app::data::{DataInfo, Dataset};
-use netcalc::app::serve::{App, PROBE_EVERY, ServeConfig, Server, UNREADY_AFTER_FAILURES};
+use netcalc::app::serve::{App, PROBE_EVERY, ServeConfig, UNREADY_AFTER_FAILURES};
 use serde_json::json;
 
 #[path = "common/http.rs"]
 mod http;
-use http::{get, metric, post, status_of};
+use http::{Running, get, metric, post, status_of};
 
 /// One test at a time configures fail points; every point is cleared when the guard drops.
 struct Faults(#[allow(dead_code)] MutexGuard<'static, ()>);
@@ -45,54 +45,15 @@ fn clear() {
     }
 }
 
-/// A server of an untrained `cnn` on flex (or the first CPU backend), 2 runtime threads.
-struct Running {
-    server: Arc<Server>,
-    thread: Option<std::thread::JoinHandle<netcalc::Result<()>>>,
-}
-
-impl Running {
-    fn start(config: ServeConfig) -> Self {
-        let (_, device) = netcalc::select_device(None).unwrap();
-        let cfg = CnnConfig::mnist_default();
-        let model = cfg.init(&device).unwrap();
-        let app = App::new(model, cfg, DataInfo::mnist(), device, None);
-        let server = Server::bind_with(app, "127.0.0.1:0".parse().unwrap(), config).unwrap();
-        let s = server.clone();
-        let thread = Some(std::thread::spawn(move || s.run(2)));
-        let r = Self { server, thread };
-        r.wait_ready();
-        r
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    fn wait_ready(&self) {
-        let start = Instant::now();
-        while get(self.addr(), "/readyz").0 != 200 {
-            assert!(start.elapsed() < Duration::from_secs(30), "never ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops the server and waits for `run`; its result and how long that took.
-    fn stop(mut self) -> (netcalc::Result<()>, Duration) {
-        let start = Instant::now();
-        self.server.stop();
-        let r = self.thread.take().unwrap().join().unwrap();
-        (r, start.elapsed())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.server.stop();
-            let _ = t.join();
-        }
-    }
+/// A server of an untrained `cnn` on the fastest CPU backend, 2 runtime threads.
+fn start(config: ServeConfig) -> Running {
+    let (_, device) = netcalc::select_device(None).unwrap();
+    let cfg = CnnConfig::mnist_default();
+    let model = cfg.init(&device).unwrap();
+    Running::start(
+        App::new(model, cfg, DataInfo::mnist(), device, None),
+        config,
+    )
 }
 
 fn digit_json(i: usize) -> Vec<u8> {
@@ -134,7 +95,7 @@ fn post_raw(addr: SocketAddr, path: &str, body: &[u8]) -> Result<String, String>
 fn a_full_queue_answers_503_with_retry_after_and_never_resets() {
     let faults = Faults::take();
     faults.set("serve-inference", "sleep(20)");
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         max_queue: 8,
         max_batch: 8,
         ..ServeConfig::default()
@@ -199,7 +160,7 @@ fn a_full_queue_answers_503_with_retry_after_and_never_resets() {
 fn stop_drains_readyz_first_then_answers_every_accepted_request() {
     let faults = Faults::take();
     faults.set("serve-inference", "sleep(100)");
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         drain_delay: Duration::from_secs(1),
         ..ServeConfig::default()
     });
@@ -236,7 +197,7 @@ fn stop_drains_readyz_first_then_answers_every_accepted_request() {
 fn a_panic_in_inference_answers_500_and_the_worker_comes_back() {
     let faults = Faults::take();
     faults.set("serve-restart", "sleep(1000)");
-    let r = Running::start(ServeConfig::default());
+    let r = start(ServeConfig::default());
     let addr = r.addr();
     faults.set("serve-inference", "1*panic");
     let (status, answer) = post(addr, "/api/predict", "application/json", &digit_json(4));
@@ -267,7 +228,7 @@ fn a_panic_in_inference_answers_500_and_the_worker_comes_back() {
 #[test]
 fn failed_batches_make_the_server_unready_until_one_succeeds() {
     let faults = Faults::take();
-    let r = Running::start(ServeConfig::default());
+    let r = start(ServeConfig::default());
     let addr = r.addr();
     faults.set("serve-inference", "return(the model is broken)");
     for k in 1..=UNREADY_AFTER_FAILURES {
@@ -317,7 +278,7 @@ fn failed_batches_make_the_server_unready_until_one_succeeds() {
 fn a_job_that_expires_in_the_queue_gets_503_never_500() {
     let faults = Faults::take();
     faults.set("serve-inference", "sleep(600)");
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         request_timeout: Duration::from_millis(300),
         max_batch: 1,
         ..ServeConfig::default()
@@ -356,7 +317,7 @@ fn the_shutdown_timeout_bounds_a_full_queue_of_explanations() {
     let faults = Faults::take();
     faults.set("serve-inference", "sleep(300)");
     let timeout = Duration::from_secs(1);
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         shutdown_timeout: timeout,
         max_batch: 1,
         ..ServeConfig::default()
@@ -404,7 +365,7 @@ fn connections_accepted_at_a_shutdown_are_answered_not_reset() {
     let mut broken = 0;
     let mut answered = 0;
     for round in 0..3 {
-        let r = Running::start(ServeConfig::default());
+        let r = start(ServeConfig::default());
         let addr = r.addr();
         let clients: Vec<_> = (0..32)
             .map(|i| {

@@ -249,6 +249,46 @@ fn wait_within(mut child: Child, limit: Duration, what: &str) -> (Output, Durati
     }
 }
 
+/// `keras-cnn` at batch 50 on `limit` images for `epochs` epochs, seeded.
+fn keras_flags<'a>(limit: &'a str, epochs: &'a str, seed: &'a str) -> [&'a str; 10] {
+    [
+        "--model",
+        "keras-cnn",
+        "--limit",
+        limit,
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "50",
+        "--seed",
+        seed,
+    ]
+}
+
+/// The metrics of an uninterrupted 2-process run of `args`, which trains into `out`.
+fn uninterrupted(args: &[String], out: &Path, epochs: usize) -> Vec<[f64; 5]> {
+    let o = mpirun(2, &strs(args)).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let m = metrics(out);
+    assert_eq!(m.len(), epochs);
+    m
+}
+
+/// `mpirun -np 2 netcalc train --resume RUN` on flex, one thread a rank.
+fn resume_on_two(run: &Path) -> Output {
+    let run = run.to_str().unwrap();
+    let args = [
+        "train",
+        "--resume",
+        run,
+        "--device",
+        "flex",
+        "--threads",
+        "1",
+    ];
+    mpirun(2, &args).output().unwrap()
+}
+
 /// `kill -9` of rank 1 ends the whole job within 10 s with a non-zero exit and a
 /// message; Ctrl-C on mpirun stops both ranks after the same batch, rank 0 checkpoints and
 /// prints `mpirun -np 2 … train --resume DIR`; each run, resumed by `mpirun -np 2 … --resume`,
@@ -258,24 +298,10 @@ fn wait_within(mut child: Child, limit: Duration, what: &str) -> (Output, Durati
 fn a_killed_rank_ends_the_job_and_the_run_resumes_to_the_uninterrupted_metrics() {
     let _job = JOBS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let flags = [
-        "--model",
-        "keras-cnn",
-        "--limit",
-        "2000",
-        "--epochs",
-        "16",
-        "--batch-size",
-        "50",
-        "--seed",
-        "5",
-    ];
+    let flags = keras_flags("2000", "16", "5");
     let args = |out: &Path| train_args(&flags, out);
     let full = dir.path().join("full");
-    let o = mpirun(2, &strs(&args(&full))).output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let expected = metrics(&full);
-    assert_eq!(expected.len(), 16);
+    let expected = uninterrupted(&args(&full), &full, 16);
 
     // kill -9 of rank 1 once the first checkpoint is there
     let killed = dir.path().join("killed");
@@ -303,20 +329,7 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes_to_the_uninterrupted_metrics()
         "{}",
         text(&on_one)
     );
-    let o = mpirun(
-        2,
-        &[
-            "train",
-            "--resume",
-            &needle,
-            "--device",
-            "flex",
-            "--threads",
-            "1",
-        ],
-    )
-    .output()
-    .unwrap();
+    let o = resume_on_two(&killed);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(metrics(&killed), expected, "resumed after kill -9");
 
@@ -463,40 +476,10 @@ fn a_panic_or_an_error_on_one_rank_ends_the_job_and_the_run_resumes() {
     let _job = JOBS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     // 8 steps an epoch: step 13 is in the second epoch, after the first checkpoint
-    let flags = [
-        "--model",
-        "keras-cnn",
-        "--limit",
-        "400",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "50",
-        "--seed",
-        "11",
-    ];
+    let flags = keras_flags("400", "3", "11");
     let args = |out: &Path| train_args(&flags, out);
     let full = dir.path().join("full");
-    let o = mpirun(2, &strs(&args(&full))).output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let expected = metrics(&full);
-    assert_eq!(expected.len(), 3);
-    let resume = |run: &Path| {
-        mpirun(
-            2,
-            &[
-                "train",
-                "--resume",
-                run.to_str().unwrap(),
-                "--device",
-                "flex",
-                "--threads",
-                "1",
-            ],
-        )
-        .output()
-        .unwrap()
-    };
+    let expected = uninterrupted(&args(&full), &full, 3);
     for (name, points, wanted) in [
         (
             "panic",
@@ -567,7 +550,7 @@ fn a_panic_or_an_error_on_one_rank_ends_the_job_and_the_run_resumes() {
                 "{out}"
             );
         }
-        let o = resume(&run);
+        let o = resume_on_two(&run);
         assert!(o.status.success(), "{}", text(&o));
         assert_eq!(metrics(&run), expected, "resumed after the {name}");
     }

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 #[path = "common/http.rs"]
 mod http;
-use http::{agent, get, metric, post, raw, status_of, url};
+use http::{Running, agent, get, metric, post, raw, status_of, url};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -823,57 +823,18 @@ fn photos_of_held_out_digits_are_read_like_scans() {
 // The production server: limits, batching, health, metrics, drain, faults.
 
 /// A server of the fixture's model with `config`, running on 2 runtime threads until stopped.
-struct Running {
-    server: Arc<Server>,
-    thread: Option<std::thread::JoinHandle<netcalc::Result<()>>>,
-}
-
-impl Running {
-    fn start(config: ServeConfig) -> Self {
-        let f = fixture();
-        let (cfg, path) = locate_model(&f.run).unwrap();
-        let model = load_model(&cfg, &path, &f.device).unwrap();
-        let app = App::new(
-            model,
-            cfg,
-            DataInfo::mnist(),
-            f.device.clone(),
-            Some(f.run.clone()),
-        );
-        let server = Server::bind_with(app, "127.0.0.1:0".parse().unwrap(), config).unwrap();
-        let s = server.clone();
-        let thread = Some(std::thread::spawn(move || s.run(2)));
-        let r = Self { server, thread };
-        r.wait_ready();
-        r
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    fn wait_ready(&self) {
-        let start = Instant::now();
-        while get(self.addr(), "/readyz").0 != 200 {
-            assert!(start.elapsed() < Duration::from_secs(30), "never ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops the server; `run`'s result.
-    fn stop(mut self) -> netcalc::Result<()> {
-        self.server.stop();
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.server.stop();
-            let _ = t.join();
-        }
-    }
+fn start(config: ServeConfig) -> Running {
+    let f = fixture();
+    let (cfg, path) = locate_model(&f.run).unwrap();
+    let model = load_model(&cfg, &path, &f.device).unwrap();
+    let app = App::new(
+        model,
+        cfg,
+        DataInfo::mnist(),
+        f.device.clone(),
+        Some(f.run.clone()),
+    );
+    Running::start(app, config)
 }
 
 fn digit_json(i: usize) -> Vec<u8> {
@@ -885,7 +846,7 @@ fn digit_json(i: usize) -> Vec<u8> {
 
 #[test]
 fn health_ready_and_metrics_report_the_server() {
-    let r = Running::start(ServeConfig::default());
+    let r = start(ServeConfig::default());
     let addr = r.addr();
     assert_eq!(get(addr, "/healthz").0, 200);
     assert_eq!(get(addr, "/readyz").0, 200);
@@ -931,12 +892,12 @@ fn health_ready_and_metrics_report_the_server() {
         "{text}"
     );
     assert_eq!(metric(&text, "netcalc_queue_depth"), Some(0.0), "{text}");
-    r.stop().unwrap();
+    r.stop().0.unwrap();
 }
 
 #[test]
 fn slow_headers_are_closed_after_the_header_timeout_and_others_are_served() {
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         header_timeout: Duration::from_secs(1),
         ..ServeConfig::default()
     });
@@ -991,12 +952,12 @@ fn slow_headers_are_closed_after_the_header_timeout_and_others_are_served() {
             "{answer}"
         );
     }
-    r.stop().unwrap();
+    r.stop().0.unwrap();
 }
 
 #[test]
 fn a_slow_body_gets_408_after_the_body_timeout() {
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         body_timeout: Duration::from_secs(1),
         ..ServeConfig::default()
     });
@@ -1014,12 +975,12 @@ fn a_slow_body_gets_408_after_the_body_timeout() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(6),
         "{took:?}"
     );
-    r.stop().unwrap();
+    r.stop().0.unwrap();
 }
 
 #[test]
 fn connections_over_the_cap_wait_until_one_closes() {
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         max_connections: 4,
         header_timeout: Duration::from_secs(30),
         ..ServeConfig::default()
@@ -1045,12 +1006,12 @@ fn connections_over_the_cap_wait_until_one_closes() {
     let (answer, _) = waiting.join().unwrap();
     assert_eq!(status_of(&answer), 200, "{answer}");
     assert!(released.elapsed() < Duration::from_secs(5));
-    r.stop().unwrap();
+    r.stop().0.unwrap();
 }
 
 #[test]
 fn held_huge_bodies_get_413_at_once_and_others_are_served() {
-    let r = Running::start(ServeConfig::default());
+    let r = start(ServeConfig::default());
     let addr = r.addr();
     let held: Vec<_> = (0..8)
         .map(|_| {
@@ -1098,7 +1059,7 @@ fn held_huge_bodies_get_413_at_once_and_others_are_served() {
         assert!(took < Duration::from_secs(2), "413 after {took:?}");
         assert!(closed_cleanly, "the connection was reset");
     }
-    r.stop().unwrap();
+    r.stop().0.unwrap();
 }
 
 #[test]
@@ -1139,7 +1100,7 @@ fn expect_100_continue_with_a_huge_body_gets_413_unasked() {
 #[test]
 fn concurrent_requests_are_batched_and_answer_as_single_images() {
     let f = fixture();
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         max_wait: Duration::from_millis(50),
         ..ServeConfig::default()
     });
@@ -1184,34 +1145,12 @@ fn concurrent_requests_are_batched_and_answer_as_single_images() {
     let sum = metric(&text, "netcalc_batch_size_sum").unwrap();
     eprintln!("16 concurrent requests, max wait 50 ms: {count} batches, {sum} images");
     assert!(ones < count, "no batch of 2 or more:\n{text}");
-    r.stop().unwrap();
+    r.stop().0.unwrap();
 }
 
 #[test]
 fn the_binary_drains_on_sigterm_and_exits_0() {
-    let f = fixture();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netcalc"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--threads", "2"])
-        .arg("--model")
-        .arg(&f.run)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    let start = Instant::now();
-    while get(addr, "/readyz").0 != 200 {
-        assert!(start.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, addr) = serve_binary(&[]);
     // slow requests (the picture of the stages), in flight when the signal comes
     let clients: Vec<_> = (0..16)
         .map(|i| {
@@ -1286,23 +1225,17 @@ fn a_12_mp_phone_photo_is_predicted_as_predict_reads_it() {
     );
 }
 
-/// `netcalc serve` of the fixture's model as a child process; its address.
+/// `netcalc serve` of the fixture's model (2 threads, `extra` flags) as a child process, its
+/// standard error piped; its address, once it is ready.
 fn serve_binary(extra: &[&str]) -> (Child, SocketAddr) {
     let f = fixture();
     let mut child = Command::new(env!("CARGO_BIN_EXE_netcalc"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--threads",
-            "2",
-            "--quiet",
-        ])
+        .args(["serve", "--addr", "127.0.0.1:0", "--threads", "2"])
         .args(extra)
         .arg("--model")
         .arg(&f.run)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -1324,7 +1257,7 @@ fn serve_binary(extra: &[&str]) -> (Child, SocketAddr) {
 
 #[test]
 fn image_bombs_are_refused_before_decoding_and_memory_stays_flat() {
-    let (mut child, addr) = serve_binary(&[]);
+    let (mut child, addr) = serve_binary(&["--quiet"]);
     let pid = child.id();
     // warm: a few ordinary predictions
     for i in 0..8 {
@@ -1401,7 +1334,7 @@ fn image_bombs_are_refused_before_decoding_and_memory_stays_flat() {
 
 #[test]
 fn explanations_and_stages_ride_in_the_batches_of_predictions() {
-    let r = Running::start(ServeConfig {
+    let r = start(ServeConfig {
         max_wait: Duration::from_millis(30),
         ..ServeConfig::default()
     });
@@ -1463,5 +1396,5 @@ fn explanations_and_stages_ride_in_the_batches_of_predictions() {
         (batches as usize) < explained,
         "{batches} batches for {explained} explanations and stage requests"
     );
-    r.stop().unwrap();
+    r.stop().0.unwrap();
 }

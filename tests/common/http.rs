@@ -3,9 +3,58 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use netcalc::app::serve::{App, ServeConfig, Server};
 use serde_json::Value;
+
+/// A server of `app` with `config`, on 2 runtime threads, until stopped (or dropped).
+pub struct Running {
+    pub server: Arc<Server>,
+    thread: Option<std::thread::JoinHandle<netcalc::Result<()>>>,
+}
+
+impl Running {
+    /// Binds any free loopback port, runs, and waits until `/readyz` says ready.
+    pub fn start(app: App, config: ServeConfig) -> Self {
+        let server = Server::bind_with(app, "127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let s = server.clone();
+        let thread = Some(std::thread::spawn(move || s.run(2)));
+        let r = Self { server, thread };
+        r.wait_ready();
+        r
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    pub fn wait_ready(&self) {
+        let start = Instant::now();
+        while get(self.addr(), "/readyz").0 != 200 {
+            assert!(start.elapsed() < Duration::from_secs(30), "never ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server and waits for `run`: its result, and how long the stop took.
+    pub fn stop(mut self) -> (netcalc::Result<()>, Duration) {
+        let start = Instant::now();
+        self.server.stop();
+        let r = self.thread.take().unwrap().join().unwrap();
+        (r, start.elapsed())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.server.stop();
+            let _ = t.join();
+        }
+    }
+}
 
 /// A client that reports every status as an answer, not an error.
 pub fn agent() -> ureq::Agent {
