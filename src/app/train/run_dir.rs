@@ -413,6 +413,10 @@ fn record_error(
 
 /// Loads a model for `config` from a burnpack file; a missing, corrupt or foreign file (another
 /// architecture) is an error naming the file.
+///
+/// The file is read whole, once: burn's `try_load_file` reads each tensor from the file's path
+/// at its first use, so a model file replaced (a run trained again into the same directory) or
+/// removed after loading would give another model's weights, or a panic, later.
 pub fn load_model(config: &CnnConfig, path: &Path, device: &Device) -> Result<Cnn> {
     if !path.is_file() {
         return Err(Error::io(
@@ -420,9 +424,12 @@ pub fn load_model(config: &CnnConfig, path: &Path, device: &Device) -> Result<Cn
             std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found"),
         ));
     }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| record_error(path, "cannot load the model", e))?;
     config
         .init(device)?
-        .try_load_file(path)
+        .try_load_record(record)
         .map_err(|e| record_error(path, "cannot load the model", e))
 }
 
@@ -439,4 +446,39 @@ pub fn locate_model(path: &Path) -> Result<(CnnConfig, PathBuf)> {
     };
     let cfg = RunDir { root: dir }.read_config()?;
     Ok((cfg.model, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Tensor, TensorData};
+
+    fn outputs(model: &Cnn, device: &Device) -> Vec<f32> {
+        let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 784], [1, 1, 28, 28]), device);
+        model
+            .forward(x)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_loaded_model_keeps_its_weights_when_its_file_is_replaced_or_removed() {
+        let device = crate::testing::test_device();
+        let cfg = CnnConfig::mlp();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.bpk");
+        device.seed(1);
+        let a = cfg.init(&device).unwrap();
+        save_model_file(&a, &path).unwrap();
+        let loaded = load_model(&cfg, &path, &device).unwrap();
+        // another model written over the file, then the file removed, before any use
+        device.seed(2);
+        let b = cfg.init(&device).unwrap();
+        save_model_file(&b, &path).unwrap();
+        assert_ne!(outputs(&a, &device), outputs(&b, &device));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(outputs(&loaded, &device), outputs(&a, &device));
+    }
 }
