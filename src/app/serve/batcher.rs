@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::app::predict::images_tensor;
-use crate::model::Cnn;
+use crate::model::{Cnn, Stage};
 
 use super::Meta;
 use super::metrics::Metrics;
@@ -82,8 +82,14 @@ pub(crate) enum Done {
         /// Every stage's values for this image.
         stages: Option<Vec<StageOut>>,
     },
-    /// Every stage's values for this image, to be drawn.
-    Explain(Vec<StageOut>),
+    /// The batch's stages and this image's row in them, to be drawn by the handler (which
+    /// reads its row there, off the inference thread).
+    Explain {
+        /// Every stage of the batch's forward pass.
+        stages: Arc<Vec<Stage>>,
+        /// This image's row.
+        row: usize,
+    },
 }
 
 /// The worker's answer to one job.
@@ -383,7 +389,7 @@ fn forward(model: &Cnn, meta: &Meta, works: Vec<Work>) -> crate::Result<Vec<Done
     let images: Vec<Vec<u8>> = works.into_iter().map(Work::into_image).collect();
     let x = images_tensor(&meta.info, &images, &meta.device)?;
     let (probs, stages) = if wants.iter().any(|&w| w) {
-        let stages = model.forward_stages(x)?;
+        let stages = Arc::new(model.forward_stages(x)?);
         let probs = stages
             .last()
             .map(|s| s.tensor.clone())
@@ -413,29 +419,33 @@ fn forward(model: &Cnn, meta: &Meta, works: Vec<Work>) -> crate::Result<Vec<Done
     }
     let mut out = Vec::with_capacity(n);
     for (i, p) in values.chunks_exact(classes.max(1)).enumerate() {
-        let own = match (&stages, wants[i]) {
-            (Some(stages), true) => Some(
-                stages
-                    .iter()
-                    .map(|s| {
-                        Ok(StageOut {
-                            name: s.name.clone(),
-                            kind: s.kind,
-                            shape: s.shape.clone(),
-                            values: s.row(i)?,
-                        })
-                    })
-                    .collect::<crate::Result<Vec<_>>>()?,
-            ),
-            _ => None,
-        };
-        out.push(match (explain[i], own) {
-            (true, Some(stages)) => Done::Explain(stages),
-            (_, stages) => Done::Predict {
-                probabilities: p.to_vec(),
-                stages,
+        let done = match &stages {
+            Some(stages) if explain[i] => Done::Explain {
+                stages: stages.clone(),
+                row: i,
             },
-        });
+            Some(stages) if wants[i] => Done::Predict {
+                probabilities: p.to_vec(),
+                stages: Some(
+                    stages
+                        .iter()
+                        .map(|s| {
+                            Ok(StageOut {
+                                name: s.name.clone(),
+                                kind: s.kind,
+                                shape: s.shape.clone(),
+                                values: s.row(i)?,
+                            })
+                        })
+                        .collect::<crate::Result<Vec<_>>>()?,
+                ),
+            },
+            _ => Done::Predict {
+                probabilities: p.to_vec(),
+                stages: None,
+            },
+        };
+        out.push(done);
     }
     Ok(out)
 }

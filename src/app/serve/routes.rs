@@ -27,7 +27,7 @@ use crate::app::images::{self, digit_from_gray};
 use crate::app::predict::top_k;
 use crate::app::train::RunDir;
 use crate::error::Error;
-use crate::model::{Stage, StageKind};
+use crate::model::StageKind;
 
 use super::batcher::{Answer, Done, Refused, Work};
 use super::{MAX_BODY_BYTES, PAGE, Shared};
@@ -530,46 +530,26 @@ async fn explain(
     let deadline = Instant::now() + s.limits.request_timeout;
     let (image, _) = image_of(&s, &uri, &headers, body, deadline).await?;
     let (done, batch) = infer(&s, Work::Explain { image }, deadline).await?;
-    let Done::Explain(stages) = done else {
+    let Done::Explain { stages, row } = done else {
         return Err(Reject::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the worker answered a picture with a prediction",
         ));
     };
     let shared = s.clone();
-    let png = tokio::task::spawn_blocking(move || draw(&shared, stages))
-        .await
-        .map_err(|e| {
-            Reject::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("drawing failed: {e}"),
-            )
-        })?
-        .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let png = tokio::task::spawn_blocking(move || {
+        crate::app::explain::explain_png(&stages, row, &shared.meta.info.classes)
+    })
+    .await
+    .map_err(|e| {
+        Reject::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("drawing failed: {e}"),
+        )
+    })?
+    .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(with_batch(
         ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
         batch,
     ))
-}
-
-/// The picture of one image's stages (as the worker computed them), drawn and encoded here,
-/// off the inference thread.
-fn draw(s: &Shared, stages: Vec<StageOut>) -> crate::Result<Vec<u8>> {
-    let device = &s.meta.device;
-    let stages: Vec<Stage> = stages
-        .into_iter()
-        .map(|o| {
-            let n = o.values.len();
-            Stage {
-                name: o.name,
-                kind: o.kind,
-                shape: o.shape,
-                tensor: burn::tensor::Tensor::from_data(
-                    burn::tensor::TensorData::new(o.values, [1, n]),
-                    device,
-                ),
-            }
-        })
-        .collect();
-    crate::app::explain::explain_png(&stages, 0, &s.meta.info.classes)
 }
