@@ -112,15 +112,13 @@ async fn serve_connection(
     mut closing: watch::Receiver<bool>,
     _permit: Option<OwnedSemaphorePermit>,
 ) {
-    // set when the first request's headers have arrived
+    // notified when a request's headers have arrived; the permit it stores stays until the
+    // shutdown waits for it, so a connection that has had a request never waits
     let started = Arc::new(tokio::sync::Notify::new());
-    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (started_svc, seen_svc) = (started.clone(), seen.clone());
+    let started_svc = started.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let router = router.clone();
-        if !seen_svc.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            started_svc.notify_one();
-        }
+        started_svc.notify_one();
         Box::pin(async move { router.oneshot(req).await }) as BoxFuture
     });
     let mut builder = http1::Builder::new();
@@ -130,16 +128,11 @@ async fn serve_connection(
         .keep_alive(true);
     let mut conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut draining = false;
-    // at a shutdown, before any request: until when the first may still come
+    // at a shutdown: until when the first request may still come
     let mut grace: Option<tokio::time::Instant> = None;
     let result = loop {
         if !draining && grace.is_none() && *closing.borrow() {
-            if seen.load(std::sync::atomic::Ordering::Acquire) {
-                draining = true;
-                Pin::new(&mut conn).graceful_shutdown();
-            } else {
-                grace = Some(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
-            }
+            grace = Some(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
         }
         let waiting = !draining && grace.is_some();
         let until = grace.unwrap_or_else(tokio::time::Instant::now);
@@ -152,7 +145,8 @@ async fn serve_connection(
                 }
             }
             _ = started.notified(), if waiting => {
-                // the first request is being served: answered, then the connection closes
+                // a request has come (at once if one came before the shutdown): it is
+                // answered, then the connection closes
                 draining = true;
                 Pin::new(&mut conn).graceful_shutdown();
             }
