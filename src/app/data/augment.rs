@@ -36,7 +36,7 @@ mod tests {
         pixels[4 + 1] = 255; // channel 0, (x, y) = (1, 1)
         pixels[16 + 2 * 4 + 2] = 255; // channel 1, (2, 2)
         let split = Split {
-            pixels: pixels.clone(),
+            pixels: pixels.clone().into(),
             labels: vec![0],
             shape: [2, 4, 4],
             normalization: Normalization {

@@ -30,33 +30,10 @@ impl Normalization {
 
     /// The mean and standard deviation of each channel of `pixels` (images `[C, H, W]` one
     /// after the other); a channel that never varies gets a standard deviation of 1.
-    pub fn of(pixels: &[u8], [c, h, w]: [usize; 3]) -> Self {
-        let plane = h * w;
-        let mut sum = vec![0f64; c];
-        let mut sq = vec![0f64; c];
-        for image in pixels.chunks_exact((c * plane).max(1)) {
-            for ch in 0..c {
-                for &p in &image[ch * plane..(ch + 1) * plane] {
-                    let v = p as f64 / 255.0;
-                    sum[ch] += v;
-                    sq[ch] += v * v;
-                }
-            }
-        }
-        let n = (pixels.len() / c.max(1)).max(1) as f64;
-        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-        let std = sq
-            .iter()
-            .zip(&mean)
-            .map(|(s, m)| {
-                let sd = (s / n - m * m).max(0.0).sqrt();
-                if sd < 1e-6 { 1.0 } else { sd as f32 }
-            })
-            .collect();
-        Self {
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            std,
-        }
+    pub fn of(pixels: &[u8], shape: [usize; 3]) -> Self {
+        let mut m = Moments::new(shape);
+        m.add(pixels);
+        m.finish()
     }
 
     /// `(p / 255 − mean) / std` for a pixel of channel `c`.
@@ -89,6 +66,65 @@ impl Normalization {
     }
 }
 
+/// The running sums behind [`Normalization::of`], fed images in order (a packed file's are
+/// fed as they are written): the same additions in the same order, so the same result.
+#[derive(Debug, Clone)]
+pub struct Moments {
+    shape: [usize; 3],
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+    values: usize,
+}
+
+impl Moments {
+    /// No images yet, of `shape` `[C, H, W]`.
+    pub fn new(shape: [usize; 3]) -> Self {
+        let c = shape[0];
+        Self {
+            shape,
+            sum: vec![0.0; c],
+            sq: vec![0.0; c],
+            values: 0,
+        }
+    }
+
+    /// Adds the images in `pixels` (whole images, one after the other).
+    pub fn add(&mut self, pixels: &[u8]) {
+        let [c, h, w] = self.shape;
+        let plane = h * w;
+        for image in pixels.chunks_exact((c * plane).max(1)) {
+            for ch in 0..c {
+                for &p in &image[ch * plane..(ch + 1) * plane] {
+                    let v = p as f64 / 255.0;
+                    self.sum[ch] += v;
+                    self.sq[ch] += v * v;
+                }
+            }
+        }
+        self.values += pixels.len();
+    }
+
+    /// The normalisation of the images added so far.
+    pub fn finish(&self) -> Normalization {
+        let c = self.shape[0];
+        let n = (self.values / c.max(1)).max(1) as f64;
+        let mean: Vec<f64> = self.sum.iter().map(|s| s / n).collect();
+        let std = self
+            .sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| {
+                let sd = (s / n - m * m).max(0.0).sqrt();
+                if sd < 1e-6 { 1.0 } else { sd as f32 }
+            })
+            .collect();
+        Normalization {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +142,10 @@ mod tests {
         assert!((n.mean[1] - 0.2).abs() < 1e-6 && n.std[1] == 1.0, "{n:?}");
         assert!((n.apply(0, 255) - 1.0).abs() < 1e-6);
         assert!(n.check("x", 2).is_ok() && n.check("x", 3).is_err());
+        // fed an image at a time, the same numbers to the bit
+        let mut m = Moments::new([2, 1, 2]);
+        m.add(&px[..4]);
+        m.add(&px[4..]);
+        assert_eq!(m.finish(), n);
     }
 }

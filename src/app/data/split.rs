@@ -9,15 +9,15 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::{IMAGE_SHAPE, Normalization, SIDE, idx};
+use super::{IMAGE_SHAPE, Normalization, Pixels, SIDE, idx};
 use crate::error::{Error, Result};
 
 /// One split (train or test) of images `[C, H, W]` with labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Split {
     /// `len()·C·H·W` pixels, image after image, each channel after channel, row-major
-    /// (MNIST: 0 = background, 255 = ink).
-    pub pixels: Vec<u8>,
+    /// (MNIST: 0 = background, 255 = ink): in memory, or a view of a packed file.
+    pub pixels: Pixels,
     /// One class index per image.
     pub labels: Vec<u32>,
     /// The shape `[C, H, W]` of one image.
@@ -52,7 +52,7 @@ impl Split {
             ));
         }
         Ok(Self {
-            pixels: images.pixels,
+            pixels: images.pixels.into(),
             labels: labels.into_iter().map(u32::from).collect(),
             shape: IMAGE_SHAPE,
             normalization,
@@ -74,11 +74,11 @@ impl Split {
         self.labels.is_empty()
     }
 
-    /// The first `n` images (all of them if `n >= len()`).
+    /// The first `n` images (all of them if `n >= len()`); no pixel is copied.
     pub fn take(&self, n: usize) -> Self {
         let n = n.min(self.len());
         Self {
-            pixels: self.pixels[..n * self.image_len()].to_vec(),
+            pixels: self.pixels.slice(0..n * self.image_len()),
             labels: self.labels[..n].to_vec(),
             shape: self.shape,
             normalization: self.normalization.clone(),
@@ -108,6 +108,16 @@ impl Split {
         device: &Device,
         augment: Option<(&mut ChaCha8Rng, usize)>,
     ) -> Batch {
+        self.host_batch(indices, augment).to_device(device)
+    }
+
+    /// The values of [`batch`](Self::batch), on the host: what a prefetching reader prepares
+    /// ahead of the step.
+    pub fn host_batch(
+        &self,
+        indices: &[usize],
+        augment: Option<(&mut ChaCha8Rng, usize)>,
+    ) -> HostBatch {
         let [c, h, w] = self.shape;
         let mut data = Vec::with_capacity(indices.len() * self.image_len());
         match augment {
@@ -125,10 +135,10 @@ impl Split {
                 }
             }
         }
-        let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
-        Batch {
-            images: Tensor::from_data(TensorData::new(data, [indices.len(), c, h, w]), device),
-            labels: Tensor::from_data(TensorData::new(labels, [indices.len()]), device),
+        HostBatch {
+            images: data,
+            labels: indices.iter().map(|&i| self.labels[i] as i64).collect(),
+            dims: [indices.len(), c, h, w],
         }
     }
 
@@ -136,6 +146,31 @@ impl Split {
         let plane = self.shape[1] * self.shape[2];
         for (ch, values) in img.chunks_exact(plane.max(1)).enumerate() {
             out.extend(values.iter().map(|&p| self.normalization.apply(ch, p)));
+        }
+    }
+}
+
+/// A batch's normalised images and labels in the host's memory, before they go to a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    /// `N·C·H·W` values, image after image.
+    pub images: Vec<f32>,
+    /// `N` class indices.
+    pub labels: Vec<i64>,
+    /// `[N, C, H, W]`.
+    pub dims: [usize; 4],
+}
+
+impl HostBatch {
+    /// The batch as tensors on `device`.
+    ///
+    /// # Shapes
+    /// - images: `dims`; labels: `[N]`
+    pub fn to_device(self, device: &Device) -> Batch {
+        let n = self.dims[0];
+        Batch {
+            images: Tensor::from_data(TensorData::new(self.images, self.dims), device),
+            labels: Tensor::from_data(TensorData::new(self.labels, [n]), device),
         }
     }
 }

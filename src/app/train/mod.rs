@@ -1,6 +1,7 @@
 //! Training: a run's plan ([`plan`](mod@plan): the data, a preset fitted to it, the run directory), the
 //! loop ([`train_loop`]), the optimizer and schedule ([`optim`]), evaluation ([`evaluate`](mod@evaluate)),
-//! the run directory and its checkpoints ([`run_dir`]), metrics and plots, throughput
+//! the batch reader that runs ahead of the step ([`prefetch`]), the run directory and its
+//! checkpoints ([`run_dir`]), metrics and plots, throughput
 //! measurement ([`bench`](mod@bench)), and the process-wide settings a run makes ([`denormals`],
 //! [`allocs`]).
 
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod optim;
 pub mod plan;
 pub mod plot;
+pub mod prefetch;
 pub mod run_dir;
 pub mod train_loop;
 

@@ -11,10 +11,9 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use super::metrics::EpochMetrics;
+use super::prefetch::{BatchJob, Prefetch};
 use super::{
     CheckpointInfo, DistributedStats, EpochProgress, Evaluation, FlushDenormals, ProgressMode,
     RunDir, RunOptions, RunSummary, TrainConfig, build_optimizer, build_scheduler,
@@ -448,30 +447,50 @@ fn train_epoch(
         Some(c) => vec![0.0f32; c.floats_per_step],
         None => Vec::new(),
     };
+    let mine_of = |chunk: &[usize]| -> Vec<usize> {
+        if state.comm.is_none() {
+            chunk.to_vec()
+        } else {
+            chunk[share(chunk.len(), group.rank(), group.size())].to_vec()
+        }
+    };
+    // the batches are built ahead of the step, from each batch's own augmentation seed
+    let jobs: Vec<BatchJob> = order
+        .chunks(cfg.batch_size)
+        .enumerate()
+        .skip(done.batches)
+        .map(|(b, chunk)| BatchJob {
+            indices: mine_of(chunk),
+            augment: (cfg.augment_shift > 0).then(|| {
+                (
+                    rank_seed(batch_seed(cfg.seed ^ 0xA5A5, epoch, b), group.rank()),
+                    cfg.augment_shift,
+                )
+            }),
+        })
+        .collect();
+    let mut reader = Prefetch::start(split.clone(), jobs)?;
     for (b, chunk) in order.chunks(cfg.batch_size).enumerate().skip(done.batches) {
         let step_start = Instant::now();
         let seed = rank_seed(batch_seed(cfg.seed, epoch, b), group.rank());
-        let aug_seed = rank_seed(batch_seed(cfg.seed ^ 0xA5A5, epoch, b), group.rank());
         ad.seed(seed);
-        let mut aug_rng = ChaCha8Rng::seed_from_u64(aug_seed);
-        let augment = (cfg.augment_shift > 0).then_some((&mut aug_rng, cfg.augment_shift));
+        let host = reader.next_batch()?;
         let (grads, batch_loss, hits, stop) = if state.comm.is_none() {
             // alone: the whole batch, burn's mean loss and its gradients as they are
             step_fault()?;
-            let (grads, loss, hits) =
-                forward_backward(&state.model, split.batch(chunk, ad, augment), loss_fn);
+            let (grads, loss, hits) = forward_backward(&state.model, host.to_device(ad), loss_fn);
             (grads, loss, hits, opts.interrupted())
         } else {
             // one share of the batch; the gradient weighted by the share, summed over ranks
-            let mine = &chunk[share(chunk.len(), group.rank(), group.size())];
+            let mine = host.dims[0];
             let n = buf.len() - EXTRA_FLOATS;
             let fault = step_fault().err();
-            if mine.is_empty() || fault.is_some() {
+            if mine == 0 || fault.is_some() {
                 buf.fill(0.0);
             } else {
-                let weight = mine.len() as f32 / chunk.len() as f32;
+                let weight = mine as f32 / chunk.len() as f32;
                 let (mut grads, loss, hits) =
-                    forward_backward(&state.model, split.batch(mine, ad, augment), loss_fn);
+                    forward_backward(&state.model, host.to_device(ad), loss_fn);
                 params::take_grads(&state.model, &mut grads, weight, &mut buf[..n]);
                 buf[n] = loss as f32 * weight;
                 buf[n + 1] = hits as f32;
