@@ -36,6 +36,10 @@ fn cpu_backend() -> &'static str {
     }
 }
 
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -886,5 +890,159 @@ fn eval_measures_a_run_on_its_own_held_out_data() {
     assert!(
         e.contains("\"circle\", \"cross\", \"square\"") && e.contains("\"0\", \"1\""),
         "{e}"
+    );
+}
+
+/// A folder read from its packed file (made in the cache on the first run, or by
+/// `netcalc pack`) trains to the metrics of the folder decoded into memory, bit for bit, with
+/// augmentation on; a run on a packed file records it and resumes from the record.
+#[test]
+fn a_packed_folder_trains_to_the_in_memory_metrics_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes");
+    write_shapes(&data, 100, 20);
+    let cache = dir.path().join("cache");
+    let d = data.display().to_string();
+    let train = |source: &str, extra: &[&str], run: &std::path::Path| -> Output {
+        let run = run.display().to_string();
+        let mut args = vec![
+            "train",
+            "--data",
+            source,
+            "--model",
+            "cnn",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--augment-shift",
+            "2",
+            "--seed",
+            "5",
+            "--plain",
+            "--out",
+            &run,
+        ];
+        args.extend_from_slice(extra);
+        let o = command(&args)
+            .env("NETCALC_CACHE_DIR", &cache)
+            .env("NETCALC_DEVICE", cpu_backend())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let memory = dir.path().join("memory");
+    let o = train(&d, &["--in-memory"], &memory);
+    assert!(!stdout(&o).contains("decoded once"), "{}", stdout(&o));
+    assert!(!cache.join("packs").exists());
+    let expected = metrics(&memory);
+    assert_eq!(expected.len(), 2);
+
+    // the first run packs the folder into the cache, the second maps the same file
+    let first = dir.path().join("first");
+    let o = train(&d, &[], &first);
+    assert!(stdout(&o).contains("decoded once into"), "{}", stdout(&o));
+    assert_eq!(metrics(&first), expected);
+    let packs: Vec<_> = std::fs::read_dir(cache.join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let written = std::fs::metadata(&packs[0]).unwrap().modified().unwrap();
+    let second = dir.path().join("second");
+    train(&d, &[], &second);
+    assert_eq!(metrics(&second), expected);
+    assert_eq!(
+        std::fs::metadata(&packs[0]).unwrap().modified().unwrap(),
+        written
+    );
+
+    // `netcalc pack` into a file, then `--data FILE` (the preset takes the file's shape)
+    let file = dir.path().join("shapes.ncpack");
+    let f = file.display().to_string();
+    let o = command(&[
+        "pack",
+        "--data",
+        &d,
+        "--input-shape",
+        "1x28x28",
+        "--out",
+        &f,
+    ])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("300 train / 60 test images of 1x28x28, 3 classes"),
+        "{}",
+        stdout(&o)
+    );
+    let given = dir.path().join("given");
+    let o = train(&f, &[], &given);
+    assert!(
+        stdout(&o).contains(&format!("images packed in {f}")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(metrics(&given), expected);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(given.join("source.json")).unwrap()).unwrap();
+    assert_eq!(record["source"]["kind"], "pack");
+    assert_eq!(record["fingerprint"]["files"], 1);
+
+    // predict on a folder: every image of it, in path order, one line each
+    let test_dir = data.join("test");
+    let o = command(&[
+        "predict",
+        "--model",
+        given.to_str().unwrap(),
+        test_dir.to_str().unwrap(),
+    ])
+    .env("NETCALC_DEVICE", cpu_backend())
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 60, "{lines:?}");
+    assert!(lines[0].starts_with(&format!("{}/circle/0000.png: ", test_dir.display())));
+    assert!(lines[59].starts_with(&format!("{}/square/0019.png: ", test_dir.display())));
+    let right = lines
+        .iter()
+        .filter(|l| {
+            let (path, top) = l.split_once(": ").unwrap();
+            let class = path.rsplit('/').nth(1).unwrap();
+            top.starts_with(&format!("{class} ("))
+        })
+        .count();
+    let acc = expected.last().unwrap()[3];
+    assert_eq!(right, (acc * 60.0).round() as usize, "{lines:?}");
+
+    // stopped after one epoch, resumed from the run directory alone
+    let stopped = dir.path().join("stopped");
+    train(&f, &["--stop-after", "1"], &stopped);
+    assert_eq!(metrics(&stopped).len(), 1);
+    let o = command(&["train", "--resume", stopped.to_str().unwrap(), "--plain"])
+        .env("NETCALC_CACHE_DIR", &cache)
+        .env("NETCALC_DEVICE", cpu_backend())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metrics(&stopped), expected);
+
+    // a damaged file given by name is refused with exit 2, naming it
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes.truncate(last);
+    std::fs::write(&file, bytes).unwrap();
+    let o = command(&["eval", "--model", given.to_str().unwrap()])
+        .env("NETCALC_DEVICE", cpu_backend())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&f) && stderr(&o).contains("not a sound netcalc packed file"),
+        "{}",
+        stderr(&o)
     );
 }

@@ -464,6 +464,7 @@ fn a_dataset_over_the_memory_limit_is_refused_with_the_estimate() {
     let mut o = split(0.2);
     o.shape = [3, 512, 512];
     o.max_memory = 4 << 20;
+    o.in_memory = true;
     let e = err(dir.path(), &o);
     // 20 images of 3×512×512 bytes = 15 MiB
     assert!(
@@ -472,4 +473,184 @@ fn a_dataset_over_the_memory_limit_is_refused_with_the_estimate() {
         ),
         "{e}"
     );
+}
+
+/// Options that keep packed files in `packs` (not the user's cache).
+fn packed_in(packs: &Path, shape: [usize; 3], val_split: Option<f64>) -> FolderOptions {
+    FolderOptions {
+        val_split,
+        pack_dir: Some(packs.to_path_buf()),
+        ..FolderOptions::new(shape)
+    }
+}
+
+/// The one `.ncpack` file in `dir`.
+fn the_pack(dir: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ncpack"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+#[test]
+fn a_packed_folder_gives_the_in_memory_images_and_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, packs) = (dir.path().join("shapes"), dir.path().join("packs"));
+    write_shapes(&data, 12);
+    let opts = packed_in(&packs, [3, 16, 16], Some(0.25));
+    let memory = load_folder(
+        &data,
+        &FolderOptions {
+            in_memory: true,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    assert!(!memory.train.pixels.is_mapped() && memory.packed.is_none());
+    let packed = load_folder(&data, &opts).unwrap();
+    let file = the_pack(&packs);
+    assert_eq!(packed.packed.as_deref(), Some(file.as_path()));
+    assert!(packed.train.pixels.is_mapped() && packed.test.pixels.is_mapped());
+    // the same bytes, labels, classes and normalisation (to the bit) as the decoded folder
+    assert_eq!(packed.train, memory.train);
+    assert_eq!(packed.test, memory.test);
+    assert_eq!(packed.info, memory.info);
+    assert_eq!(
+        packed.describe(),
+        format!(
+            "{}, decoded once into {}",
+            memory.describe(),
+            file.display()
+        )
+    );
+    // a second load maps the same file: not written again
+    let written = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let again = load_folder(&data, &opts).unwrap();
+    assert_eq!(again.train, memory.train);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        written
+    );
+    // another shape is another packed file
+    load_folder(&data, &packed_in(&packs, [1, 8, 8], Some(0.25))).unwrap();
+    assert_eq!(std::fs::read_dir(&packs).unwrap().count(), 2);
+    // `netcalc pack`'s writer: the same images in a file of one's choosing
+    let out = dir.path().join("shapes.ncpack");
+    let h = netcalc::app::data::pack::pack_folder(&data, &opts, &out).unwrap();
+    assert_eq!((h.train, h.test, h.classes.len()), (27, 9, 3));
+    let given = netcalc::app::data::pack::open_given(&out).unwrap();
+    assert_eq!(given.data.train, memory.train);
+    assert_eq!(given.data.test, memory.test);
+    assert_eq!(given.data.info, memory.info);
+}
+
+#[test]
+fn a_damaged_packed_file_is_refused_and_a_cached_one_rebuilt() {
+    use netcalc::app::data::pack;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, packs) = (dir.path().join("digits"), dir.path().join("packs"));
+    small_folder(&data, &["a", "b", "c"], 6);
+    let opts = packed_in(&packs, [1, 4, 4], Some(0.5));
+    let good = load_folder(&data, &opts).unwrap();
+    let file = the_pack(&packs);
+    let sound = std::fs::read(&file).unwrap();
+    let open_err = |bytes: &[u8]| -> String {
+        std::fs::write(&file, bytes).unwrap();
+        let e = pack::open(&file).expect_err("refused").to_string();
+        assert_eq!(e.lines().count(), 1, "one line: {e}");
+        assert!(e.contains(&file.display().to_string()), "{e}");
+        // the cache rebuilds it from the folder: the same images as before
+        let again = load_folder(&data, &opts).unwrap();
+        assert_eq!((&again.train, &again.test), (&good.train, &good.test));
+        assert_eq!(std::fs::read(&file).unwrap(), sound);
+        e
+    };
+    // truncated
+    let e = open_err(&sound[..sound.len() - 100]);
+    assert!(e.contains("end marker is missing (truncated?)"), "{e}");
+    let e = open_err(&sound[..10]);
+    assert!(
+        e.contains("shorter than a packed file's fixed parts"),
+        "{e}"
+    );
+    // one pixel changed
+    let mut bad = sound.clone();
+    bad[16 + 5] ^= 0x40;
+    let e = open_err(&bad);
+    assert!(
+        e.contains("checksum of its pixels and labels does not match"),
+        "{e}"
+    );
+    // a label changed (the checksum covers the labels too)
+    let mut bad = sound.clone();
+    let labels_at = 16 + 18 * 16;
+    bad[labels_at] = 9;
+    let e = open_err(&bad);
+    assert!(e.contains("does not match"), "{e}");
+    // another format version
+    let mut bad = sound.clone();
+    bad[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let e = open_err(&bad);
+    assert!(
+        e.contains("is a packed file of format version 2; this netcalc reads version 1"),
+        "{e}"
+    );
+    // the header edited
+    let mut bad = sound.clone();
+    let at = sound.len() - 30;
+    bad[at] ^= 1;
+    let e = open_err(&bad);
+    assert!(e.contains("header's checksum does not match"), "{e}");
+    // not a packed file at all
+    let e = open_err(b"P6\n4 4\n255\n0123456789012345678901234567890123456789012345");
+    assert!(e.contains("is not a netcalc packed file"), "{e}");
+
+    // a file given by name whose folder has changed since it was packed: refused, and the
+    // cache packs the changed folder into another file
+    let given = dir.path().join("digits.ncpack");
+    pack::pack_folder(&data, &opts, &given).unwrap();
+    save(
+        &data.join("a/extra.png"),
+        DynamicImage::ImageLuma8(ImageBuffer::from_pixel(4, 4, Luma([7]))),
+    );
+    let e = pack::open_given(&given).unwrap_err().to_string();
+    assert!(
+        e.contains("which has changed since (18 files then, 19 now") && e.contains("netcalc pack"),
+        "{e}"
+    );
+    let changed = load_folder(&data, &opts).unwrap();
+    assert_eq!(changed.train.len() + changed.test.len(), 19);
+    assert_eq!(std::fs::read_dir(&packs).unwrap().count(), 2);
+    // a copy of the file where its folder is not: read as it is
+    std::fs::remove_dir_all(&data).unwrap();
+    let copied = pack::open_given(&given).unwrap();
+    assert_eq!(copied.data.train, good.train);
+}
+
+#[test]
+fn a_packed_folder_is_not_held_to_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    small_folder(dir.path(), &["a", "b"], 10);
+    let mut o = split(0.2);
+    o.shape = [3, 64, 64];
+    o.max_memory = 64 << 10;
+    o.pack_dir = Some(dir.path().join("packs"));
+    // 20 images of 3×64×64 = 240 KiB: over the limit in memory, mapped from a file without it
+    let e = err(
+        dir.path(),
+        &FolderOptions {
+            in_memory: true,
+            ..o.clone()
+        },
+    );
+    assert!(
+        e.contains("take 0.2 MiB in memory, more than the limit of 0.1 MiB"),
+        "{e}"
+    );
+    let d = load_folder(dir.path(), &o).unwrap();
+    assert_eq!(d.train.len() + d.test.len(), 20);
+    assert!(d.train.pixels.is_mapped());
 }

@@ -448,6 +448,43 @@ fn a_rank_with_another_config_or_other_data_is_refused() {
     assert!(t.contains("75 files"), "{t}");
     assert!(t.contains("on rank 0"), "{t}");
     assert!(!out.exists(), "nothing written: {t}");
+
+    // packed files: each rank maps the file it is given, and the fingerprints (the files'
+    // own) are compared as the folders' are
+    let pack = |from: &str, to: &Path| {
+        let o = single(&[
+            "pack",
+            "--data",
+            from,
+            "--input-shape",
+            "1x28x28",
+            "--out",
+            to.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    let (dp, cp) = (
+        dir.path().join("data.ncpack"),
+        dir.path().join("copy.ncpack"),
+    );
+    pack(d, &dp);
+    pack(c, &cp);
+    let (dp, cp) = (dp.to_str().unwrap(), cp.to_str().unwrap());
+    let o = job(&["--data", dp], &["--data", cp]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("its data differs: 1 files"), "{t}");
+    assert!(t.contains("on rank 0"), "{t}");
+    assert!(!out.exists(), "nothing written: {t}");
+    let o = job(
+        &["--data", dp, "--epochs", "1"],
+        &["--data", dp, "--epochs", "1"],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("source.json")).unwrap()).unwrap();
+    assert_eq!(record["source"]["kind"], "pack", "{record}");
 }
 
 /// `mpirun` with rank 0 running `netcalc ARGS` and rank 1 the same with `FAILPOINTS=points`.

@@ -2,7 +2,7 @@
 //! MNIST digits reads photos and scans of digits ([`load_digit`]); a model trained on an image
 //! folder reads images as its training images were read ([`load_image`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::GrayImage;
@@ -116,6 +116,75 @@ pub fn class_probabilities(
         .take(n)
         .map(<[f32]>::to_vec)
         .collect())
+}
+
+/// Images predicted at once by [`predict_files`].
+pub const PREDICT_CHUNK: usize = 256;
+
+/// The image files that `paths` name: a file as it is, a folder as every `.png`, `.jpg` and
+/// `.jpeg` in it and in its sub-folders (two levels down, as an image folder's
+/// `train/<class>/`), sorted by path. A folder without images is an error naming it.
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            if path.is_dir() {
+                if depth < 2 {
+                    walk(&path, depth + 1, out)?;
+                }
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+            {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, 0, &mut found)?;
+            if found.is_empty() {
+                return Err(Error::data(p, "holds no .png, .jpg or .jpeg image"));
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Classifies `files` [`PREDICT_CHUNK`] at a time (each chunk decoded in parallel, then one
+/// batched forward), calling `each` with every file and its class probabilities in order: a
+/// folder of any size is classified in bounded memory, and results come as they are made.
+/// The first file that cannot be read is an error naming it.
+pub fn predict_files(
+    model: &Cnn,
+    info: &DataInfo,
+    files: &[PathBuf],
+    device: &Device,
+    mut each: impl FnMut(&Path, &[f32]),
+) -> Result<()> {
+    use rayon::prelude::*;
+    for chunk in files.chunks(PREDICT_CHUNK) {
+        let images = chunk
+            .par_iter()
+            .map(|p| load_image(p, info))
+            .collect::<Result<Vec<_>>>()?;
+        for (path, p) in chunk
+            .iter()
+            .zip(class_probabilities(model, info, &images, device)?)
+        {
+            each(path, &p);
+        }
+    }
+    Ok(())
 }
 
 /// A batch of images (`C·H·W` bytes each, channel after channel) as the network's input:

@@ -50,14 +50,17 @@ pub enum Cmd {
     Export(ExportArgs),
     /// Make a run directory from a config and weights from PyTorch (.pt/.pth) or safetensors.
     Import(ImportArgs),
+    /// Decode a folder of images once into a packed file (`--data FILE` reads it, memory-mapped).
+    Pack(PackArgs),
 }
 
 /// Where the data is and what shapes it (train, eval).
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// A folder of your own images: DIR/train/CLASS/*.png|jpg and DIR/test/CLASS/…, or
-    /// DIR/CLASS/… with --val-split.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["data_dir", "dataset"])]
+    /// Your own images: a folder DIR/train/CLASS/*.png|jpg and DIR/test/CLASS/…, or
+    /// DIR/CLASS/… with --val-split (decoded once into a packed file in the cache); or a
+    /// packed file written by `netcalc pack`.
+    #[arg(long, value_name = "DIR|FILE", conflicts_with_all = ["data_dir", "dataset"])]
     pub data: Option<PathBuf>,
     /// An IDX dataset by name, downloaded (verified) and cached [default: mnist].
     #[arg(long, value_enum)]
@@ -71,12 +74,17 @@ pub struct DataArgs {
     /// With --data and no train/ and test/: the share of each class held out, in (0, 1).
     #[arg(long, value_name = "F")]
     pub val_split: Option<f64>,
-    /// With --data: the most memory the decoded images may take, e.g. 4G, 512M [default: 4G].
+    /// With --in-memory: the most memory the decoded images may take, e.g. 4G, 512M
+    /// [default: 4G].
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub max_memory: Option<u64>,
-    /// With --data: leave unreadable images out (and list them) instead of stopping.
+    /// With --data DIR: leave unreadable images out (and list them) instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
+    /// With --data DIR: decode the images into memory for this run (within --max-memory)
+    /// instead of reading the folder's packed file from the cache.
+    #[arg(long)]
+    pub in_memory: bool,
 }
 
 /// `4G`, `512M`, `64K` or a number of bytes.
@@ -115,6 +123,7 @@ impl DataArgs {
             val_split: self.val_split,
             max_memory: self.max_memory,
             skip_bad: self.skip_bad,
+            in_memory: self.in_memory,
             progress: true,
         }
     }
@@ -254,7 +263,8 @@ pub struct PredictArgs {
     /// The trained model (`--model`, `--device`).
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Images to classify.
+    /// Images to classify (PNG/JPEG, any size), or folders of them (their images, two levels
+    /// down, in path order, classified 256 at a time).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
 }
@@ -350,6 +360,31 @@ pub struct ExportArgs {
     /// Write into a directory that exists (its four files are replaced).
     #[arg(long)]
     pub force: bool,
+}
+
+/// Decode a folder of images once into a packed file.
+#[derive(Args, Debug)]
+pub struct PackArgs {
+    /// The folder: DIR/train/CLASS/*.png|jpg and DIR/test/CLASS/…, or DIR/CLASS/… with
+    /// --val-split.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The model's input the images are resized to, `CxHxW` (C is 1 or 3).
+    #[arg(long, value_name = "CxHxW", value_parser = parse_shape)]
+    pub input_shape: [usize; 3],
+    /// The file to write (replaced atomically; by convention `.ncpack`).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// A folder without train/ and test/: the share of each class held out, in (0, 1).
+    #[arg(long, value_name = "F")]
+    pub val_split: Option<f64>,
+    /// Seeds the held-out split of --val-split (a training run's --seed does not change a
+    /// packed file's split).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Leave unreadable images out (and list them) instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
 }
 
 /// Make a run directory from a config and weights from PyTorch (.pt/.pth) or safetensors.

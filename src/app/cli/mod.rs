@@ -18,8 +18,8 @@ use clap::Parser;
 
 pub use args::Cli;
 use args::{
-    BenchArgs, Cmd, EvalArgs, ExplainArgs, ExportArgs, ImportArgs, ModelArgs, PredictArgs,
-    ServeArgs, SummaryArgs, TrainArgs,
+    BenchArgs, Cmd, EvalArgs, ExplainArgs, ExportArgs, ImportArgs, ModelArgs, PackArgs,
+    PredictArgs, ServeArgs, SummaryArgs, TrainArgs,
 };
 
 use crate::app::data::Normalization;
@@ -139,6 +139,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Bench(a)) => bench(a),
         Some(Cmd::Export(a)) => export_model(a),
         Some(Cmd::Import(a)) => import_model(a),
+        Some(Cmd::Pack(a)) => pack_folder(a),
     }
 }
 
@@ -244,20 +245,42 @@ fn train_as_rank(a: &TrainArgs, group: &dyn Collective) -> Result<()> {
     if let Some(copy) = &shipped {
         request.resume = Some(copy.path().to_path_buf());
     }
-    // each rank reads the data and opens its device; a vote says whether all could
-    let planned = plan(&request, |w| {
-        if lead {
-            eprintln!("note: {w}")
-        }
-    })
-    .and_then(|p| select_device(a.device.choice).map(|d| (p, d)));
+    // each rank reads the data and opens its device; a vote says whether all could. Rank 0
+    // reads first: an image folder is decoded once, by it, into the packed file that the
+    // other ranks then map (from the same cache path, shared or copied)
+    let plan_here = || {
+        plan(&request, |w| {
+            if lead {
+                eprintln!("note: {w}")
+            }
+        })
+        .and_then(|p| select_device(a.device.choice).map(|d| (p, d)))
+    };
+    let reading = Instant::now();
+    let planned = if group.size() == 1 {
+        plan_here()
+    } else if lead {
+        let planned = plan_here();
+        distributed::vote(group, planned.is_err());
+        planned
+    } else if distributed::vote(group, false) > 0 {
+        Err(Error::Distributed {
+            message: "rank 0 could not read the data or start".into(),
+        })
+    } else {
+        plan_here()
+    };
     let (p, (kind, dev)) = distributed::settle(group, planned, "read the data and start")?;
     let cfg = &p.config;
     if lead {
         for (path, why) in &p.data.skipped {
             eprintln!("skipped {}: {why}", path.display());
         }
-        println!("{}", p.data.describe());
+        println!(
+            "{} (read in {:.2} s)",
+            p.data.describe(),
+            reading.elapsed().as_secs_f64()
+        );
         println!(
             "model: {} ({} parameters), backend: {kind}, {} epochs of batch {}, {:?} lr {} ({:?}), augment ±{} px, seed {}",
             cfg.model.name,
@@ -424,20 +447,14 @@ fn eval_data(a: &EvalArgs, m: &TrainedModel) -> Result<crate::app::data::Dataset
 
 fn predict_images(a: PredictArgs) -> Result<()> {
     let m = open_model(&a.model)?;
-    let images = a
-        .images
-        .iter()
-        .map(|p| predict::load_image(p, &m.info))
-        .collect::<Result<Vec<_>>>()?;
-    let probs = predict::class_probabilities(&m.model, &m.info, &images, &m.device)?;
-    for (path, p) in a.images.iter().zip(&probs) {
+    let files = predict::expand_inputs(&a.images)?;
+    predict::predict_files(&m.model, &m.info, &files, &m.device, |path, p| {
         let top: Vec<String> = predict::top_k(p, 3)
             .iter()
             .map(|(c, p)| format!("{} ({:.1}%)", m.info.class_name(*c), 100.0 * p))
             .collect();
         println!("{}: {}", path.display(), top.join(", "));
-    }
-    Ok(())
+    })
 }
 
 fn explain_images(a: ExplainArgs) -> Result<()> {
@@ -507,6 +524,31 @@ fn export_model(a: ExportArgs) -> Result<()> {
     for path in export(&m, &a.out, a.force)? {
         println!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+fn pack_folder(a: PackArgs) -> Result<()> {
+    let opts = crate::app::data::folder::FolderOptions {
+        val_split: a.val_split,
+        seed: a.seed,
+        skip_bad: a.skip_bad,
+        progress: true,
+        ..crate::app::data::folder::FolderOptions::new(a.input_shape)
+    };
+    let start = Instant::now();
+    let h = crate::app::data::pack::pack_folder(&a.data, &opts, &a.out)?;
+    for (path, why) in &h.skipped {
+        eprintln!("skipped {}: {why}", path.display());
+    }
+    let [c, hh, w] = h.shape;
+    println!(
+        "wrote {}: {} train / {} test images of {c}x{hh}x{w}, {} classes, in {:.1} s",
+        a.out.display(),
+        h.train,
+        h.test,
+        h.classes.len(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -641,9 +683,30 @@ mod tests {
             names,
             [
                 "train", "eval", "predict", "explain", "serve", "summary", "bench", "export",
-                "import"
+                "import", "pack"
             ]
         );
+        let cli = Cli::try_parse_from([
+            "netcalc",
+            "pack",
+            "--data",
+            "leaves",
+            "--input-shape",
+            "3x64x64",
+            "--out",
+            "leaves.ncpack",
+            "--val-split",
+            "0.2",
+        ])
+        .unwrap();
+        let Some(Cmd::Pack(p)) = cli.cmd else {
+            panic!("not pack");
+        };
+        assert_eq!(
+            (p.input_shape, p.val_split, p.seed, p.skip_bad),
+            ([3, 64, 64], Some(0.2), 0, false)
+        );
+        assert!(Cli::try_parse_from(["netcalc", "pack", "--data", "d", "--out", "f"]).is_err());
         let cli = Cli::try_parse_from(["netcalc", "train", "--resume", "runs/x"]).unwrap();
         let req = cli.train_args().unwrap().request();
         assert_eq!(req.resume, Some(PathBuf::from("runs/x")));

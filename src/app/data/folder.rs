@@ -16,9 +16,14 @@
 //!   images are scaled to 8 bits (`v · 255 / 65535`, rounded).
 //! - **Size**: resized to the model's `H × W` with a triangle (bilinear) filter; the aspect
 //!   ratio is not kept (as Keras' default).
-//! - **Memory**: each image is decoded once, in parallel, and kept as `u8`; a dataset whose
-//!   pixels would exceed the limit (4 GiB by default) is refused before any image is decoded,
-//!   with the estimate. Each file is decoded within the default
+//! - **Decoded once**: by default the folder is decoded, in parallel, into a packed file
+//!   ([`super::pack`]) in netcalc's cache, keyed by the folder's fingerprint and the shape;
+//!   later runs, resumes and `eval` map that file instead of decoding again, and training
+//!   reads batches from the map, so a folder of any size trains in bounded memory.
+//! - **In memory** (`in_memory`, `--in-memory`): each image is decoded for this run and kept
+//!   as `u8`; a dataset whose pixels would exceed the limit (4 GiB by default) is refused
+//!   before any image is decoded, with the estimate.
+//! - **Limits**: each file is decoded within the default
 //!   [`ImageLimits`]: no file over 64 MiB, and no image that
 //!   declares more than 8,192 pixels a side or 24 million in all.
 //! - **Bad files**: an unreadable, truncated or non-image file is an error that names it;
@@ -58,6 +63,12 @@ pub struct FolderOptions {
     pub skip_bad: bool,
     /// Show a progress bar while decoding.
     pub progress: bool,
+    /// Decode into memory for this run only (within `max_memory`) instead of reading the
+    /// folder's packed file (written on first use).
+    pub in_memory: bool,
+    /// Where packed folders are kept: `None` is `packs/` in netcalc's cache directory
+    /// ([`super::download::cache_root`]).
+    pub pack_dir: Option<PathBuf>,
 }
 
 impl FolderOptions {
@@ -70,18 +81,46 @@ impl FolderOptions {
             max_memory: DEFAULT_MAX_MEMORY,
             skip_bad: false,
             progress: false,
+            in_memory: false,
+            pack_dir: None,
         }
+    }
+
+    /// The directory packed folders are kept in.
+    pub fn pack_dir(&self) -> PathBuf {
+        self.pack_dir
+            .clone()
+            .unwrap_or_else(|| super::download::cache_root().join("packs"))
     }
 }
 
 /// One image file and its class.
-struct Entry {
-    path: PathBuf,
-    class: u32,
+pub(super) struct Entry {
+    pub(super) path: PathBuf,
+    pub(super) class: u32,
 }
 
-/// Reads the image folder `dir` (see the [module docs](self)).
+/// A folder's classes and image files, split into train and test, before any is decoded.
+pub(super) struct Listing {
+    pub(super) classes: Vec<String>,
+    pub(super) train: Vec<Entry>,
+    pub(super) test: Vec<Entry>,
+    /// Files that are not images.
+    pub(super) ignored: usize,
+}
+
+/// Reads the image folder `dir` (see the [module docs](self)): from its packed file (made
+/// now if there is none), or with `in_memory` decoded into memory.
 pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
+    if opts.in_memory {
+        load_in_memory(dir, opts)
+    } else {
+        super::pack::load_cached(dir, opts)
+    }
+}
+
+/// An error unless `opts.shape` can be read from images and `dir` is a folder.
+pub(super) fn check(dir: &Path, opts: &FolderOptions) -> Result<()> {
     let [c, h, w] = opts.shape;
     if !(c == 1 || c == 3) || h == 0 || w == 0 {
         return Err(Error::config(
@@ -98,8 +137,15 @@ pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "image folder not found"),
         ));
     }
+    Ok(())
+}
+
+/// The folder's classes and files (see the [module docs](self) for the layouts); checks the
+/// shape and the layout, decodes nothing.
+pub(super) fn list(dir: &Path, opts: &FolderOptions) -> Result<Listing> {
+    check(dir, opts)?;
     let (train_dir, test_dir) = (dir.join("train"), dir.join("test"));
-    let (classes, mut train, mut test, ignored) = if train_dir.is_dir() || test_dir.is_dir() {
+    let (classes, train, test, ignored) = if train_dir.is_dir() || test_dir.is_dir() {
         if opts.val_split.is_some() {
             return Err(Error::setting(
                 "val-split",
@@ -152,6 +198,23 @@ pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
         let (train, test) = stratified(all, &classes, dir, f, opts.seed)?;
         (classes, train, test, ignored)
     };
+    Ok(Listing {
+        classes,
+        train,
+        test,
+        ignored,
+    })
+}
+
+/// The folder decoded into memory, within `max_memory`.
+fn load_in_memory(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
+    let Listing {
+        classes,
+        mut train,
+        mut test,
+        ignored,
+    } = list(dir, opts)?;
+    let [c, h, w] = opts.shape;
     let total = (train.len() + test.len()) as u64;
     let per_image = (c * h * w) as u64;
     let estimate = total.saturating_mul(per_image);
@@ -159,7 +222,7 @@ pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
         return Err(Error::setting(
             "max-memory",
             format!(
-                "{total} images of {c}×{h}×{w} take {} in memory, more than the limit of {} (raise it with --max-memory)",
+                "{total} images of {c}×{h}×{w} take {} in memory, more than the limit of {} (raise it with --max-memory, or leave --in-memory out to read them from a packed file)",
                 bytes(estimate),
                 bytes(opts.max_memory)
             ),
@@ -172,15 +235,12 @@ pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
     bar.finish_and_clear();
     for (split, what) in [(&train, "train"), (&test, "test")] {
         if split.0.is_empty() {
-            return Err(Error::data(
-                dir,
-                format!("no readable image in the {what} split"),
-            ));
+            return Err(no_readable(dir, what));
         }
     }
     let normalization = Normalization::of(&train.0, opts.shape);
     let split = |(pixels, labels): (Vec<u8>, Vec<u32>)| Split {
-        pixels,
+        pixels: pixels.into(),
         labels,
         shape: opts.shape,
         normalization: normalization.clone(),
@@ -189,10 +249,7 @@ pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
         train: split(train),
         test: split(test),
         source: DataSource::Folder(dir.to_path_buf()),
-        name: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "images".into()),
+        name: folder_name(dir),
         info: DataInfo {
             classes,
             shape: opts.shape,
@@ -201,7 +258,20 @@ pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
         },
         skipped,
         ignored,
+        packed: None,
     })
+}
+
+/// The error for a split in which no image could be read.
+pub(super) fn no_readable(dir: &Path, what: &str) -> Error {
+    Error::data(dir, format!("no readable image in the {what} split"))
+}
+
+/// The dataset's name: the folder's.
+pub(super) fn folder_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "images".into())
 }
 
 fn name_of(p: &Path) -> String {
@@ -217,7 +287,7 @@ fn other(p: &Path) -> &'static str {
 }
 
 /// `n` bytes, in GiB or MiB.
-fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     if n >= 1 << 30 {
         format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64)
     } else {
@@ -346,7 +416,7 @@ fn stratified(
     Ok((train, test))
 }
 
-fn progress_bar(show: bool, total: u64) -> ProgressBar {
+pub(super) fn progress_bar(show: bool, total: u64) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
@@ -367,19 +437,11 @@ fn decode_all(
     bar: &ProgressBar,
     skipped: &mut Vec<(PathBuf, String)>,
 ) -> Result<(Vec<u8>, Vec<u32>)> {
-    let decoded: Vec<(usize, Result<Vec<u8>>)> = entries
-        .par_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let r = read_image(&e.path, opts.shape);
-            bar.inc(1);
-            (i, r)
-        })
-        .collect();
+    let decoded = decode_entries(entries, opts.shape, bar);
     let per_image = opts.shape.iter().product::<usize>();
     let mut pixels = Vec::with_capacity(entries.len() * per_image);
     let mut labels = Vec::with_capacity(entries.len());
-    for (i, r) in decoded {
+    for (i, r) in decoded.into_iter().enumerate() {
         match r {
             Ok(px) => {
                 pixels.extend_from_slice(&px);
@@ -390,6 +452,22 @@ fn decode_all(
         }
     }
     Ok((pixels, labels))
+}
+
+/// `entries` decoded in parallel, in their order, each as [`read_image`] reads it.
+pub(super) fn decode_entries(
+    entries: &[Entry],
+    shape: [usize; 3],
+    bar: &ProgressBar,
+) -> Vec<Result<Vec<u8>>> {
+    entries
+        .par_iter()
+        .map(|e| {
+            let r = read_image(&e.path, shape);
+            bar.inc(1);
+            r
+        })
+        .collect()
 }
 
 /// One image file as a model of input `[C, H, W]` sees it: `C·H·W` bytes, channel after

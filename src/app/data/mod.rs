@@ -6,7 +6,8 @@
 //! its data), [`split`] (images with labels, batches, an epoch's order), [`augment`] (random
 //! shifts), [`source`] (where the data comes from, and loading it), [`record`] (the source
 //! as a run directory records it, with the data's fingerprint), [`idx`], [`folder`],
-//! [`download`].
+//! [`download`], [`pack`] (a folder decoded once into a memory-mapped file) and [`pixels`]
+//! (a split's bytes, in memory or mapped).
 
 pub mod augment;
 pub mod download;
@@ -14,6 +15,8 @@ pub mod folder;
 pub mod idx;
 pub mod info;
 pub mod normalization;
+pub mod pack;
+pub mod pixels;
 pub mod record;
 pub mod source;
 pub mod split;
@@ -21,9 +24,10 @@ pub mod split;
 pub use download::NamedDataset;
 pub use info::{DataInfo, Preprocess};
 pub use normalization::{MNIST_MEAN, MNIST_STD, Normalization};
+pub use pixels::Pixels;
 pub use record::{DataRecord, Fingerprint, RecordedSource};
 pub use source::{DataOptions, DataSource, DataSpec, Dataset, find_files, load_idx};
-pub use split::{Batch, Split, epoch_order};
+pub use split::{Batch, HostBatch, Split, epoch_order};
 
 /// Side of an MNIST image.
 pub const SIDE: usize = 28;

@@ -35,6 +35,11 @@ pub enum RecordedSource {
         /// The folder, absolute.
         dir: PathBuf,
     },
+    /// A packed file of decoded images (`--data FILE`).
+    Pack {
+        /// The file, absolute.
+        file: PathBuf,
+    },
 }
 
 /// How an IDX directory was found.
@@ -211,8 +216,11 @@ pub struct DataRecord {
     /// Unreadable images were left out instead of stopping the run.
     #[serde(default)]
     pub skip_bad: bool,
-    /// The most bytes an image folder's pixels may take.
+    /// The most bytes an image folder's pixels may take (with `in_memory`).
     pub max_memory: u64,
+    /// An image folder was decoded into memory instead of read from its packed file.
+    #[serde(default)]
+    pub in_memory: bool,
     /// Only the first N training images were used (also in the run's config).
     #[serde(default)]
     pub limit: Option<usize>,
@@ -236,6 +244,12 @@ impl DataRecord {
             (DataSource::Folder(dir), _) => (
                 RecordedSource::Folder { dir: absolute(dir) },
                 Fingerprint::of_folder(dir)?,
+            ),
+            (DataSource::Pack(file), _) => (
+                RecordedSource::Pack {
+                    file: absolute(file),
+                },
+                super::pack::identity(file)?,
             ),
             (DataSource::Dir(dir), Some(dataset)) => (
                 RecordedSource::Idx {
@@ -270,6 +284,7 @@ impl DataRecord {
             val_split: if folder { opts.val_split } else { None },
             skip_bad: folder && opts.skip_bad,
             max_memory: opts.max_memory,
+            in_memory: folder && opts.in_memory,
             limit,
             fingerprint,
         })
@@ -283,6 +298,7 @@ impl DataRecord {
                 format!("{} from {}", dataset.name(), dir.display())
             }
             RecordedSource::Folder { dir } => format!("the image folder {}", dir.display()),
+            RecordedSource::Pack { file } => format!("the packed file {}", file.display()),
         };
         format!("{what} ({})", self.fingerprint)
     }
@@ -313,9 +329,14 @@ impl DataRecord {
                     max_memory: self.max_memory,
                     skip_bad: self.skip_bad,
                     progress,
+                    in_memory: self.in_memory,
                     ..FolderOptions::new(shape)
                 };
                 (folder::load_folder(dir, &opts)?, now)
+            }
+            RecordedSource::Pack { file } => {
+                let p = super::pack::open_given(file)?;
+                (p.data, p.identity)
             }
         };
         self.check_fingerprint(&now)?;
@@ -343,6 +364,7 @@ impl DataRecord {
             RecordedSource::Idx { dir, .. } | RecordedSource::Folder { dir } => {
                 dir.display().to_string()
             }
+            RecordedSource::Pack { file } => file.display().to_string(),
         }
     }
 }

@@ -46,8 +46,10 @@ pub enum DataSource {
     Downloaded(PathBuf),
     /// The 10,000-digit sample compiled into the crate.
     Bundled,
-    /// A folder of images, one sub-folder per class (`--data`).
+    /// A folder of images, one sub-folder per class (`--data DIR`).
     Folder(PathBuf),
+    /// A packed file of decoded images (`--data FILE`, written by `netcalc pack`).
+    Pack(PathBuf),
 }
 
 /// Train and test splits, where they came from, and what a model trained on them needs to
@@ -68,6 +70,8 @@ pub struct Dataset {
     pub skipped: Vec<(PathBuf, String)>,
     /// Files in the class folders that are not `.png`, `.jpg` or `.jpeg` (not read).
     pub ignored: usize,
+    /// The packed file the images are mapped from (`None`: they are in memory).
+    pub packed: Option<PathBuf>,
 }
 
 impl Dataset {
@@ -79,6 +83,7 @@ impl Dataset {
             DataSource::Downloaded(d) => format!("{}, downloaded to {}", self.name, d.display()),
             DataSource::Bundled => "bundled MNIST sample".to_string(),
             DataSource::Folder(d) => format!("images from {}", d.display()),
+            DataSource::Pack(f) => format!("images packed in {}", f.display()),
         };
         let classes = self.info.classes.len();
         let mut line = format!(
@@ -100,6 +105,9 @@ impl Dataset {
                 ", {} files that are not images left out",
                 self.ignored
             ));
+        }
+        if let (DataSource::Folder(_), Some(file)) = (&self.source, &self.packed) {
+            line.push_str(&format!(", decoded once into {}", file.display()));
         }
         line
     }
@@ -159,6 +167,7 @@ impl Dataset {
             info: DataInfo::mnist(),
             skipped: Vec::new(),
             ignored: 0,
+            packed: None,
         })
     }
 
@@ -197,6 +206,7 @@ impl Dataset {
             },
             skipped: Vec::new(),
             ignored: 0,
+            packed: None,
         })
     }
 }
@@ -353,7 +363,8 @@ pub fn load_idx(opts: &DataOptions, mut warn: impl FnMut(&str)) -> Result<Datase
 /// Where a run's data comes from, as the command line gives it.
 #[derive(Debug, Clone)]
 pub struct DataSpec {
-    /// A folder of images, one sub-folder per class (`--data`); else an IDX dataset.
+    /// A folder of images, one sub-folder per class, or a packed file of one (`--data`);
+    /// else an IDX dataset.
     pub folder: Option<PathBuf>,
     /// Reading the folder: the share held out, the memory limit, `--skip-bad`.
     pub folder_options: folder::FolderOptions,
@@ -377,6 +388,19 @@ impl DataSpec {
     /// hears what the caller should be told (a failed download that fell back to the sample).
     pub fn load(&self, shape: [usize; 3], warn: impl FnMut(&str)) -> Result<Dataset> {
         match &self.folder {
+            Some(file) if file.is_file() => {
+                let p = super::pack::open_given(file)?;
+                if p.header.shape != shape {
+                    return Err(Error::data(
+                        file,
+                        format!(
+                            "holds images of {:?}; the model takes {shape:?} (pack the folder again with --input-shape {}x{}x{})",
+                            p.header.shape, shape[0], shape[1], shape[2]
+                        ),
+                    ));
+                }
+                Ok(p.data)
+            }
             Some(dir) => {
                 let opts = folder::FolderOptions {
                     shape,

@@ -20,7 +20,7 @@ use super::{RunDir, TrainConfig, TrainOverrides};
 /// The data flags of the command line: where the data is and what shapes it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DataChoice {
-    /// A folder of images, one sub-folder per class (`--data`).
+    /// A folder of images, one sub-folder per class, or a packed file of one (`--data`).
     pub folder: Option<PathBuf>,
     /// An IDX dataset by name (`--dataset`, default MNIST).
     pub dataset: Option<NamedDataset>,
@@ -34,6 +34,8 @@ pub struct DataChoice {
     pub max_memory: Option<u64>,
     /// Leave unreadable images out instead of stopping.
     pub skip_bad: bool,
+    /// Decode a folder into memory for this run instead of reading its packed file.
+    pub in_memory: bool,
     /// Progress bars while loading.
     pub progress: bool,
 }
@@ -50,6 +52,7 @@ impl DataChoice {
                 max_memory: self.max_memory.unwrap_or(DEFAULT_MAX_MEMORY),
                 skip_bad: self.skip_bad,
                 progress: self.progress,
+                in_memory: self.in_memory,
                 ..FolderOptions::new([1, 28, 28])
             },
             idx: DataOptions {
@@ -75,6 +78,7 @@ impl DataChoice {
         if let Some(d) = &self.folder {
             match &record.source {
                 RecordedSource::Folder { dir } if same_dir(d, dir) => {}
+                RecordedSource::Pack { file } if same_dir(d, file) => {}
                 _ => out.push(format!("--data {}", d.display())),
             }
         }
@@ -176,7 +180,14 @@ pub fn plan(req: &TrainRequest, mut warn: impl FnMut(&str)) -> Result<TrainPlan>
     }
     let mut cfg = cfg.with_overrides(&req.overrides)?;
     let preset = req.config.is_none() && req.resume.is_none();
-    if let Some(shape) = req.input_shape {
+    let packed_shape = match (&req.data.folder, &record) {
+        // a packed file knows its images: a preset takes them without --input-shape
+        (Some(file), None) if preset && req.input_shape.is_none() && file.is_file() => {
+            Some(crate::app::data::pack::header(file)?.shape)
+        }
+        _ => None,
+    };
+    if let Some(shape) = req.input_shape.or(packed_shape) {
         cfg.model = cfg.model.for_data(shape, cfg.model.num_classes())?;
     }
     let out = match (&req.resume, &req.out) {
