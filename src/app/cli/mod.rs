@@ -376,9 +376,10 @@ fn eval(a: EvalArgs) -> Result<()> {
     }
     println!("{}", data.describe());
     let test = data.test_for(&m.info)?;
-    let e = evaluate(&m.model, &test, &m.device, 1000)?;
+    let batch = crate::app::train::evaluate::eval_batch_size(m.info.shape);
+    let e = evaluate(&m.model, &test, &m.device, batch)?;
     if let Some(path) = &a.scores {
-        let scores = class_scores(&m.model, &test, &m.device, 1000)?;
+        let scores = class_scores(&m.model, &test, &m.device, batch)?;
         let csv = metrics::scores_csv(&test.labels, &scores, &m.info.classes);
         write_atomic(path, csv.as_bytes())?;
     }

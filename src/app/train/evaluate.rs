@@ -19,6 +19,18 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u64>>,
 }
 
+/// Input values per evaluation batch: 1,000 MNIST digits (784 values each).
+pub const EVAL_BATCH_VALUES: usize = 784_000;
+
+/// The evaluation batch for images of `shape`: as many as make [`EVAL_BATCH_VALUES`] input
+/// values, between 16 and 1,000, so that the activations of an evaluation batch (the peak of
+/// a run's memory) do not grow with the image size: 1,000 images of 1×28×28, 63 of 3×64×64,
+/// 16 of 3×224×224.
+pub fn eval_batch_size(shape: [usize; 3]) -> usize {
+    let values = shape.iter().product::<usize>().max(1);
+    (EVAL_BATCH_VALUES / values).clamp(16, 1000)
+}
+
 /// Cross-entropy, accuracy and confusion matrix of `model` on `split`, in batches of
 /// `batch_size`. A label outside the model's classes, an empty split or a zero batch size is
 /// an error.
@@ -104,4 +116,17 @@ pub fn class_scores(
         out.extend(v.chunks_exact(c.max(1)).map(<[f32]>::to_vec));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_evaluation_batch_holds_a_thousand_digits_of_values() {
+        assert_eq!(eval_batch_size([1, 28, 28]), 1000);
+        assert_eq!(eval_batch_size([3, 64, 64]), 63);
+        assert_eq!(eval_batch_size([3, 224, 224]), 16);
+        assert_eq!(eval_batch_size([1, 8, 8]), 1000);
+    }
 }

@@ -12,6 +12,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::evaluate::eval_batch_size;
 use super::metrics::EpochMetrics;
 use super::prefetch::{BatchJob, Prefetch};
 use super::{
@@ -253,7 +254,7 @@ fn run_epochs(
         state.epoch += 1;
         if lead {
             let valid = state.model.valid();
-            let eval = evaluate(&valid, &data.test, device, 1000)?;
+            let eval = evaluate(&valid, &data.test, device, eval_batch_size(data.info.shape))?;
             let m = EpochMetrics {
                 epoch: state.epoch,
                 train_loss: totals.loss,
@@ -645,7 +646,7 @@ fn finish(
     run.save_model(&valid)?;
     let evaluation = match last_eval {
         Some(e) => e,
-        None => evaluate(&valid, &data.test, device, 1000)?,
+        None => evaluate(&valid, &data.test, device, eval_batch_size(data.info.shape))?,
     };
     run.write_report(&state.history, &evaluation, &data.info.classes)?;
     Ok(RunSummary {
