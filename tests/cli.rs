@@ -760,6 +760,61 @@ fn export_pytorch_import_eval_gives_pytorchs_own_accuracy() {
     let pct = format!("test accuracy {:.2}%", 100.0 * total as f64 / 60.0);
     assert!(line.contains(&pct), "{line} (PyTorch: {pct})");
 
+    // the hits per class of `eval --model RUN --data d`
+    let hits = |run: &std::path::Path| -> Vec<u64> {
+        let scores = dir.join("hits.csv");
+        let o = run_eval(run, d, cpu, &scores);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut correct = vec![0u64; 3];
+        for line in std::fs::read_to_string(&scores).unwrap().lines().skip(1) {
+            let mut f = line.split(',');
+            let (label, predicted) = (f.next().unwrap(), f.next().unwrap());
+            if label == predicted {
+                correct[label.parse::<usize>().unwrap()] += 1;
+            }
+        }
+        correct
+    };
+    // netcalc -> ONNX -> import --onnx -> eval: the run's own hits, and its data contract
+    // from the file's metadata alone
+    let from_onnx = dir.join("from-onnx");
+    let _ = std::fs::remove_dir_all(&from_onnx);
+    let onnx = exported.join("model.onnx");
+    let o = run(&[
+        "import",
+        "--onnx",
+        onnx.to_str().unwrap(),
+        "--out",
+        from_onnx.to_str().unwrap(),
+        "--device",
+        cpu,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("default"), "{}", stdout(&o));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(from_onnx.join("data.json")).unwrap())
+            .unwrap();
+    assert_eq!(info, manifest["data"], "the data contract came along");
+    assert_eq!(hits(&from_onnx), hits(&run_dir));
+    // PyTorch's build() trained an epoch -> torch.onnx.export -> import --onnx -> eval:
+    // PyTorch's own hits (the file has no contract: --config gives it)
+    let torch_onnx = dir.join("torch-onnx");
+    let _ = std::fs::remove_dir_all(&torch_onnx);
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/roundtrip-torch.onnx");
+    let o = run(&[
+        "import",
+        "--onnx",
+        file.to_str().unwrap(),
+        "--config",
+        e,
+        "--out",
+        torch_onnx.to_str().unwrap(),
+        "--device",
+        cpu,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(hits(&torch_onnx), expected, "PyTorch's hits through ONNX");
+
     // without a data file, each default is said
     let config = dir.join("model.json");
     std::fs::write(&config, serde_json::to_string(&manifest["model"]).unwrap()).unwrap();
@@ -785,6 +840,21 @@ fn export_pytorch_import_eval_gives_pytorchs_own_accuracy() {
     ] {
         assert!(out.contains(said), "{said}: {out}");
     }
+}
+
+/// `netcalc eval --model run --data data --device cpu --scores scores`.
+fn run_eval(run_dir: &std::path::Path, data: &str, cpu: &str, scores: &std::path::Path) -> Output {
+    run(&[
+        "eval",
+        "--model",
+        run_dir.to_str().unwrap(),
+        "--data",
+        data,
+        "--device",
+        cpu,
+        "--scores",
+        scores.to_str().unwrap(),
+    ])
 }
 
 /// Another IDX dataset in `dir`: the bundled sample with its images inverted and every label

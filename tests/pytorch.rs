@@ -374,12 +374,13 @@ fn export_refuses_an_existing_directory_without_force() {
         .to_string();
     assert!(e.contains("exists; give --force to write into it"), "{e}");
     let written = netcalc::app::interop::export(&m, &out, true).unwrap();
-    assert_eq!(written.len(), 4);
+    assert_eq!(written.len(), 5);
     for name in [
         "model.safetensors",
         "model.py",
         "classes.json",
         "netcalc.json",
+        "model.onnx",
     ] {
         assert!(out.join(name).is_file(), "{name}");
     }
@@ -392,4 +393,236 @@ fn export_refuses_an_existing_directory_without_force() {
         py.contains("MEAN = [0.1307]") && py.contains("INPUT = [1, 28, 28]"),
         "{py}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ONNX: netcalc's export run by tract (an independent runtime), read back by `import --onnx`,
+// and graphs netcalc cannot represent refused.
+
+use netcalc::app::onnx::{OnnxModel, to_onnx};
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::prelude::{Framework, InferenceModelExt, Tensor as TractTensor, tvec};
+
+/// A data contract for a model of `config` (classes `c0…`, per-channel normalisation).
+fn contract(config: &CnnConfig) -> DataInfo {
+    let [c, _, _] = config.features.input;
+    DataInfo {
+        classes: (0..config.num_classes()).map(|i| format!("c{i}")).collect(),
+        shape: config.features.input,
+        normalization: Normalization {
+            mean: vec![0.25; c],
+            std: vec![0.5; c],
+        },
+        preprocess: netcalc::app::data::Preprocess::Resize,
+    }
+}
+
+/// A 3-channel config with what the presets do not use: stride 2, padding, tanh, sigmoid,
+/// average pooling with padding, a softmax output activation.
+fn three_channel() -> CnnConfig {
+    CnnConfig::from_json(
+        r#"{
+          "name": "rgb-test",
+          "features": {"input": [3, 20, 18], "blocks": [
+            {"filters": 6, "kernel": 3, "stride": 2, "padding": 1, "activation": "tanh",
+             "pool": {"kind": "avg", "kernel": [2, 2], "stride": [1, 1], "padding": [1, 0]}},
+            {"filters": 5, "kernel": 3, "padding": 1, "activation": "sigmoid",
+             "pool": {"kind": "max", "kernel": [3, 2], "stride": [2, 2], "padding": [1, 1]}}
+          ]},
+          "classifier": {"n_inputs": 150, "n_neurons": [12, 4], "hidden_activation": "relu",
+                         "output_activation": "softmax"}
+        }"#,
+    )
+    .unwrap()
+}
+
+/// The logits tract computes for `x` `[n, C, H, W]` from the ONNX file `bytes`, and its
+/// probabilities.
+fn tract_run(bytes: &[u8], x: &[f32], dims: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = TractTensor::from_shape(&dims, x).unwrap();
+    let out = model.run(tvec!(input.into())).unwrap();
+    let v = |i: usize| -> Vec<f32> { out[i].as_slice::<f32>().unwrap().to_vec() };
+    (v(0), v(1))
+}
+
+#[test]
+fn tract_runs_every_exported_preset_and_a_3_channel_config_with_netcalcs_logits() {
+    let d = netcalc::testing::test_device();
+    let sample = netcalc::app::data::Dataset::bundled().unwrap();
+    let mut configs: Vec<CnnConfig> = ModelPreset::ALL.iter().map(|p| p.config()).collect();
+    configs.push(three_channel());
+    for config in configs {
+        let model = config.init(&d).unwrap();
+        let info = contract(&config);
+        let bytes = to_onnx(&model, &config, &info).unwrap();
+        let [c, h, w] = config.features.input;
+        let n = 16;
+        // real digits for the MNIST presets, random pixels for the 3-channel model
+        let images: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                if [c, h, w] == [1, 28, 28] {
+                    sample.test.image(i).to_vec()
+                } else {
+                    (0..c * h * w)
+                        .map(|j| ((i * 131 + j * 17) % 256) as u8)
+                        .collect()
+                }
+            })
+            .collect();
+        let x = images_tensor(&info, &images, &d).unwrap();
+        let input = values(x.clone());
+        let logits = values(model.forward(x.clone()));
+        let probs = values(netcalc::functional::prob::softmax(model.forward(x), 1));
+        let (t_logits, t_probs) = tract_run(&bytes, &input, [n, c, h, w]);
+        assert_rel(&format!("{} logits", config.name), &t_logits, &logits, 1e-5);
+        assert_rel(
+            &format!("{} probabilities", config.name),
+            &t_probs,
+            &probs,
+            1e-5,
+        );
+
+        // and read back: the same network, the same numbers
+        let back = OnnxModel::from_bytes(&bytes, Path::new("model.onnx")).unwrap();
+        assert_eq!(back.info.as_ref(), Some(&info), "{}", config.name);
+        assert_eq!(
+            back.config.summary().unwrap().total_params(),
+            config.summary().unwrap().total_params()
+        );
+        let again = back.build(&d).unwrap();
+        let x = images_tensor(&info, &images, &d).unwrap();
+        assert_eq!(values(again.forward(x)), logits, "{}", config.name);
+    }
+}
+
+/// The file of a model of `config`, decoded, to be edited into graphs netcalc cannot read.
+fn exported_proto(config: &CnnConfig) -> pb::ModelProto {
+    let d = netcalc::testing::test_device();
+    let model = config.init(&d).unwrap();
+    pb::ModelProto::decode(&to_onnx(&model, config, &contract(config)).unwrap()[..]).unwrap()
+}
+
+fn import_err(proto: &pb::ModelProto) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    let out = dir.path().join("run");
+    let e = netcalc::app::onnx::import_onnx(
+        &netcalc::app::onnx::OnnxImportOptions {
+            onnx: path,
+            config: None,
+            classes: None,
+            normalization: None,
+            preprocess: None,
+            out: out.clone(),
+        },
+        &netcalc::testing::test_device(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!out.exists(), "nothing written: {e}");
+    e
+}
+
+#[test]
+fn graphs_netcalc_cannot_represent_are_refused_naming_node_and_op() {
+    let config = ModelPreset::KerasCnn.config();
+    // a BatchNormalization after the first convolution
+    let mut bn = exported_proto(&config);
+    let g = bn.graph.as_mut().unwrap();
+    let at = g.node.iter().position(|n| n.op_type == "Conv").unwrap();
+    let conv_out = g.node[at].output[0].clone();
+    let mut norm = pb::NodeProto {
+        input: vec![conv_out.clone()],
+        output: vec!["bn".into()],
+        name: "bn1".into(),
+        op_type: "BatchNormalization".into(),
+        ..Default::default()
+    };
+    for p in ["scale", "b", "mean", "var"] {
+        g.initializer.push(pb::TensorProto {
+            dims: vec![32],
+            data_type: 1,
+            name: format!("bn.{p}"),
+            float_data: vec![1.0; 32],
+            ..Default::default()
+        });
+        norm.input.push(format!("bn.{p}"));
+    }
+    g.node[at + 1].input[0] = "bn".into();
+    g.node.insert(at + 1, norm);
+    let e = import_err(&bn);
+    assert!(
+        e.contains(
+            "node `bn1` (BatchNormalization): netcalc has no layer for `BatchNormalization`"
+        ),
+        "{e}"
+    );
+    // a residual connection: the second block's output plus its input
+    let mut res = exported_proto(
+        &CnnConfig::from_json(
+            r#"{"name": "res", "features": {"input": [1, 8, 8], "blocks": [
+              {"filters": 4, "kernel": 3, "padding": 1},
+              {"filters": 4, "kernel": 3, "padding": 1}]},
+            "classifier": {"n_inputs": 256, "n_neurons": [3]}}"#,
+        )
+        .unwrap(),
+    );
+    let g = res.graph.as_mut().unwrap();
+    let relus: Vec<usize> = (0..g.node.len())
+        .filter(|&i| g.node[i].op_type == "Relu")
+        .collect();
+    let (first, second) = (g.node[relus[0]].output[0].clone(), relus[1]);
+    let add = pb::NodeProto {
+        input: vec![g.node[second].output[0].clone(), first],
+        output: vec!["sum".into()],
+        name: "skip".into(),
+        op_type: "Add".into(),
+        ..Default::default()
+    };
+    g.node[second + 1].input[0] = "sum".into();
+    g.node.insert(second + 1, add);
+    let e = import_err(&res);
+    assert!(e.contains("node `skip` (Add):"), "{e}");
+    assert!(e.contains("residual"), "{e}");
+    // an op netcalc has no layer for
+    let mut leaky = exported_proto(&config);
+    let g = leaky.graph.as_mut().unwrap();
+    let relu = g.node.iter_mut().find(|n| n.op_type == "Relu").unwrap();
+    relu.op_type = "LeakyRelu".into();
+    let name = relu.name.clone();
+    let e = import_err(&leaky);
+    assert!(
+        e.contains(&format!(
+            "node `{name}` (LeakyRelu): netcalc has no layer for `LeakyRelu`"
+        )),
+        "{e}"
+    );
+    // an attribute it does not support: a dilated convolution
+    let mut dilated = exported_proto(&config);
+    let g = dilated.graph.as_mut().unwrap();
+    let conv = g.node.iter_mut().find(|n| n.op_type == "Conv").unwrap();
+    conv.attribute
+        .iter_mut()
+        .find(|a| a.name == "dilations")
+        .unwrap()
+        .ints = vec![2, 2];
+    let e = import_err(&dilated);
+    assert!(e.contains("(Conv): dilations [2, 2]"), "{e}");
+    // not ONNX at all
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"\xff\xff\xff not protobuf").unwrap();
+    let e = OnnxModel::from_bytes(&std::fs::read(&junk).unwrap(), &junk)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not an ONNX model"), "{e}");
 }

@@ -33,7 +33,13 @@ use crate::error::{Error, Result};
 use crate::model::{Cnn, CnnConfig};
 
 /// The files [`export`] writes.
-pub const EXPORTED: [&str; 4] = ["model.safetensors", "model.py", "classes.json", MANIFEST];
+pub const EXPORTED: [&str; 5] = [
+    "model.safetensors",
+    "model.py",
+    "classes.json",
+    MANIFEST,
+    "model.onnx",
+];
 
 /// The file of an export directory that says how netcalc reads the model back.
 pub const MANIFEST: &str = "netcalc.json";
@@ -77,7 +83,12 @@ pub fn export(m: &TrainedModel, out: &Path, force: bool) -> Result<Vec<PathBuf>>
             data: m.info.clone(),
         },
     )?;
-    Ok(vec![weights, py, classes, manifest])
+    let onnx = out.join(EXPORTED[4]);
+    write_atomic(
+        &onnx,
+        &crate::app::onnx::to_onnx(&m.model, &m.config, &m.info)?,
+    )?;
+    Ok(vec![weights, py, classes, manifest, onnx])
 }
 
 /// The model's weights as safetensors bytes, in PyTorch's layouts; `path` names it in errors.
@@ -299,13 +310,52 @@ fn check_applied(result: &ApplyResult, path: &Path) -> Result<()> {
 pub fn import(opts: &ImportOptions, device: &Device) -> Result<Imported> {
     let (cfg, data) = read_model_source(&opts.config)?;
     cfg.validate()?;
-    let n = cfg.model.num_classes();
-    let shape = cfg.model.features.input;
+    let (info, defaults) = resolve_contract(
+        &cfg.model,
+        data,
+        &opts.config,
+        &ContractFlags {
+            classes: opts.classes.clone(),
+            normalization: opts.normalization.clone(),
+            preprocess: opts.preprocess,
+        },
+    )?;
+    let model = load_weights(&cfg.model, &opts.weights, device)?;
+    write_run(&opts.out, &cfg, &info, &model)?;
+    Ok(Imported {
+        out: opts.out.clone(),
+        info,
+        defaults,
+    })
+}
+
+/// The flags that override an imported model's data contract.
+#[derive(Debug, Clone, Default)]
+pub struct ContractFlags {
+    /// `--classes`: a JSON file of class names.
+    pub classes: Option<PathBuf>,
+    /// `--mean` and `--std`.
+    pub normalization: Option<Normalization>,
+    /// `--preprocess`.
+    pub preprocess: Option<Preprocess>,
+}
+
+/// The data contract of an imported `model`: each part from `flags`, else from `data` (the
+/// contract that came with it; `source` names where, in errors), else a default, named in the
+/// returned list.
+pub fn resolve_contract(
+    model: &CnnConfig,
+    data: Option<DataInfo>,
+    source: &Path,
+    flags: &ContractFlags,
+) -> Result<(DataInfo, Vec<String>)> {
+    let n = model.num_classes();
+    let shape = model.features.input;
     if let Some(d) = &data
         && d.shape != shape
     {
         return Err(Error::data(
-            &opts.config,
+            source,
             format!(
                 "its data contract is for images {:?}, its model takes {shape:?}",
                 d.shape
@@ -313,7 +363,7 @@ pub fn import(opts: &ImportOptions, device: &Device) -> Result<Imported> {
         ));
     }
     let mut defaults = Vec::new();
-    let classes: Vec<String> = match (&opts.classes, &data) {
+    let classes: Vec<String> = match (&flags.classes, &data) {
         (Some(p), _) => {
             let names: Vec<String> = read_json(p)?;
             if names.len() != n {
@@ -330,7 +380,7 @@ pub fn import(opts: &ImportOptions, device: &Device) -> Result<Imported> {
         (None, Some(d)) => {
             if d.classes.len() != n {
                 return Err(Error::data(
-                    &opts.config,
+                    source,
                     format!(
                         "names {} classes, its model has {n} outputs",
                         d.classes.len()
@@ -347,7 +397,7 @@ pub fn import(opts: &ImportOptions, device: &Device) -> Result<Imported> {
             (0..n).map(|i| i.to_string()).collect()
         }
     };
-    let normalization = match (&opts.normalization, &data) {
+    let normalization = match (&flags.normalization, &data) {
         (Some(norm), _) => norm.clone(),
         (None, Some(d)) => d.normalization.clone(),
         (None, None) => {
@@ -359,7 +409,7 @@ pub fn import(opts: &ImportOptions, device: &Device) -> Result<Imported> {
             Normalization::mnist(shape[0])
         }
     };
-    let preprocess = match (opts.preprocess, &data) {
+    let preprocess = match (flags.preprocess, &data) {
         (Some(p), _) => p,
         (None, Some(d)) => d.preprocess,
         (None, None) => {
@@ -377,26 +427,26 @@ pub fn import(opts: &ImportOptions, device: &Device) -> Result<Imported> {
         preprocess,
     };
     info.check()?;
-    let model = load_weights(&cfg.model, &opts.weights, device)?;
-    RunDir::check_can_create(&opts.out)?;
-    if opts.out.exists() {
+    Ok((info, defaults))
+}
+
+/// A new run directory `out` (refused when it exists) with `cfg`, `info` and `model`.
+pub fn write_run(out: &Path, cfg: &TrainConfig, info: &DataInfo, model: &Cnn) -> Result<()> {
+    RunDir::check_can_create(out)?;
+    if out.exists() {
         return Err(Error::io(
-            &opts.out,
+            out,
             std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
                 "the run directory exists",
             ),
         ));
     }
-    let run = RunDir::create(&opts.out)?;
-    run.write_config(&cfg)?;
-    run.write_data_info(&info)?;
-    run.save_model(&model.valid())?;
-    Ok(Imported {
-        out: opts.out.clone(),
-        info,
-        defaults,
-    })
+    let run = RunDir::create(out)?;
+    run.write_config(cfg)?;
+    run.write_data_info(info)?;
+    run.save_model(&model.clone().valid())?;
+    Ok(())
 }
 
 /// `model.py`: the network as PyTorch modules with netcalc's names, `build()`, `preprocess()`,

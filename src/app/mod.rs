@@ -8,6 +8,7 @@ pub mod explain;
 pub mod fsio;
 pub mod images;
 pub mod interop;
+pub mod onnx;
 pub mod predict;
 pub mod serve;
 pub mod session;

@@ -9,9 +9,10 @@ epoch of Adam on the training images through `preprocess()`, `torch.save` of the
 then PyTorch's own accuracy on the held-out images. It writes
 
     tests/data/roundtrip-torch.pt     the state dict (torch.save), as `netcalc import` reads it
+    tests/data/roundtrip-torch.onnx   the same network, torch.onnx.export with default settings
     tests/data/roundtrip-torch.json   PyTorch's hits per class on DIR/shapes/test
 
-Run by hand (PyTorch, numpy and Pillow from PyPI):
+Run by hand (PyTorch, onnx, onnxscript, numpy and Pillow from PyPI):
 
     NETCALC_KEEP_ROUNDTRIP=/tmp/rt cargo test --release --test cli export_pytorch
     venv/bin/python tests/data/roundtrip_torch.py /tmp/rt
@@ -61,6 +62,8 @@ def main(root):
         predicted = net(preprocess(x_test)).argmax(1).numpy()
     correct = [int(((predicted == y_test) & (y_test == k)).sum()) for k in range(len(CLASSES))]
     torch.save(net.state_dict(), os.path.join(HERE, "roundtrip-torch.pt"))
+    # the same network through ONNX, as torch.onnx.export makes it with its default settings
+    torch.onnx.export(net, preprocess(x_test[:1]), os.path.join(HERE, "roundtrip-torch.onnx"))
     with open(os.path.join(HERE, "roundtrip-torch.json"), "w") as f:
         json.dump({"classes": CLASSES, "correct_per_class": correct, "total": int(len(y_test))}, f)
         f.write("\n")

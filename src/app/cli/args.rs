@@ -45,10 +45,12 @@ pub enum Cmd {
     /// Measure training and inference throughput (images/second) on synthetic batches, and
     /// the heap allocations per training step and per inference batch.
     Bench(BenchArgs),
-    /// Write a trained model for PyTorch: model.safetensors, model.py (build(), preprocess()),
-    /// classes.json, netcalc.json (the data contract `import` reads back).
+    /// Write a trained model for PyTorch and ONNX runtimes: model.safetensors, model.py
+    /// (build(), preprocess()), classes.json, netcalc.json (the data contract `import` reads
+    /// back), model.onnx (opset 17, the contract in its metadata).
     Export(ExportArgs),
-    /// Make a run directory from a config and weights from PyTorch (.pt/.pth) or safetensors.
+    /// Make a run directory from a config and weights from PyTorch (.pt/.pth) or safetensors,
+    /// or from an ONNX model.
     Import(ImportArgs),
     /// Decode a folder of images once into a packed file (`--data FILE` reads it, memory-mapped).
     Pack(PackArgs),
@@ -392,12 +394,17 @@ pub struct PackArgs {
 pub struct ImportArgs {
     /// The model and its data contract: an export directory (netcalc.json), a run directory
     /// (config.json, data.json), or a JSON file (netcalc.json, a run's config.json, or a bare
-    /// CnnConfig).
-    #[arg(long)]
-    pub config: PathBuf,
+    /// CnnConfig). With --onnx: only the data contract, for a file that has none.
+    #[arg(long, required_unless_present = "onnx")]
+    pub config: Option<PathBuf>,
     /// The weights: .safetensors, or a PyTorch state dict (torch.save) .pt/.pth.
-    #[arg(long)]
-    pub weights: PathBuf,
+    #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+    pub weights: Option<PathBuf>,
+    /// An ONNX model (netcalc's model.onnx, or PyTorch's torch.onnx.export of model.py's
+    /// build()): the network is read from the graph, the weights from its initializers, the
+    /// data contract from its metadata.
+    #[arg(long, value_name = "FILE")]
+    pub onnx: Option<PathBuf>,
     /// A JSON list of class names, in output order [default: the config's, else 0, 1, …].
     #[arg(long)]
     pub classes: Option<PathBuf>,

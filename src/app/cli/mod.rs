@@ -565,15 +565,36 @@ fn import_model(a: ImportArgs) -> Result<()> {
         }
     };
     let (_, device) = select_device(a.device.choice)?;
-    let opts = ImportOptions {
-        config: a.config,
-        weights: a.weights,
-        classes: a.classes,
-        normalization,
-        preprocess: a.preprocess,
-        out: a.out,
+    let done = match (a.onnx, a.config, a.weights) {
+        (Some(onnx), config, _) => crate::app::onnx::import_onnx(
+            &crate::app::onnx::OnnxImportOptions {
+                onnx,
+                config,
+                classes: a.classes,
+                normalization,
+                preprocess: a.preprocess,
+                out: a.out,
+            },
+            &device,
+        )?,
+        (None, Some(config), Some(weights)) => import(
+            &ImportOptions {
+                config,
+                weights,
+                classes: a.classes,
+                normalization,
+                preprocess: a.preprocess,
+                out: a.out,
+            },
+            &device,
+        )?,
+        _ => {
+            return Err(Error::setting(
+                "import",
+                "give --onnx FILE, or --config and --weights",
+            ));
+        }
     };
-    let done = import(&opts, &device)?;
     for d in &done.defaults {
         println!("default {d}");
     }
