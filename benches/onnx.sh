@@ -30,7 +30,7 @@ printf "%-6s %14s %14s %8s\n" round "netcalc img/s" "onnxrt img/s" ratio
 ratios=()
 for r in $(seq 1 "$rounds"); do
   "$netcalc" bench --model keras-cnn --device "$device" --infer-batch-size 1000 --steps "$steps" --json "$work/bench.json" >/dev/null
-  n=$("$py" -c "import json,sys; print(round(json.load(open(sys.argv[1]))[0]['infer_images_per_sec']))" "$work/bench.json")
+  n=$("$py" -c "import json,sys; print(round(json.load(open(sys.argv[1]))[0]['result']['infer_images_per_sec']))" "$work/bench.json")
   o=$("$py" - "$work/export/model.onnx" "$steps" <<'PY'
 import sys, time
 import numpy as np, onnxruntime as ort
