@@ -25,6 +25,15 @@ fn save(path: &Path, img: DynamicImage) {
     img.save(path).unwrap();
 }
 
+/// Options for images of `shape`, their packed files kept in the temporary directory, not in
+/// the user's cache.
+fn opts(shape: [usize; 3]) -> FolderOptions {
+    FolderOptions {
+        pack_dir: Some(std::env::temp_dir().join("netcalc-folders-test-packs")),
+        ..FolderOptions::new(shape)
+    }
+}
+
 /// Trains `model` on `data` for `epochs` and returns the held-out accuracy.
 fn train_on(model: CnnConfig, data: &Dataset, epochs: usize, out: &Path) -> f64 {
     let (kind, d) = device();
@@ -84,7 +93,7 @@ fn digits_as_png_files_train_to_95_percent() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("digits");
     write_digits(&root);
-    let data = load_folder(&root, &FolderOptions::new([1, 28, 28])).unwrap();
+    let data = load_folder(&root, &opts([1, 28, 28])).unwrap();
     assert_eq!(
         data.info.classes,
         ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
@@ -147,7 +156,7 @@ fn three_classes_of_rgb_images_train_to_95_percent() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("shapes");
     write_shapes(&root, 200);
-    let mut opts = FolderOptions::new([3, 32, 32]);
+    let mut opts = opts([3, 32, 32]);
     opts.val_split = Some(0.25);
     let data = load_folder(&root, &opts).unwrap();
     assert_eq!(data.info.classes, ["bar", "ring", "square"]);
@@ -232,7 +241,7 @@ fn err(root: &Path, opts: &FolderOptions) -> String {
 }
 
 fn split(f: f64) -> FolderOptions {
-    let mut o = FolderOptions::new([1, 4, 4]);
+    let mut o = opts([1, 4, 4]);
     o.val_split = Some(f);
     o
 }
@@ -371,7 +380,7 @@ fn grey_rgb_rgba_and_16_bit_images_mix() {
         DynamicImage::ImageLuma16(ImageBuffer::from_pixel(2, 2, Luma([25700u16]))),
     );
     small_folder(dir.path(), &["b"], 4);
-    let mut o = FolderOptions::new([1, 2, 2]);
+    let mut o = opts([1, 2, 2]);
     o.val_split = Some(0.25);
     let d = load_folder(dir.path(), &o).unwrap();
     // every image of class a is 100 once converted: grey 100; RGB 100 (luma); RGBA 200 half
@@ -423,7 +432,7 @@ fn a_test_folder_without_a_class_of_train_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     small_folder(&dir.path().join("train"), &["a", "b", "c"], 2);
     small_folder(&dir.path().join("test"), &["a", "b"], 2);
-    let e = err(dir.path(), &FolderOptions::new([1, 4, 4]));
+    let e = err(dir.path(), &opts([1, 4, 4]));
     assert!(
         e.contains("test: has no folder for class `c` of train/"),
         "{e}"
@@ -444,7 +453,7 @@ fn held_out_shares_that_cannot_work_are_refused() {
             "{f}: {e}"
         );
     }
-    let e = err(dir.path(), &FolderOptions::new([1, 4, 4]));
+    let e = err(dir.path(), &opts([1, 4, 4]));
     assert!(e.contains("give --val-split F"), "{e}");
     // a class with one image cannot give one to train on and one to hold out
     let one = tempfile::tempdir().unwrap();

@@ -501,6 +501,7 @@ mod tests {
         std::fs::write(dir.path().join("cat/notes.txt"), "not an image").unwrap();
         let mut opts = FolderOptions::new([1, 2, 2]);
         opts.val_split = Some(0.4);
+        opts.in_memory = true;
         let d = load_folder(dir.path(), &opts).unwrap();
         assert_eq!(d.info.classes, ["cat", "dog"]);
         // 2 of 5 of each class held out

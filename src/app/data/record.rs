@@ -449,6 +449,7 @@ mod tests {
         }
         let opts = FolderOptions {
             val_split: Some(0.25),
+            in_memory: true,
             ..FolderOptions::new([1, 4, 4])
         };
         let data = folder::load_folder(dir.path(), &opts).unwrap();

@@ -319,6 +319,7 @@ mod tests {
             data: DataChoice {
                 folder: Some(data_dir.clone()),
                 val_split: Some(0.5),
+                in_memory: true,
                 ..DataChoice::default()
             },
             out: Some(dir.path().join("run")),
@@ -375,6 +376,7 @@ mod tests {
             data: DataChoice {
                 folder: Some(data_dir.clone()),
                 val_split: Some(0.5),
+                in_memory: true,
                 ..DataChoice::default()
             },
             ..resume.clone()
