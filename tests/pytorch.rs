@@ -519,9 +519,7 @@ fn import_err(proto: &pb::ModelProto) -> String {
         &netcalc::app::onnx::OnnxImportOptions {
             onnx: path,
             config: None,
-            classes: None,
-            normalization: None,
-            preprocess: None,
+            contract: Default::default(),
             out: out.clone(),
         },
         &netcalc::testing::test_device(),

@@ -565,14 +565,17 @@ fn import_model(a: ImportArgs) -> Result<()> {
         }
     };
     let (_, device) = select_device(a.device.choice)?;
+    let contract = crate::app::interop::ContractFlags {
+        classes: a.classes,
+        normalization,
+        preprocess: a.preprocess,
+    };
     let done = match (a.onnx, a.config, a.weights) {
         (Some(onnx), config, _) => crate::app::onnx::import_onnx(
             &crate::app::onnx::OnnxImportOptions {
                 onnx,
                 config,
-                classes: a.classes,
-                normalization,
-                preprocess: a.preprocess,
+                contract,
                 out: a.out,
             },
             &device,
@@ -581,9 +584,9 @@ fn import_model(a: ImportArgs) -> Result<()> {
             &ImportOptions {
                 config,
                 weights,
-                classes: a.classes,
-                normalization,
-                preprocess: a.preprocess,
+                classes: contract.classes,
+                normalization: contract.normalization,
+                preprocess: contract.preprocess,
                 out: a.out,
             },
             &device,

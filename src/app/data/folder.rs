@@ -210,8 +210,8 @@ pub(super) fn list(dir: &Path, opts: &FolderOptions) -> Result<Listing> {
 fn load_in_memory(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
     let Listing {
         classes,
-        mut train,
-        mut test,
+        train,
+        test,
         ignored,
     } = list(dir, opts)?;
     let [c, h, w] = opts.shape;
@@ -230,8 +230,8 @@ fn load_in_memory(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
     }
     let bar = progress_bar(opts.progress, total);
     let mut skipped = Vec::new();
-    let train = decode_all(&mut train, opts, &bar, &mut skipped)?;
-    let test = decode_all(&mut test, opts, &bar, &mut skipped)?;
+    let train = decode_all(&train, opts, &bar, &mut skipped)?;
+    let test = decode_all(&test, opts, &bar, &mut skipped)?;
     bar.finish_and_clear();
     for (split, what) in [(&train, "train"), (&test, "test")] {
         if split.0.is_empty() {
@@ -429,45 +429,56 @@ pub(super) fn progress_bar(show: bool, total: u64) -> ProgressBar {
     bar
 }
 
-/// Decodes `entries` in parallel into `(pixels, labels)`; a bad file is an error, or with
-/// `skip_bad` is added to `skipped` and left out.
+/// Decodes `entries` into `(pixels, labels)` in memory ([`decode_each`]).
 fn decode_all(
-    entries: &mut [Entry],
+    entries: &[Entry],
     opts: &FolderOptions,
     bar: &ProgressBar,
     skipped: &mut Vec<(PathBuf, String)>,
 ) -> Result<(Vec<u8>, Vec<u32>)> {
-    let decoded = decode_entries(entries, opts.shape, bar);
     let per_image = opts.shape.iter().product::<usize>();
     let mut pixels = Vec::with_capacity(entries.len() * per_image);
     let mut labels = Vec::with_capacity(entries.len());
-    for (i, r) in decoded.into_iter().enumerate() {
-        match r {
-            Ok(px) => {
-                pixels.extend_from_slice(&px);
-                labels.push(entries[i].class);
-            }
-            Err(e) if opts.skip_bad => skipped.push((entries[i].path.clone(), e.to_string())),
-            Err(e) => return Err(e),
-        }
-    }
+    decode_each(entries, opts, bar, skipped, |px, class| {
+        pixels.extend_from_slice(px);
+        labels.push(class);
+        Ok(())
+    })?;
     Ok((pixels, labels))
 }
 
-/// `entries` decoded in parallel, in their order, each as [`read_image`] reads it.
-pub(super) fn decode_entries(
+/// Images decoded at once (in parallel) before they are handed on.
+pub(super) const DECODE_CHUNK: usize = 1024;
+
+/// Decodes `entries` [`DECODE_CHUNK`] at a time (in parallel within a chunk, each as
+/// [`read_image`] reads it) and gives each readable image's pixels and class to `sink`, in
+/// the entries' order; a bad file is an error, or with `skip_bad` is added to `skipped` and
+/// left out. What the folder is decoded into (memory, a packed file) is the sink's.
+pub(super) fn decode_each(
     entries: &[Entry],
-    shape: [usize; 3],
+    opts: &FolderOptions,
     bar: &ProgressBar,
-) -> Vec<Result<Vec<u8>>> {
-    entries
-        .par_iter()
-        .map(|e| {
-            let r = read_image(&e.path, shape);
-            bar.inc(1);
-            r
-        })
-        .collect()
+    skipped: &mut Vec<(PathBuf, String)>,
+    mut sink: impl FnMut(&[u8], u32) -> Result<()>,
+) -> Result<()> {
+    for chunk in entries.chunks(DECODE_CHUNK) {
+        let decoded: Vec<Result<Vec<u8>>> = chunk
+            .par_iter()
+            .map(|e| {
+                let r = read_image(&e.path, opts.shape);
+                bar.inc(1);
+                r
+            })
+            .collect();
+        for (e, r) in chunk.iter().zip(decoded) {
+            match r {
+                Ok(px) => sink(&px, e.class)?,
+                Err(err) if opts.skip_bad => skipped.push((e.path.clone(), err.to_string())),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One image file as a model of input `[C, H, W]` sees it: `C·H·W` bytes, channel after

@@ -52,8 +52,6 @@ const MAGIC: &[u8; 8] = b"NCPACK\r\n";
 const END: &[u8; 8] = b"NCPKEND\n";
 const PRELUDE: usize = 16;
 const FOOTER: usize = 24;
-/// Images decoded at once while packing (in parallel), then written in order.
-const CHUNK: usize = 1024;
 /// The most bytes a header may take (it lists skipped files, so it grows with bad files).
 const MAX_HEADER: u64 = 256 << 20;
 
@@ -258,10 +256,9 @@ fn write_listing(
         &mut w,
         &mut skipped,
         Some(&mut moments),
-    )
-    .map_err(|e| e.into_error(out))?;
-    let test = write_split(&listing.test, opts, &bar, &mut w, &mut skipped, None)
-        .map_err(|e| e.into_error(out))?;
+        out,
+    )?;
+    let test = write_split(&listing.test, opts, &bar, &mut w, &mut skipped, None, out)?;
     bar.finish_and_clear();
     for (labels, what) in [(&train, "train"), (&test, "test")] {
         if labels.is_empty() {
@@ -323,23 +320,8 @@ impl Writer<'_> {
     }
 }
 
-/// A failure while packing: a bad image (an error of its own) or the output.
-enum PackError {
-    Image(Error),
-    Write(std::io::Error),
-}
-
-impl PackError {
-    fn into_error(self, out: &Path) -> Error {
-        match self {
-            PackError::Image(e) => e,
-            PackError::Write(e) => Error::io(out, e),
-        }
-    }
-}
-
-/// Decodes `entries` a chunk at a time (in parallel within a chunk) and writes their pixels
-/// in order; returns their labels.
+/// Decodes `entries` ([`folder::decode_each`]) and writes their pixels in order, feeding
+/// `moments` on the way; returns their labels. A write error names `out`.
 fn write_split(
     entries: &[Entry],
     opts: &FolderOptions,
@@ -347,26 +329,17 @@ fn write_split(
     w: &mut Writer<'_>,
     skipped: &mut Vec<(PathBuf, String)>,
     mut moments: Option<&mut Moments>,
-) -> std::result::Result<Vec<u32>, PackError> {
+    out: &Path,
+) -> Result<Vec<u32>> {
     let mut labels = Vec::with_capacity(entries.len());
-    for chunk in entries.chunks(CHUNK) {
-        for (e, r) in chunk
-            .iter()
-            .zip(folder::decode_entries(chunk, opts.shape, bar))
-        {
-            match r {
-                Ok(px) => {
-                    w.body(&px).map_err(PackError::Write)?;
-                    if let Some(m) = moments.as_deref_mut() {
-                        m.add(&px);
-                    }
-                    labels.push(e.class);
-                }
-                Err(err) if opts.skip_bad => skipped.push((e.path.clone(), err.to_string())),
-                Err(err) => return Err(PackError::Image(err)),
-            }
+    folder::decode_each(entries, opts, bar, skipped, |px, class| {
+        w.body(px).map_err(|e| Error::io(out, e))?;
+        if let Some(m) = moments.as_deref_mut() {
+            m.add(px);
         }
-    }
+        labels.push(class);
+        Ok(())
+    })?;
     Ok(labels)
 }
 

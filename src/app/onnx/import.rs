@@ -555,8 +555,12 @@ impl<'a> Reader<'a> {
                 "auto_pad",
             ],
         )?;
-        let weight = self.tensor(node, &node.input[1.min(node.input.len() - 1)])?;
-        if node.input.len() < 2 || weight.dims.len() != 4 || weight.dims[2] != weight.dims[3] {
+        let name = node
+            .input
+            .get(1)
+            .ok_or_else(|| self.refuse(node, "a convolution without a weight"))?;
+        let weight = self.tensor(node, name)?;
+        if weight.dims.len() != 4 || weight.dims[2] != weight.dims[3] {
             return Err(self.refuse(node, "a convolution whose weight is not [out, in, k, k]"));
         }
         let bias = match node.input.get(2).filter(|n| !n.is_empty()) {

@@ -18,7 +18,6 @@ use burn::tensor::Device;
 pub use export::to_onnx;
 pub use import::OnnxModel;
 
-use crate::app::data::{Normalization, Preprocess};
 use crate::app::interop::{
     ContractFlags, Imported, read_model_source, resolve_contract, write_run,
 };
@@ -41,12 +40,8 @@ pub struct OnnxImportOptions {
     /// A data contract for a file without one (a JSON file, a run or an export directory);
     /// its model is not used (the graph is the model).
     pub config: Option<PathBuf>,
-    /// `--classes`: a JSON file of class names.
-    pub classes: Option<PathBuf>,
-    /// `--mean` and `--std`.
-    pub normalization: Option<Normalization>,
-    /// `--preprocess`.
-    pub preprocess: Option<Preprocess>,
+    /// `--classes`, `--mean`/`--std`, `--preprocess`: override the contract.
+    pub contract: ContractFlags,
     /// The run directory to write.
     pub out: PathBuf,
 }
@@ -61,16 +56,7 @@ pub fn import_onnx(opts: &OnnxImportOptions, device: &Device) -> Result<Imported
         Some(c) => (read_model_source(c)?.1, c),
         None => (m.info.clone(), &opts.onnx),
     };
-    let (info, defaults) = resolve_contract(
-        &m.config,
-        data,
-        source,
-        &ContractFlags {
-            classes: opts.classes.clone(),
-            normalization: opts.normalization.clone(),
-            preprocess: opts.preprocess,
-        },
-    )?;
+    let (info, defaults) = resolve_contract(&m.config, data, source, &opts.contract)?;
     let model = m.build(device)?;
     let cfg = TrainConfig {
         model: m.config.clone(),
