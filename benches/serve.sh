@@ -5,8 +5,9 @@
 # /metrics), next to the model's own batch-64 inference rate measured in the same run: the
 # median of MODEL_RUNS runs of `netcalc bench --model <preset> --device <device>
 # --infer-batch-size 64 --steps MODEL_STEPS` (enough steps that warm-up does not count).
-# EXPLAIN_LOOPS=N adds N clients that post the digit to /api/explain one after the other
-# during every wrk run, and prints how many pictures they got.
+# EXPLAIN_LOOPS=N runs every connection count twice: alone, then with N more keep-alive
+# clients (a second wrk) posting the digit to /api/explain one after the other, and prints how
+# many pictures they got and the predictions' rate and mean batch against the run alone.
 #
 # Usage: benches/serve.sh [RUN_DIR]   (default: /tmp/serve-model; trained if missing)
 # Environment: DEVICE (flex), PRESET (cnn: the served model's preset), DURATION (10s),
@@ -89,35 +90,44 @@ metric() { curl -fs "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m { 
 # warm-up
 wrk -t1 -c4 -d2s -s "$work/post.lua" "http://127.0.0.1:$port/api/predict" >/dev/null
 
-printf '%-12s %10s %9s %9s %8s %11s %14s\n' connections req/s p50 p99 non-2xx mean-batch "x model rate"
+printf '%-16s %10s %9s %9s %8s %11s %14s\n' connections req/s p50 p99 non-2xx mean-batch "x model rate"
 for c in $connections; do
   t=$(( c < 2 ? 1 : 2 ))
-  s0=$(metric netcalc_batch_size_sum); n0=$(metric netcalc_batch_size_count)
-  loops=()
-  for k in $(seq "$explain_loops"); do
-    ( n=0; end=$(( $(date +%s) + ${duration%s} ))
-      while [ "$(date +%s)" -lt "$end" ]; do
-        curl -fs -o /dev/null -H 'Content-Type: image/png' --data-binary "@$work/digit.png" \
-          "http://127.0.0.1:$port/api/explain" && n=$((n + 1))
-      done
-      echo "$n" >"$work/explained.$k" ) &
-    loops+=($!)
+  sides=(0)
+  [ "$explain_loops" -gt 0 ] && sides+=("$explain_loops")
+  alone_rps=; alone_batch=
+  for e in "${sides[@]}"; do
+    s0=$(metric netcalc_batch_size_sum); n0=$(metric netcalc_batch_size_count)
+    side=
+    if [ "$e" -gt 0 ]; then
+      wrk -t1 -c"$e" -d"$duration" -s "$work/post.lua" "http://127.0.0.1:$port/api/explain" \
+        >"$work/explain.out" 2>&1 &
+      side=$!
+    fi
+    out=$(wrk -t"$t" -c"$c" -d"$duration" --latency -s "$work/post.lua" "http://127.0.0.1:$port/api/predict")
+    [ -n "$side" ] && wait "$side"
+    s1=$(metric netcalc_batch_size_sum); n1=$(metric netcalc_batch_size_count)
+    rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+    p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+    p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+    bad=$(awk '/Non-2xx/ { print $NF }' <<<"$out"); bad=${bad:-0}
+    errs=$(awk '/Socket errors/ { print $0 }' <<<"$out")
+    batch=$(awk -v a="$s0" -v b="$s1" -v x="$n0" -v y="$n1" 'BEGIN { if (y > x) printf "%.1f", (b - a) / (y - x); else print "-" }')
+    ratio=$(awk -v r="$rps" -v m="${model_rate:-0}" 'BEGIN { if (m > 0) printf "%.2f", r / m; else print "-" }')
+    label=$c
+    [ "$e" -gt 0 ] && label="$c +$e explain"
+    printf '%-16s %10s %9s %9s %8s %11s %14s\n' "$label" "$rps" "$p50" "$p99" "$bad" "$batch" "$ratio"
+    [ -n "$errs" ] && echo "  $errs"
+    if [ "$e" -eq 0 ]; then
+      alone_rps=$rps; alone_batch=$batch
+    else
+      pictures=$(awk '/requests in/ { print $1 }' "$work/explain.out")
+      ebad=$(awk '/Non-2xx/ { print $NF }' "$work/explain.out"); ebad=${ebad:-0}
+      echo "  $e explain clients: ${pictures:-?} pictures (non-2xx $ebad);" \
+        "predictions at $(awk -v a="$rps" -v b="$alone_rps" 'BEGIN { printf "%.2f", a / b }')x" \
+        "and mean batch at $(awk -v a="$batch" -v b="$alone_batch" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')x" \
+        "of the run without them"
+    fi
+    [ -n "${VERBOSE:-}" ] && echo "$out"
   done
-  out=$(wrk -t"$t" -c"$c" -d"$duration" --latency -s "$work/post.lua" "http://127.0.0.1:$port/api/predict")
-  for l in "${loops[@]}"; do wait "$l"; done
-  s1=$(metric netcalc_batch_size_sum); n1=$(metric netcalc_batch_size_count)
-  if [ "$explain_loops" -gt 0 ]; then
-    echo "  $explain_loops explain loops beside it: $(cat "$work"/explained.* | paste -sd+ | bc) pictures"
-    rm -f "$work"/explained.*
-  fi
-  rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
-  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-  bad=$(awk '/Non-2xx/ { print $NF }' <<<"$out"); bad=${bad:-0}
-  errs=$(awk '/Socket errors/ { print $0 }' <<<"$out")
-  batch=$(awk -v a="$s0" -v b="$s1" -v x="$n0" -v y="$n1" 'BEGIN { if (y > x) printf "%.1f", (b - a) / (y - x); else print "-" }')
-  ratio=$(awk -v r="$rps" -v m="${model_rate:-0}" 'BEGIN { if (m > 0) printf "%.2f", r / m; else print "-" }')
-  printf '%-12s %10s %9s %9s %8s %11s %14s\n' "$c" "$rps" "$p50" "$p99" "$bad" "$batch" "$ratio"
-  [ -n "$errs" ] && echo "  $errs"
-  [ -n "${VERBOSE:-}" ] && echo "$out"
 done

@@ -1,6 +1,6 @@
 //! The server under injected faults (feature `failpoints`): a slow model, a panic, inference
 //! errors, jobs that expire, a shutdown with a full queue. Faults are named fail points
-//! (`serve-inference`, `serve-restart`), configured per test; fail points are global to the
+//! (`serve-inference`, `serve-restart`, `serve-paint`), configured per test; fail points are global to the
 //! process, so the tests take one lock and clear them when done.
 
 use std::io::{Read, Write};
@@ -40,7 +40,7 @@ impl Drop for Faults {
 }
 
 fn clear() {
-    for p in ["serve-inference", "serve-restart"] {
+    for p in ["serve-inference", "serve-restart", "serve-paint"] {
         fail::remove(p);
     }
 }
@@ -354,6 +354,65 @@ fn the_shutdown_timeout_bounds_a_full_queue_of_explanations() {
     }
     eprintln!("shutdown after {took:?}: {ok} pictures, {refused} answered 503");
     assert!(ok >= 1 && refused >= 20, "{ok} 200, {refused} 503");
+}
+
+#[test]
+fn a_slow_painter_refuses_pictures_past_its_queue_and_never_delays_predictions() {
+    let faults = Faults::take();
+    // every picture takes 100 ms to draw; the first one panics
+    faults.set("serve-paint", "1*panic->sleep(100)");
+    let r = start(ServeConfig::default());
+    let addr = r.addr();
+    let first = post_raw(addr, "/api/explain", &digit_json(0)).expect("an answer");
+    assert_eq!(status_of(&first), 500, "{first}");
+    assert!(
+        first.contains("drawing failed: drawing the picture panicked"),
+        "{first}"
+    );
+    // 64 wait to be drawn, one is being drawn: of 90 at once, the rest are refused at once
+    let clients: Vec<_> = (0..90)
+        .map(|i| {
+            let body = digit_json(i);
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let answer = post_raw(addr, "/api/explain", &body).expect("an answer");
+                (status_of(&answer), answer, start.elapsed())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // predictions go on meanwhile: the painter has its own thread and queue
+    for i in 0..5 {
+        let t = Instant::now();
+        let (status, body) = post(addr, "/api/predict", "application/json", &digit_json(i));
+        assert_eq!(status, 200, "{body}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    let (mut drawn, mut refused) = (0, 0);
+    for c in clients {
+        let (status, answer, took) = c.join().unwrap();
+        match status {
+            200 => drawn += 1,
+            503 => {
+                refused += 1;
+                assert!(
+                    answer.contains("64 pictures are waiting to be drawn")
+                        && answer.to_ascii_lowercase().contains("retry-after: 1"),
+                    "{answer}"
+                );
+                assert!(took < Duration::from_secs(5), "refused after {took:?}");
+            }
+            s => panic!("status {s}: {answer}"),
+        }
+    }
+    // at most the queue and the one being drawn when it filled (more as pictures leave it)
+    assert!(
+        drawn >= 65 && refused >= 1,
+        "{drawn} drawn, {refused} refused"
+    );
+    assert_eq!(drawn + refused, 90);
+    let (result, _) = r.stop();
+    result.unwrap();
 }
 
 #[test]

@@ -4,11 +4,15 @@
 //! the **softmax** probabilities, the predicted class highlighted.
 //!
 //! [`columns`] plans the picture (one column per stage worth drawing, with its caption and
-//! width); the `draw_*` functions draw one kind of column each; [`explain_png`] puts them
-//! side by side.
+//! width); the `paint_*` functions paint the columns of cells (the image, the feature maps, the
+//! vectors) straight into the picture's pixels, the `draw_*` functions draw the rest with
+//! plotters (text, bars, lines); [`explain_png`] puts them side by side. A served explanation
+//! paints tens of thousands of cells, so cells are one pass over their pixels each, not a
+//! plotters element each.
 
 use std::path::Path;
 
+use image::codecs::png::FilterType;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -237,8 +241,9 @@ pub fn explain_png(stages: &[Stage], index: usize, classes: &[String]) -> Result
         path: name.to_path_buf(),
         source,
     })?;
-    // encoded by the `image` crate: plotters' own encoder (`bitmap_encoder`) is not enabled
-    encode_png(name, (width, HEIGHT), buf)
+    // encoded by the `image` crate: plotters' own encoder (`bitmap_encoder`) is not enabled;
+    // the `Up` filter halves the encoding time of a served picture (a larger file)
+    encode_png(name, (width, HEIGHT), buf, FilterType::Up)
 }
 
 /// The picture of `model` computing one image (as [`crate::app::predict::load_image`] gives it
@@ -264,7 +269,7 @@ pub fn write_explain_png(
 }
 
 /// Every column left to right, the arrows between them, the section titles and the
-/// prediction.
+/// prediction, on a white picture.
 fn draw(
     buf: &mut [u8],
     size: (u32, u32),
@@ -272,8 +277,21 @@ fn draw(
     values: &[Vec<f32>],
     classes: &[String],
 ) -> Drawn {
+    buf.fill(255);
+    // the cells first, straight into the pixels; nothing plotters draws below overlaps them
+    let mut canvas = Canvas::new(buf, size)?;
+    let mut x = 20;
+    for col in columns {
+        let v = &values[col.index];
+        match col.kind {
+            ColumnKind::Input => paint_input(&mut canvas, col.stage, v, x),
+            ColumnKind::Maps => paint_maps(&mut canvas, col.stage, v, x),
+            ColumnKind::Strip => paint_strip(&mut canvas, v, x),
+            ColumnKind::Scores | ColumnKind::Probabilities => {}
+        }
+        x += col.width() + GAP;
+    }
     let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
-    root.fill(&WHITE)?;
     let label = ("sans-serif", 15).into_font().color(&RGBColor(60, 60, 60));
     let arrow = ("sans-serif", 30)
         .into_font()
@@ -289,11 +307,9 @@ fn draw(
         }
         let v = &values[col.index];
         match col.kind {
-            ColumnKind::Input => draw_input(&root, col.stage, v, x)?,
-            ColumnKind::Maps => draw_maps(&root, col.stage, v, x)?,
-            ColumnKind::Strip => draw_strip(&root, v, x)?,
             ColumnKind::Scores => draw_bars(&root, v, (x, w), false, classes)?,
             ColumnKind::Probabilities => draw_bars(&root, v, (x, w), true, classes)?,
+            ColumnKind::Input | ColumnKind::Maps | ColumnKind::Strip => {}
         }
         root.draw(&Text::new(
             col.caption.clone(),
@@ -317,37 +333,76 @@ fn draw(
     Ok(())
 }
 
-/// One `h × w` map of values drawn with `cell`-pixel squares at `(x, y)`.
-fn draw_map(
-    root: &Area,
+/// An RGB picture's pixels, row by row, that cells are painted into.
+struct Canvas<'a> {
+    buf: &'a mut [u8],
+    width: i32,
+    height: i32,
+}
+
+impl<'a> Canvas<'a> {
+    /// `buf` as a `size` picture (an error when its length is not `3 · width · height`).
+    fn new(buf: &'a mut [u8], (width, height): (u32, u32)) -> std::result::Result<Self, BoxError> {
+        if buf.len() != 3 * width as usize * height as usize {
+            return Err(format!(
+                "a buffer of {} bytes for a {width}×{height} picture",
+                buf.len()
+            )
+            .into());
+        }
+        let (width, height) = (i32::try_from(width)?, i32::try_from(height)?);
+        Ok(Self { buf, width, height })
+    }
+
+    /// Fills the pixels `x0 ≤ x < x1`, `y0 ≤ y < y1` (clipped to the picture) with `color`:
+    /// the pixels plotters' filled `Rectangle` from `(x0, y0)` to `(x1, y1)` covers.
+    fn fill(&mut self, (x0, y0): (i32, i32), (x1, y1): (i32, i32), color: RGBColor) {
+        let (x0, x1) = (x0.clamp(0, self.width), x1.clamp(0, self.width));
+        let (y0, y1) = (y0.clamp(0, self.height), y1.clamp(0, self.height));
+        if x0 >= x1 || y0 >= y1 {
+            return;
+        }
+        let RGBColor(r, g, b) = color;
+        let row = 3 * self.width as usize;
+        for y in y0 as usize..y1 as usize {
+            let line = &mut self.buf[y * row + 3 * x0 as usize..y * row + 3 * x1 as usize];
+            for px in line.chunks_exact_mut(3) {
+                px.copy_from_slice(&[r, g, b]);
+            }
+        }
+    }
+}
+
+/// One `h × w` map of values painted with `cell`-pixel squares at `(x, y)`.
+fn paint_map(
+    canvas: &mut Canvas,
     values: &[f32],
     [h, w]: [usize; 2],
     (x, y): (i32, i32),
     cell: f32,
     color: impl Fn(f32) -> RGBColor,
-) -> Drawn {
+) {
     let at = |i: usize| (i as f32 * cell).round() as i32;
     for r in 0..h {
         for c in 0..w {
-            let corners = [(x + at(c), y + at(r)), (x + at(c + 1), y + at(r + 1))];
-            root.draw(&Rectangle::new(corners, color(values[r * w + c]).filled()))?;
+            let (from, to) = ((x + at(c), y + at(r)), (x + at(c + 1), y + at(r + 1)));
+            canvas.fill(from, to, color(values[r * w + c]));
         }
     }
-    Ok(())
 }
 
 /// The image in grey, darkest at its smallest value.
-fn draw_input(root: &Area, s: &Stage, v: &[f32], x: i32) -> Drawn {
+fn paint_input(canvas: &mut Canvas, s: &Stage, v: &[f32], x: i32) {
     let [_, h, w] = dims3(s);
     let (lo, hi) = range(v);
-    draw_map(root, v, [h, w], (x, TOP), input_cell(s), |t| {
+    paint_map(canvas, v, [h, w], (x, TOP), input_cell(s), |t| {
         let g = (((t - lo) / (hi - lo)) * 255.0).round() as u8;
         RGBColor(g, g, g)
-    })
+    });
 }
 
 /// A block's feature maps in a grid, one heat scale for all of them.
-fn draw_maps(root: &Area, s: &Stage, v: &[f32], x: i32) -> Drawn {
+fn paint_maps(canvas: &mut Canvas, s: &Stage, v: &[f32], x: i32) {
     let [c, h, w] = dims3(s);
     let (lo, hi) = range(v);
     let (cols, _, cell, _) = grid_layout(c, h, w);
@@ -356,25 +411,24 @@ fn draw_maps(root: &Area, s: &Stage, v: &[f32], x: i32) -> Drawn {
         let mx = x + (gc as f32 * (cell * w as f32 + PAD)).round() as i32;
         let my = TOP + (gr as f32 * (cell * h as f32 + PAD)).round() as i32;
         let map = &v[m * h * w..(m + 1) * h * w];
-        draw_map(root, map, [h, w], (mx, my), cell, |t| {
+        paint_map(canvas, map, [h, w], (mx, my), cell, |t| {
             heat((t - lo) / (hi - lo))
-        })?;
+        });
     }
-    Ok(())
 }
 
 /// A vector as a strip of cells, column-major: values run down the strip, then on to the
 /// next column.
-fn draw_strip(root: &Area, v: &[f32], x: i32) -> Drawn {
+fn paint_strip(canvas: &mut Canvas, v: &[f32], x: i32) {
     let (lo, hi) = range(v);
     let (cols, rows, cell) = strip_layout(v.len());
     let mut t = vec![lo; cols * rows];
     for (k, val) in v.iter().enumerate() {
         t[(k % rows) * cols + k / rows] = *val;
     }
-    draw_map(root, &t, [rows, cols], (x, TOP), cell, |u| {
+    paint_map(canvas, &t, [rows, cols], (x, TOP), cell, |u| {
         heat((u - lo) / (hi - lo))
-    })
+    });
 }
 
 /// The label of class `k`: its name, cut to 12 characters, or its number.
@@ -510,6 +564,42 @@ mod tests {
         let model = tiny().init(&d).unwrap();
         let x = Tensor::<1>::from_floats([0.5f32; 36].as_slice(), &d).reshape([1, 1, 6, 6]);
         model.forward_stages(x).unwrap()
+    }
+
+    #[test]
+    fn painted_cells_are_the_pixels_of_plotters_rectangles() {
+        // a 5×4 map at a fractional cell size, partly outside the picture on two sides
+        let size = (40u32, 30u32);
+        let values: Vec<f32> = (0..20).map(|i| i as f32 / 19.0).collect();
+        let (origin, cell) = ((-3, 9), 7.3);
+        let mut painted = vec![255u8; 3 * 40 * 30];
+        let mut canvas = Canvas::new(&mut painted, size).unwrap();
+        paint_map(&mut canvas, &values, [4, 5], origin, cell, heat);
+        let mut drawn = vec![255u8; 3 * 40 * 30];
+        {
+            let root = BitMapBackend::with_buffer(&mut drawn, size).into_drawing_area();
+            let at = |i: usize| (i as f32 * cell).round() as i32;
+            for r in 0..4 {
+                for c in 0..5 {
+                    let corners = [
+                        (origin.0 + at(c), origin.1 + at(r)),
+                        (origin.0 + at(c + 1), origin.1 + at(r + 1)),
+                    ];
+                    let fill = heat(values[r * 5 + c]).filled();
+                    root.draw(&Rectangle::new(corners, fill)).unwrap();
+                }
+            }
+            root.present().unwrap();
+        }
+        assert_eq!(painted, drawn);
+        // the map covers 37×29 pixels from (-3, 9): clipped, 34 columns and 21 rows painted
+        let white = painted
+            .chunks_exact(3)
+            .filter(|p| *p == [255, 255, 255])
+            .count();
+        assert_eq!(white, 40 * 30 - 34 * 21);
+        // a buffer of the wrong size is refused
+        assert!(Canvas::new(&mut painted[1..], size).is_err());
     }
 
     #[test]

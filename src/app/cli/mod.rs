@@ -64,7 +64,7 @@ pub fn main() -> ExitCode {
 /// Configures the fail points that `spec` (the `FAILPOINTS` environment variable) names, in
 /// the `fail` crate's syntax: `name=actions` separated by `;`, e.g.
 /// `train-step=5*off->panic` or `serve-inference=sleep(200)`. The points are `serve-inference`,
-/// `serve-restart`, `train-step` and `ship-unpack`. A build without the Cargo feature
+/// `serve-restart`, `serve-paint`, `train-step` and `ship-unpack`. A build without the Cargo feature
 /// `failpoints` has none: it says so on stderr and goes on.
 pub fn configure_fail_points(spec: Option<&str>) -> Result<()> {
     let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else {

@@ -4,9 +4,10 @@
 //! queue ([`Queue::submit`]; a full queue is refused at once) and wait for its [`Answer`] on a
 //! oneshot channel. The worker takes whatever is queued, up to `max_batch` jobs of any kind,
 //! waiting at most `max_wait` for more (0: never wait, so a lone client is not slowed), and
-//! runs one forward pass for all of them: with every stage kept when a job of the batch asks
-//! for its stages or for a picture (the class scores are the same, bit for bit), plain
-//! otherwise. The worker only computes: pictures are drawn by the handler, off its thread.
+//! runs one forward pass for all of them, keeping the stages of the jobs that ask for their
+//! stages or for a picture ([`Cnn::forward_with_stages`]: the batch on the fast path, the maps
+//! before pooling computed again for those jobs alone). The worker only computes: pictures
+//! are drawn by the painter ([`super::painter`]), off its thread.
 //!
 //! Every job gets a typed answer: [`Answer::Done`], [`Answer::Failed`] (inference returned an
 //! error: 500), [`Answer::Expired`] (still queued at its deadline: 503) or
@@ -51,7 +52,7 @@ pub(crate) enum Work {
         /// Whether to return the stages.
         stages: bool,
     },
-    /// The stages, for the handler to draw.
+    /// The stages, for the painter to draw.
     Explain {
         /// The input, `C·H·W` bytes.
         image: Vec<u8>,
@@ -82,10 +83,10 @@ pub(crate) enum Done {
         /// Every stage's values for this image.
         stages: Option<Vec<StageOut>>,
     },
-    /// The batch's stages and this image's row in them, to be drawn by the handler (which
+    /// The batch's stages and this image's row in them, to be drawn by the painter (which
     /// reads its row there, off the inference thread).
     Explain {
-        /// Every stage of the batch's forward pass.
+        /// Every stage of the batch's forward pass, for the images that asked.
         stages: Arc<Vec<Stage>>,
         /// This image's row.
         row: usize,
@@ -117,6 +118,7 @@ pub(crate) struct Job {
 }
 
 /// Why a job was not queued.
+#[derive(Debug)]
 pub(crate) enum Refused {
     /// The queue holds `max_queue` jobs.
     Full,
@@ -378,29 +380,23 @@ fn run(model: &Cnn, meta: &Meta, queue: &Queue, metrics: &Metrics, jobs: Vec<Job
     }
 }
 
-/// One forward pass for `works`, with every stage kept when one of them wants its stages.
+/// One forward pass for `works`, keeping the stages of those that want them
+/// ([`Cnn::forward_with_stages`]: the batch on the fast path, whoever asks or not).
 fn forward(model: &Cnn, meta: &Meta, works: Vec<Work>) -> crate::Result<Vec<Done>> {
     let n = works.len();
-    let wants: Vec<bool> = works.iter().map(Work::wants_stages).collect();
+    let asking: Vec<usize> = (0..n).filter(|&i| works[i].wants_stages()).collect();
     let explain: Vec<bool> = works
         .iter()
         .map(|w| matches!(w, Work::Explain { .. }))
         .collect();
     let images: Vec<Vec<u8>> = works.into_iter().map(Work::into_image).collect();
     let x = images_tensor(&meta.info, &images, &meta.device)?;
-    let (probs, stages) = if wants.iter().any(|&w| w) {
-        let stages = Arc::new(model.forward_stages(x)?);
-        let probs = stages
-            .last()
-            .map(|s| s.tensor.clone())
-            .ok_or_else(|| crate::Error::Shape {
-                what: "Cnn::forward_stages".into(),
-                message: "no stage".into(),
-            })?;
-        (probs, Some(stages))
-    } else {
+    let (probs, stages) = if asking.is_empty() {
         let p = crate::functional::prob::softmax(model.try_forward(x)?, 1);
         (p, None)
+    } else {
+        let (p, stages) = model.forward_with_stages(x, &asking)?;
+        (p, Some(Arc::new(stages)))
     };
     let [rows, classes] = probs.dims();
     let values: Vec<f32> = probs
@@ -419,12 +415,14 @@ fn forward(model: &Cnn, meta: &Meta, works: Vec<Work>) -> crate::Result<Vec<Done
     }
     let mut out = Vec::with_capacity(n);
     for (i, p) in values.chunks_exact(classes.max(1)).enumerate() {
-        let done = match &stages {
-            Some(stages) if explain[i] => Done::Explain {
+        // this image's row in the stages, when it asked for them
+        let row = asking.binary_search(&i).ok();
+        let done = match (&stages, row) {
+            (Some(stages), Some(row)) if explain[i] => Done::Explain {
                 stages: stages.clone(),
-                row: i,
+                row,
             },
-            Some(stages) if wants[i] => Done::Predict {
+            (Some(stages), Some(row)) => Done::Predict {
                 probabilities: p.to_vec(),
                 stages: Some(
                     stages
@@ -434,7 +432,7 @@ fn forward(model: &Cnn, meta: &Meta, works: Vec<Work>) -> crate::Result<Vec<Done
                                 name: s.name.clone(),
                                 kind: s.kind,
                                 shape: s.shape.clone(),
-                                values: s.row(i)?,
+                                values: s.row(row)?,
                             })
                         })
                         .collect::<crate::Result<Vec<_>>>()?,

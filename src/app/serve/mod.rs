@@ -39,9 +39,10 @@
 //!   inference worker, which owns the model and batches what is queued, predictions with or
 //!   without stages and explanations alike (up to [`ServeConfig::max_batch`], waiting at most
 //!   [`ServeConfig::max_wait`] for more), into one forward pass on the fast kernels;
-//!   explanations are drawn by their handlers on the blocking pool. Each
-//!   request is answered over its own oneshot channel. A full queue
-//!   ([`ServeConfig::max_queue`]) is answered 503 with `Retry-After` at once; a request still
+//!   explanations are drawn by the painter, one thread at a lower CPU priority
+//!   ([`PAINTER_NICE`]), from a queue of at most [`MAX_PICTURES`]. Each request is answered
+//!   over its own oneshot channel. A full queue ([`ServeConfig::max_queue`]) is answered 503
+//!   with `Retry-After` at once; a request still
 //!   queued after [`ServeConfig::request_timeout`] gets 503. A panic in inference answers 500
 //!   to that batch and restarts the worker; after [`UNREADY_AFTER_FAILURES`] failed batches in
 //!   a row `/readyz` answers 503 until one succeeds.
@@ -65,6 +66,7 @@
 mod batcher;
 mod limits;
 mod metrics;
+mod painter;
 mod routes;
 mod shutdown;
 
@@ -83,6 +85,7 @@ use crate::model::{Cnn, CnnConfig};
 
 pub use batcher::{PROBE_EVERY, UNREADY_AFTER_FAILURES};
 pub use limits::{FIRST_REQUEST_GRACE, LINGER, LINGER_BYTES};
+pub use painter::{MAX_PICTURES, PAINTER_NICE};
 
 /// The largest request body accepted: 4 MiB (a 28×28 JSON digit is ~3 KB, a canvas PNG
 /// ~10–30 KB). Larger bodies get `413` without being read.
@@ -250,6 +253,8 @@ pub(crate) struct Shared {
     image_limits: crate::app::images::ImageLimits,
     /// One permit per request reading and decoding its image; `threads` of them.
     decode_permits: Arc<Semaphore>,
+    /// Draws the pictures of explanations.
+    painter: Arc<painter::Painter>,
     /// Set when a stop was requested: `/readyz` answers 503.
     draining: AtomicBool,
 }
@@ -261,16 +266,20 @@ pub(crate) struct HandlerLimits {
     max_queue: usize,
 }
 
+/// The listener, the model, and the receiving ends of the worker's and the painter's queues.
+type Parts = (
+    std::net::TcpListener,
+    Cnn,
+    std::sync::mpsc::Receiver<batcher::Job>,
+    std::sync::mpsc::Receiver<painter::Order>,
+);
+
 /// A listening server; [`Server::run`] answers requests until [`Server::stop`].
 pub struct Server {
     addr: SocketAddr,
-    listener: Mutex<
-        Option<(
-            std::net::TcpListener,
-            Cnn,
-            std::sync::mpsc::Receiver<batcher::Job>,
-        )>,
-    >,
+    /// What [`Server::run`] takes to start: the listener, the model and the two queues'
+    /// receiving ends (`None` once it has run).
+    listener: Mutex<Option<Parts>>,
     shared: Arc<Shared>,
     config: ServeConfig,
     stop: watch::Sender<bool>,
@@ -294,6 +303,7 @@ impl Server {
         listener.set_nonblocking(true).map_err(serve_error)?;
         let bound = listener.local_addr().unwrap_or(addr);
         let (queue, rx) = batcher::Queue::new(config.max_queue);
+        let (painter, orders) = painter::Painter::new();
         let shared = Arc::new(Shared {
             meta: Arc::new(app.meta),
             queue: Arc::new(queue),
@@ -306,11 +316,12 @@ impl Server {
             image_limits: crate::app::images::ImageLimits::with_max_pixels(config.max_image_pixels),
             // the permits are added by `run`, which knows the thread count
             decode_permits: Arc::new(Semaphore::new(0)),
+            painter: Arc::new(painter),
             draining: AtomicBool::new(false),
         });
         Ok(Arc::new(Self {
             addr: bound,
-            listener: Mutex::new(Some((listener, app.model, rx))),
+            listener: Mutex::new(Some((listener, app.model, rx, orders))),
             shared,
             config,
             stop: watch::channel(false).0,
@@ -348,7 +359,7 @@ impl Server {
             addr: self.addr.to_string(),
             source,
         };
-        let (listener, model, rx) = self
+        let (listener, model, rx, orders) = self
             .listener
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -372,6 +383,12 @@ impl Server {
                 max_batch: self.config.max_batch,
                 max_wait: self.config.max_wait,
             },
+        )
+        .map_err(|e| serve_error(e.into()))?;
+        let painter = painter::spawn(
+            shared.painter.clone(),
+            orders,
+            shared.meta.info.classes.clone(),
         )
         .map_err(|e| serve_error(e.into()))?;
         let config = &self.config;
@@ -402,9 +419,10 @@ impl Server {
             )
             .await;
             let _ = accept.await;
-            // the worker answers what is still queued 503 at once; the connections waiting
-            // for those answers get a moment to write them
+            // the worker and the painter answer what is still queued 503 at once; the
+            // connections waiting for those answers get a moment to write them
             shared.queue.halt();
+            shared.painter.halt();
             if !drained {
                 let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
                 let closed = tokio::time::timeout(AFTER_HALT, permits.acquire_many(all))
@@ -420,13 +438,17 @@ impl Server {
             Ok(())
         });
         shared.queue.halt();
-        // a batch still running (the worker finishes it) is waited for a bounded time
+        shared.painter.halt();
+        // a batch or a picture still running is waited for a bounded time
         let until = std::time::Instant::now() + AFTER_HALT;
-        while !worker.is_finished() && std::time::Instant::now() < until {
+        while !(worker.is_finished() && painter.is_finished()) && std::time::Instant::now() < until
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
-        if worker.is_finished() {
-            let _ = worker.join();
+        for thread in [worker, painter] {
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
         // connections still open after the timeout are dropped with the runtime
         runtime.shutdown_timeout(Duration::from_millis(100));

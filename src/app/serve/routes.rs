@@ -5,8 +5,8 @@
 //! wait counts against the request timeout), reads the body, decodes it on the blocking pool
 //! (never on the runtime's threads) within the image limits ([`crate::app::images`]), hands
 //! the image to the inference worker ([`super::batcher`]) and builds the answer from what it
-//! returns: the JSON of a prediction, or the picture of an explanation, drawn on the blocking
-//! pool.
+//! returns: the JSON of a prediction, or the picture of an explanation, drawn by the painter
+//! ([`super::painter`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,6 +30,7 @@ use crate::error::Error;
 use crate::model::StageKind;
 
 use super::batcher::{Answer, Done, Refused, Work};
+use super::painter::{MAX_PICTURES, Painted};
 use super::{MAX_BODY_BYTES, PAGE, Shared};
 
 /// A JSON digit: 784 grey values, row by row (either polarity: a light background is inverted
@@ -536,18 +537,30 @@ async fn explain(
             "the worker answered a picture with a prediction",
         ));
     };
-    let shared = s.clone();
-    let png = tokio::task::spawn_blocking(move || {
-        crate::app::explain::explain_png(&stages, row, &shared.meta.info.classes)
-    })
-    .await
-    .map_err(|e| {
-        Reject::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("drawing failed: {e}"),
-        )
-    })?
-    .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let rx = s
+        .painter
+        .submit(stages, row, deadline)
+        .map_err(|r| match r {
+            Refused::Full => Reject::busy(format!(
+                "the server is busy: {MAX_PICTURES} pictures are waiting to be drawn; retry later"
+            )),
+            Refused::Stopped => Reject::busy("the server is shutting down"),
+        })?;
+    let png = match tokio::time::timeout_at(deadline.into(), rx).await {
+        Err(_) | Ok(Ok(Painted::Expired)) => return Err(expired(s.limits.request_timeout)),
+        Ok(Ok(Painted::Done(png))) => png,
+        Ok(Ok(Painted::Failed(e))) => {
+            return Err(Reject::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("drawing failed: {e}"),
+            ));
+        }
+        Ok(Ok(Painted::ShuttingDown)) | Ok(Err(_)) => {
+            return Err(Reject::busy(
+                "the server is shutting down: not answered within its shutdown timeout",
+            ));
+        }
+    };
     Ok(with_batch(
         ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
         batch,

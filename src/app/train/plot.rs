@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::sync::Once;
 
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{ExtendedColorType, ImageEncoder};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -34,20 +36,26 @@ pub(crate) fn plot_err<E: std::error::Error + Send + Sync + 'static>(path: &Path
 /// A drawing area over an RGB buffer.
 type Root<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
-/// Encodes a `width × height` RGB buffer as PNG bytes (`path` names the picture in errors).
+/// Encodes a `width × height` RGB buffer as PNG bytes (`path` names the picture in errors),
+/// with fast compression and `filter` on every row: `Adaptive` gives the smallest files,
+/// `Up` is about twice as fast on pictures of flat cells.
 pub(crate) fn encode_png(
     path: &Path,
     (width, height): (u32, u32),
     buf: Vec<u8>,
+    filter: FilterType,
 ) -> Result<Vec<u8>> {
-    let img = image::RgbImage::from_raw(width, height, buf).ok_or_else(|| Error::Shape {
-        what: "plot".into(),
-        message: format!("image buffer of the wrong size for {width}×{height}"),
-    })?;
-    let mut png = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut png, image::ImageFormat::Png)
+    if buf.len() != 3 * width as usize * height as usize {
+        return Err(Error::Shape {
+            what: "plot".into(),
+            message: format!("image buffer of the wrong size for {width}×{height}"),
+        });
+    }
+    let mut png = Vec::new();
+    PngEncoder::new_with_quality(&mut png, CompressionType::Fast, filter)
+        .write_image(&buf, width, height, ExtendedColorType::Rgb8)
         .map_err(|e| plot_err(path, e))?;
-    Ok(png.into_inner())
+    Ok(png)
 }
 
 /// Runs `draw` on a white `size` picture in memory, then writes it to `path` as a PNG,
@@ -60,7 +68,7 @@ fn write_png(path: &Path, size: (u32, u32), draw: impl FnOnce(&Root) -> Result<(
         draw(&root)?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    crate::app::fsio::write_atomic(path, &encode_png(path, size, buf)?)
+    crate::app::fsio::write_atomic(path, &encode_png(path, size, buf, FilterType::Adaptive)?)
 }
 
 /// Draws two curves (train and test) of one metric per epoch into a PNG.
