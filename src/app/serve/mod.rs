@@ -35,7 +35,8 @@
 //!   with `Connection: close` (and `Expect: 100-continue` is never asked for it).
 //! - At most `threads` requests read and decode their bodies at once (a permit taken before
 //!   the body is read; waiting for it counts against the request timeout); decoding runs on
-//!   the blocking pool, never on the runtime's threads. The image is queued for the one
+//!   a pool of `threads` decoder threads (rayon's, apart from the kernels' pool), never on
+//!   the runtime's threads. The image is queued for the one
 //!   inference worker, which owns the model and batches what is queued, predictions with or
 //!   without stages and explanations alike (up to [`ServeConfig::max_batch`], waiting at most
 //!   [`ServeConfig::max_wait`] for more), into one forward pass on the fast kernels;
@@ -253,6 +254,9 @@ pub(crate) struct Shared {
     image_limits: crate::app::images::ImageLimits,
     /// One permit per request reading and decoding its image; `threads` of them.
     decode_permits: Arc<Semaphore>,
+    /// The threads that decode uploads (`threads` of them, started by [`Server::run`]): a
+    /// rayon pool of its own, apart from the runtime's threads and from the kernels' pool.
+    decoders: std::sync::OnceLock<rayon::ThreadPool>,
     /// Draws the pictures of explanations.
     painter: Arc<painter::Painter>,
     /// Set when a stop was requested: `/readyz` answers 503.
@@ -316,6 +320,7 @@ impl Server {
             image_limits: crate::app::images::ImageLimits::with_max_pixels(config.max_image_pixels),
             // the permits are added by `run`, which knows the thread count
             decode_permits: Arc::new(Semaphore::new(0)),
+            decoders: std::sync::OnceLock::new(),
             painter: Arc::new(painter),
             draining: AtomicBool::new(false),
         });
@@ -372,6 +377,12 @@ impl Server {
             .build()
             .map_err(|e| serve_error(e.into()))?;
         let shared = self.shared.clone();
+        let decoders = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("netcalc-decode-{i}"))
+            .build()
+            .map_err(|e| serve_error(e.into()))?;
+        let _ = shared.decoders.set(decoders);
         shared.decode_permits.add_permits(threads.max(1));
         let worker = batcher::spawn(
             model,

@@ -2,12 +2,13 @@
 //! middleware that counts, times and logs every request.
 //!
 //! A handler takes a decode permit (at most `threads` requests read and decode at once; the
-//! wait counts against the request timeout), reads the body, decodes it on the blocking pool
+//! wait counts against the request timeout), reads the body, decodes it on the decoder threads
 //! (never on the runtime's threads) within the image limits ([`crate::app::images`]), hands
 //! the image to the inference worker ([`super::batcher`]) and builds the answer from what it
 //! returns: the JSON of a prediction, or the picture of an explanation, drawn by the painter
 //! ([`super::painter`]).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -385,7 +386,8 @@ fn decode(s: &Shared, ctype: &str, body: &[u8], query: Wants) -> Result<(Vec<u8>
 }
 
 /// Reads and decodes the request's image under a decode permit (taken before the body is
-/// read, waited for until `deadline`), on the blocking pool.
+/// read, waited for until `deadline`), on the decoder threads; a panic while decoding answers
+/// 500.
 async fn image_of(
     s: &Arc<Shared>,
     uri: &Uri,
@@ -412,19 +414,24 @@ async fn image_of(
             Err(_) => return Err(expired(s.limits.request_timeout)),
         };
     let bytes = read_body(s, body).await?;
+    let Some(decoders) = s.decoders.get() else {
+        return Err(Reject::busy("the server is not running"));
+    };
     let shared = s.clone();
-    tokio::task::spawn_blocking(move || {
-        let r = decode(&shared, &ctype, &bytes, wants);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    decoders.spawn(move || {
+        let r =
+            std::panic::catch_unwind(AssertUnwindSafe(|| decode(&shared, &ctype, &bytes, wants)));
         drop(permit);
-        r
-    })
-    .await
-    .map_err(|e| {
-        Reject::new(
+        let _ = tx.send(r);
+    });
+    match rx.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) | Err(_) => Err(Reject::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("decoding failed: {e}"),
-        )
-    })?
+            "decoding failed: the decoder panicked",
+        )),
+    }
 }
 
 fn expired(timeout: Duration) -> Reject {
