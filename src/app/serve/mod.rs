@@ -40,8 +40,8 @@
 //!   inference worker, which owns the model and batches what is queued, predictions with or
 //!   without stages and explanations alike (up to [`ServeConfig::max_batch`], waiting at most
 //!   [`ServeConfig::max_wait`] for more), into one forward pass on the fast kernels;
-//!   explanations are drawn by the painter, one thread at a lower CPU priority
-//!   ([`PAINTER_NICE`]), from a queue of at most [`MAX_PICTURES`]. Each request is answered
+//!   explanations are drawn by the painter, one thread that runs when a core would otherwise
+//!   idle ([`run_when_idle`]), from a queue of at most [`MAX_PICTURES`]. Each request is answered
 //!   over its own oneshot channel. A full queue ([`ServeConfig::max_queue`]) is answered 503
 //!   with `Retry-After` at once; a request still
 //!   queued after [`ServeConfig::request_timeout`] gets 503. A panic in inference answers 500
@@ -86,7 +86,7 @@ use crate::model::{Cnn, CnnConfig};
 
 pub use batcher::{PROBE_EVERY, UNREADY_AFTER_FAILURES};
 pub use limits::{FIRST_REQUEST_GRACE, LINGER, LINGER_BYTES};
-pub use painter::{MAX_PICTURES, PAINTER_NICE};
+pub use painter::{MAX_PICTURES, run_when_idle};
 
 /// The largest request body accepted: 4 MiB (a 28×28 JSON digit is ~3 KB, a canvas PNG
 /// ~10–30 KB). Larger bodies get `413` without being read.

@@ -1,12 +1,13 @@
-//! The painter: the one thread that draws and PNG-encodes explanations, below the server's
-//! other threads in CPU priority.
+//! The painter: the one thread that draws and PNG-encodes explanations, with the CPU time the
+//! rest of the server leaves.
 //!
 //! An explanation is computed in a shared batch by the inference worker
 //! ([`super::batcher`]); its picture ([`crate::app::explain::explain_png`], a few milliseconds
-//! of CPU) is then queued here. One thread draws them in order, at the scheduling priority of
-//! `nice` +[`PAINTER_NICE`] (Linux; elsewhere at the normal priority), the way RocksDB lowers
-//! the CPU priority of its compaction threads: while predictions keep both cores busy, the
-//! pictures take what is left, and predictions lose little to them. The queue holds at most
+//! of CPU) is then queued here. One thread draws them in order under Linux's `SCHED_IDLE`
+//! policy ([`run_when_idle`]; `nice` 19 where that is refused, the normal priority elsewhere),
+//! the way RocksDB lowers the CPU priority of its compaction threads: it runs when a core
+//! would otherwise idle, so predictions lose little to pictures, and under a load of
+//! predictions that leaves no CPU, pictures wait (up to the request timeout). The queue holds at most
 //! [`MAX_PICTURES`]; a full queue is refused at once (503). A picture still queued at its
 //! request's deadline is answered [`Painted::Expired`]; after [`Painter::halt`] whatever is
 //! queued is answered [`Painted::ShuttingDown`]. A panic while drawing answers that request
@@ -29,11 +30,6 @@ use super::batcher::Refused;
 
 /// Pictures that may wait to be drawn.
 pub const MAX_PICTURES: usize = 64;
-
-/// How much lower the painter's scheduling priority is than the rest of the server (Linux
-/// `nice` increment, 0–19): at +10 a thread gets about a tenth of a core that is also wanted
-/// at the normal priority, and all of an idle one.
-pub const PAINTER_NICE: i32 = 10;
 
 /// The painter's answer to one picture.
 pub(crate) enum Painted {
@@ -114,7 +110,7 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("netcalc-painter".into())
         .spawn(move || {
-            lower_priority(PAINTER_NICE);
+            run_when_idle();
             while !painter.halt.load(Ordering::Acquire) {
                 let order = match rx.recv_timeout(Duration::from_millis(50)) {
                     Ok(order) => order,
@@ -145,25 +141,29 @@ pub(crate) fn spawn(
         })
 }
 
-/// Raises the calling thread's `nice` value by `by` (Linux: a thread's own scheduling
-/// priority); does nothing where that is not possible.
-fn lower_priority(by: i32) {
+/// Puts the calling thread under the `SCHED_IDLE` scheduling policy (Linux): it runs only
+/// when no thread of a normal policy wants the core (the kernel still gives it a sliver, so
+/// it is never starved for good). Where that is refused, its `nice` value becomes 19, the
+/// lowest normal priority. Elsewhere it does nothing. Whether `SCHED_IDLE` took effect.
+pub fn run_when_idle() -> bool {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: `gettid` has no preconditions and returns the calling thread's id; an id
-        // that fits `id_t` names that thread, and `setpriority` with `PRIO_PROCESS` on a
-        // thread id changes only that thread's nice value (it reads no memory of ours). A
-        // failure (a value that the caller may not set) leaves the priority as it was.
+        // SAFETY: `gettid` has no preconditions and returns the calling thread's id. With a
+        // thread id, `sched_setscheduler` and `setpriority` change that thread alone; the
+        // parameter is a valid `sched_param` that lives across the call, and is only read.
+        // A refused call returns -1 and changes nothing.
         unsafe {
             let tid = libc::gettid();
+            let param = libc::sched_param { sched_priority: 0 };
+            if libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) == 0 {
+                return true;
+            }
             if let Ok(id) = libc::id_t::try_from(tid) {
-                let now = libc::getpriority(libc::PRIO_PROCESS, id);
-                libc::setpriority(libc::PRIO_PROCESS, id, (now + by).min(19));
+                libc::setpriority(libc::PRIO_PROCESS, id, 19);
             }
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = by;
+    false
 }
 
 #[cfg(test)]
@@ -249,28 +249,29 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_painter_runs_below_the_callers_priority() {
-        /// The nice value of thread `tid`: field 19 of its `stat`.
-        fn nice(tid: libc::pid_t) -> i32 {
+    fn the_painter_runs_when_a_core_would_otherwise_idle() {
+        /// The scheduling policy of thread `tid`: field 41 of its `stat` (5 is `SCHED_IDLE`).
+        fn policy(tid: libc::pid_t) -> i32 {
             let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
             // the fields from the third on follow the command, which ends at the last ')'
             let rest = &stat[stat.rfind(')').unwrap() + 2..];
-            rest.split(' ').nth(16).unwrap().parse::<i32>().unwrap()
+            rest.split(' ').nth(38).unwrap().parse::<i32>().unwrap()
         }
         // SAFETY: `gettid` has no preconditions.
         let me = unsafe { libc::gettid() };
-        let (tid, before, after) = std::thread::spawn(|| {
+        let before = policy(me);
+        let (tid, idle, after) = std::thread::spawn(|| {
             // SAFETY: as above.
             let tid = unsafe { libc::gettid() };
-            let before = nice(tid);
-            lower_priority(PAINTER_NICE);
-            (tid, before, nice(tid))
+            (tid, run_when_idle(), policy(tid))
         })
         .join()
         .unwrap();
         assert_ne!(tid, me);
-        assert_eq!(after, (before + PAINTER_NICE).min(19));
+        assert!(idle, "SCHED_IDLE is refused here");
+        assert_eq!(after, libc::SCHED_IDLE);
         // the calling thread is not changed
-        assert_eq!(nice(me), before);
+        assert_eq!(policy(me), before);
+        assert_eq!(before, libc::SCHED_OTHER);
     }
 }
