@@ -7,11 +7,11 @@
 //! policy ([`run_when_idle`]; `nice` 19 where that is refused, the normal priority elsewhere),
 //! the way RocksDB lowers the CPU priority of its compaction threads: it runs when a core
 //! would otherwise idle, so predictions lose little to pictures, and under a load of
-//! predictions that leaves no CPU, pictures wait (up to the request timeout). The queue holds at most
-//! [`MAX_PICTURES`]; a full queue is refused at once (503). A picture still queued at its
-//! request's deadline is answered [`Painted::Expired`]; after [`Painter::halt`] whatever is
-//! queued is answered [`Painted::ShuttingDown`]. A panic while drawing answers that request
-//! [`Painted::Failed`] and the thread goes on.
+//! predictions that leaves no CPU, pictures wait (up to the request timeout). The queue holds
+//! at most [`MAX_PICTURES`]; a full queue is refused at once (503). A picture still queued at
+//! its request's deadline is answered [`Painted::Expired`]; after [`Painter::halt`] whatever
+//! is queued is answered [`Painted::ShuttingDown`]. A panic while drawing answers that
+//! request [`Painted::Failed`] and the thread goes on.
 //!
 //! Fail point (feature `failpoints`): `serve-paint`, before each picture (`sleep(MS)`,
 //! `panic`).
