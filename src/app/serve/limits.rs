@@ -59,10 +59,17 @@ pub(crate) async fn accept_loop(
 ) {
     loop {
         if *closing.borrow() {
-            // connections the kernel has accepted and queued are served, not reset
-            while let std::task::Poll::Ready(Ok((stream, _))) =
-                std::future::poll_fn(|cx| std::task::Poll::Ready(listener.poll_accept(cx))).await
-            {
+            // connections the kernel has accepted and queued are served, not reset: taken with
+            // `accept` itself until the queue is empty (tokio's readiness may not have seen the
+            // last ones yet), then the listener closes
+            let Ok(listener) = listener.into_std() else {
+                return;
+            };
+            refuse_new_connections(&listener);
+            for stream in queued(&listener) {
+                let Ok(stream) = TcpStream::from_std(stream) else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let permit = permits.clone().try_acquire_owned().ok();
                 tokio::spawn(serve_connection(
@@ -102,6 +109,74 @@ pub(crate) async fn accept_loop(
             closing.clone(),
             Some(permit),
         ));
+    }
+}
+
+/// Makes `listener` drop every packet that reaches it from now on (Linux: a socket filter
+/// that accepts nothing), so that no connection joins its accept queue while the queue is
+/// drained and the listener closed. A client whose SYN is dropped sends it again about a
+/// second later and is refused then, never reset after its handshake. Elsewhere, and where
+/// the filter is refused, nothing changes.
+fn refuse_new_connections(listener: &std::net::TcpListener) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        /// `SO_ATTACH_FILTER` (26 on every Linux architecture).
+        const SO_ATTACH_FILTER: libc::c_int = 26;
+        // one classic BPF instruction: `ret #0`, keep 0 bytes of the packet (drop it)
+        let mut drop_all = [libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        let program = libc::sock_fprog {
+            len: 1,
+            filter: drop_all.as_mut_ptr(),
+        };
+        // SAFETY: the descriptor is the listener's, open for the whole call; `program` and the
+        // instruction it points to live across the call, which copies them into the kernel and
+        // reads only `size_of::<sock_fprog>()` bytes of `program`. A refused call returns -1
+        // and changes nothing.
+        unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_ATTACH_FILTER,
+                (&raw const program).cast::<libc::c_void>(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = listener;
+}
+
+/// Every connection waiting in `listener`'s accept queue (non-blocking), ready for tokio.
+fn queued(listener: &std::net::TcpListener) -> Vec<std::net::TcpStream> {
+    let mut out = Vec::new();
+    if listener.set_nonblocking(true).is_err() {
+        return out;
+    }
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if stream.set_nonblocking(true).is_ok() {
+                    out.push(stream);
+                }
+            }
+            // a signal, or a connection reset while it waited: the rest of the queue is next
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                continue;
+            }
+            // empty (`WouldBlock`), or an error that a retry would not mend
+            Err(_) => return out,
+        }
     }
 }
 
