@@ -243,7 +243,7 @@ pub fn explain_png(stages: &[Stage], index: usize, classes: &[String]) -> Result
     })?;
     // encoded by the `image` crate: plotters' own encoder (`bitmap_encoder`) is not enabled;
     // the `Up` filter halves the encoding time of a served picture (a larger file)
-    encode_png(name, (width, HEIGHT), buf, FilterType::Up)
+    encode_png(name, (width, HEIGHT), &buf, FilterType::Up)
 }
 
 /// The picture of `model` computing one image (as [`crate::app::predict::load_image`] gives it
@@ -278,10 +278,18 @@ fn draw(
     classes: &[String],
 ) -> Drawn {
     buf.fill(255);
+    // where each column starts, and how wide it is
+    let placed: Vec<(i32, i32)> = columns
+        .iter()
+        .scan(20, |x, col| {
+            let (at, w) = (*x, col.width());
+            *x += w + GAP;
+            Some((at, w))
+        })
+        .collect();
     // the cells first, straight into the pixels; nothing plotters draws below overlaps them
     let mut canvas = Canvas::new(buf, size)?;
-    let mut x = 20;
-    for col in columns {
+    for (col, &(x, _)) in columns.iter().zip(&placed) {
         let v = &values[col.index];
         match col.kind {
             ColumnKind::Input => paint_input(&mut canvas, col.stage, v, x),
@@ -289,7 +297,6 @@ fn draw(
             ColumnKind::Strip => paint_strip(&mut canvas, v, x),
             ColumnKind::Scores | ColumnKind::Probabilities => {}
         }
-        x += col.width() + GAP;
     }
     let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
     let label = ("sans-serif", 15).into_font().color(&RGBColor(60, 60, 60));
@@ -297,10 +304,8 @@ fn draw(
         .into_font()
         .color(&RGBColor(150, 150, 150))
         .pos(Pos::new(HPos::Center, VPos::Center));
-    let mut x = 20;
     let mut sections: Vec<(&str, i32, i32)> = Vec::new();
-    for (i, col) in columns.iter().enumerate() {
-        let w = col.width();
+    for (i, (col, &(x, w))) in columns.iter().zip(&placed).enumerate() {
         match sections.last_mut() {
             Some((name, _, end)) if *name == col.section => *end = x + w,
             _ => sections.push((col.section, x, x + w)),
@@ -323,7 +328,6 @@ fn draw(
                 arrow.clone(),
             ))?;
         }
-        x += w + GAP;
     }
     draw_sections(&root, &sections)?;
     if let Some(col) = columns.iter().find(|c| c.kind == ColumnKind::Probabilities) {

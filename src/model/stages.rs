@@ -96,6 +96,19 @@ impl Cnn {
         self.check_input("Cnn::forward_stages", &x)?;
         let mut stages = vec![Stage::of_maps("input".into(), StageKind::Input, &x)];
         let v = self.features.forward_traced(x, Some(&mut stages));
+        self.classify_traced(v, &mut stages, Tensor::clone);
+        Ok(stages)
+    }
+
+    /// The classifier and the softmax on the feature vectors `v`, each dense layer's output
+    /// and the probabilities pushed onto `stages` as `keep` gives them (all rows, or some);
+    /// the probabilities of every row.
+    fn classify_traced(
+        &self,
+        v: Tensor<2>,
+        stages: &mut Vec<Stage>,
+        keep: impl Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> Tensor<2> {
         let last = self.classifier.layers.len().saturating_sub(1);
         let scores = self.classifier.forward_traced(v, |i, h| {
             let kind = if i < last {
@@ -106,20 +119,18 @@ impl Cnn {
             stages.push(Stage::of_vectors(
                 format!("classifier.layers[{i}]"),
                 kind,
-                h,
+                &keep(h),
             ));
         });
         let p = crate::functional::prob::softmax(scores, 1);
         stages.push(Stage::of_vectors(
             "softmax".into(),
             StageKind::Probabilities,
-            &p,
+            &keep(&p),
         ));
-        Ok(stages)
+        p
     }
-}
 
-impl Cnn {
     /// One forward pass of the batch `x` that also keeps the stages of the images `rows`
     /// (in that order): the probabilities of every image, as [`Cnn::forward`] and a softmax
     /// give them, and stages as [`Cnn::forward_stages`] gives them, `[rows.len(), ∏ shape]`
@@ -187,25 +198,7 @@ impl Cnn {
             StageKind::FeatureVector,
             &pick2(&v),
         ));
-        let last = self.classifier.layers.len().saturating_sub(1);
-        let scores = self.classifier.forward_traced(v, |i, h| {
-            let kind = if i < last {
-                StageKind::Dense
-            } else {
-                StageKind::ClassScores
-            };
-            stages.push(Stage::of_vectors(
-                format!("classifier.layers[{i}]"),
-                kind,
-                &pick2(h),
-            ));
-        });
-        let p = crate::functional::prob::softmax(scores, 1);
-        stages.push(Stage::of_vectors(
-            "softmax".into(),
-            StageKind::Probabilities,
-            &pick2(&p),
-        ));
+        let p = self.classify_traced(v, &mut stages, pick2);
         Ok((p, stages))
     }
 }

@@ -41,10 +41,10 @@
 //!   without stages and explanations alike (up to [`ServeConfig::max_batch`], waiting at most
 //!   [`ServeConfig::max_wait`] for more), into one forward pass on the fast kernels;
 //!   explanations are drawn by the painter, one thread that runs when a core would otherwise
-//!   idle ([`run_when_idle`]), from a queue of at most [`MAX_PICTURES`]. Each request is answered
-//!   over its own oneshot channel. A full queue ([`ServeConfig::max_queue`]) is answered 503
-//!   with `Retry-After` at once; a request still
-//!   queued after [`ServeConfig::request_timeout`] gets 503. A panic in inference answers 500
+//!   idle ([`run_when_idle`]), from a queue of at most [`MAX_PICTURES`]. Each request is
+//!   answered over its own oneshot channel. A full queue ([`ServeConfig::max_queue`]) is
+//!   answered 503 with `Retry-After` at once; a request still queued after
+//!   [`ServeConfig::request_timeout`] gets 503. A panic in inference answers 500
 //!   to that batch and restarts the worker; after [`UNREADY_AFTER_FAILURES`] failed batches in
 //!   a row `/readyz` answers 503 until one succeeds.
 //! - [`Server::stop`] (or SIGTERM / Ctrl-C with [`Server::run_until_signal`]) drains: `/readyz`

@@ -42,7 +42,7 @@ type Root<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 pub(crate) fn encode_png(
     path: &Path,
     (width, height): (u32, u32),
-    buf: Vec<u8>,
+    buf: &[u8],
     filter: FilterType,
 ) -> Result<Vec<u8>> {
     if buf.len() != 3 * width as usize * height as usize {
@@ -53,7 +53,7 @@ pub(crate) fn encode_png(
     }
     let mut png = Vec::new();
     PngEncoder::new_with_quality(&mut png, CompressionType::Fast, filter)
-        .write_image(&buf, width, height, ExtendedColorType::Rgb8)
+        .write_image(buf, width, height, ExtendedColorType::Rgb8)
         .map_err(|e| plot_err(path, e))?;
     Ok(png)
 }
@@ -68,7 +68,7 @@ fn write_png(path: &Path, size: (u32, u32), draw: impl FnOnce(&Root) -> Result<(
         draw(&root)?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    crate::app::fsio::write_atomic(path, &encode_png(path, size, buf, FilterType::Adaptive)?)
+    crate::app::fsio::write_atomic(path, &encode_png(path, size, &buf, FilterType::Adaptive)?)
 }
 
 /// Draws two curves (train and test) of one metric per epoch into a PNG.
